@@ -1,0 +1,98 @@
+"""The library API that the CLI, sweeps and notebooks call: run a scenario, get aggregates.
+
+Where it sits: above the engines (through mcexplore.engines.base) and the scenario layer; below
+statistics presentation, sweeps, plots and the CLI. Trials are split into batches; since every draw
+is a pure function of (seed, trial, ...), the batch size never changes a result.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from .engines.base import get_engine
+from .results import Aggregate, Records
+
+
+@dataclass
+class StrategyRun:
+    label: str
+    aggregate: Aggregate
+    records: Records | None = None
+    wall_s: float = 0.0
+
+
+@dataclass
+class RunResult:
+    backend: str
+    scenario_name: str
+    seed: int
+    trials: int
+    t0: int = 0
+    runs: dict = field(default_factory=dict)  # label -> StrategyRun
+
+    def __getitem__(self, label: str) -> StrategyRun:
+        return self.runs[label]
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.runs)
+
+
+def _progress(total: int, desc: str, enabled):
+    if enabled is False:
+        return None
+    from tqdm.auto import tqdm
+
+    # mininterval/delay: a bar only for runs that last more than a couple of seconds.
+    return tqdm(total=total, desc=desc, unit="trial", delay=2.0, disable=enabled is None and False,
+                leave=False)
+
+
+def run_compiled(compiled, *, trials: int, seed: int = 0, t0: int = 0, backend: str = "auto",
+                 records: bool = False, batch: int | None = None, progress=None, desc: str = ""):
+    """Run one compiled strategy on trials [t0, t0 + trials). Returns (engine name, StrategyRun)."""
+    engine = get_engine(backend)
+    batch = batch or engine.default_batch(compiled)
+    agg = Aggregate()
+    parts = []
+    bar = _progress(trials, desc or compiled.strategy_name, progress)
+    start = time.perf_counter()
+    t = t0
+    try:
+        while t < t0 + trials:
+            t1 = min(t0 + trials, t + batch)
+            if records:
+                rec = engine.run_records(compiled, seed, t, t1)
+                parts.append(rec)
+                agg = agg.merge(Aggregate.from_records(rec))
+            else:
+                agg = agg.merge(engine.run_aggregate(compiled, seed, t, t1))
+            if bar is not None:
+                bar.update(t1 - t)
+            t = t1
+    finally:
+        if bar is not None:
+            bar.close()
+    wall = time.perf_counter() - start
+    rec = Records.concat(parts) if parts else None
+    return engine.name, StrategyRun(compiled.strategy_name, agg, rec, wall)
+
+
+def run(scenario, *, trials: int, seed: int = 0, labels=None, backend: str = "auto",
+        records: bool = False, batch: int | None = None, progress=None, t0: int = 0) -> RunResult:
+    """Run every strategy of ``scenario`` (or those in ``labels``) on common random numbers.
+
+    Every strategy sees the same trials with the same seed, so their comparison is paired.
+    """
+    labels = list(labels) if labels else scenario.labels()
+    result = None
+    for label in labels:
+        compiled = scenario.compile(label)
+        name, sr = run_compiled(compiled, trials=trials, seed=seed, t0=t0, backend=backend,
+                                records=records, batch=batch, progress=progress, desc=label)
+        sr.label = label
+        if result is None:
+            result = RunResult(name, scenario.name, seed, trials, t0)
+        result.runs[label] = sr
+    return result

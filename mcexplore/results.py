@@ -1,0 +1,174 @@
+"""Per-trial records and their aggregates: the one currency every engine pays in.
+
+Where it sits: just above the engines. An engine fills a ``Records`` (one row per trial) or, on the
+GPU, reduces on the device into the same ``Aggregate`` (counts of every outcome, sums, and
+histograms with integer bucket counts), so aggregates from different engines, batches or sweep
+cells can be merged exactly (``Aggregate.merge``). Statistics and plots read aggregates only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+# Per-trial fields (MODEL.md 1.5), in the order the kernels write them.
+RECORD_FIELDS = (
+    ("migrated", np.int64),
+    ("attempts", np.int64),
+    ("calls", np.int64),
+    ("t_migrated", np.int64),  # -1 when not migrated
+    ("call_failed", np.int64),
+    ("livelock", np.int64),
+    ("censored", np.int64),
+    ("uaf", np.int64),
+    ("hang", np.int64),
+    ("faults", np.int64),
+    ("max_wait", np.int64),
+    ("total_wait", np.int64),
+    ("spin", np.int64),
+    ("end_time", np.int64),
+    ("pages_left", np.int64),  # block level; 0 or 1 at page level
+)
+FIELD_NAMES = tuple(n for n, _ in RECORD_FIELDS)
+NFIELDS = len(RECORD_FIELDS)
+OUTCOMES = ("migrated", "call_failed", "livelock", "censored", "uaf", "hang")
+SUMS = ("attempts", "calls", "faults", "total_wait", "spin", "pages_left")
+HIST_METRICS = ("attempts", "t_migrated", "max_wait")
+
+# Histogram buckets: 8 sub-buckets per power of two (HDR style), exact integer bucketing so the
+# GPU and the host agree. Bucket of v: v < 8 -> v; else 8*(e-3) + (v >> (e-4)) - 8, e = bit length.
+HIST_SUB = 8
+HIST_BINS = 8 * 61
+
+
+def hist_bucket(v):
+    v = np.maximum(np.asarray(v, dtype=np.int64), 0)
+    out = v.copy()
+    big = v >= HIST_SUB
+    if big.any():
+        vb = v[big].astype(np.uint64)
+        e = np.zeros(vb.shape, dtype=np.int64)
+        t = vb.copy()
+        for s in (32, 16, 8, 4, 2, 1):
+            m = (t >> np.uint64(s)) > 0
+            e += np.where(m, s, 0)
+            t = np.where(m, t >> np.uint64(s), t)
+        e += 1  # bit length
+        out[big] = 8 * (e - 3) + (vb >> (e - 4).astype(np.uint64)).astype(np.int64) - 8
+    return np.minimum(out, HIST_BINS - 1)
+
+
+def hist_edges() -> np.ndarray:
+    """Lower edge of every bucket (bucket b holds values in [edges[b], edges[b+1]))."""
+    edges = np.zeros(HIST_BINS + 1, dtype=np.float64)
+    for b in range(HIST_BINS + 1):
+        if b < HIST_SUB:
+            edges[b] = b
+        else:
+            e = b // 8 + 3  # bit length
+            m = b % 8 + 8
+            edges[b] = float(m) * 2.0 ** (e - 4)
+    return edges
+
+
+@dataclass
+class Aggregate:
+    """Counts, sums and histograms of a set of trials of one strategy; mergeable exactly."""
+
+    trials: int = 0
+    counts: dict = field(default_factory=lambda: {o: 0 for o in OUTCOMES})
+    sums: dict = field(default_factory=lambda: {s: 0 for s in SUMS})
+    max_wait_max: int = 0
+    hists: dict = field(default_factory=lambda: {m: np.zeros(HIST_BINS, dtype=np.int64) for m in HIST_METRICS})
+    # Indices of (a bounded number of) trials with a failure outcome, for replay.
+    examples: dict = field(default_factory=dict)
+
+    EXAMPLES_PER_OUTCOME = 16
+
+    @classmethod
+    def from_records(cls, rec: "Records") -> "Aggregate":
+        a = cls(trials=len(rec))
+        for o in OUTCOMES:
+            a.counts[o] = int(rec[o].sum())
+        for s in SUMS:
+            a.sums[s] = int(rec[s].sum())
+        a.max_wait_max = int(rec["max_wait"].max()) if len(rec) else 0
+        a.hists["attempts"] = np.bincount(hist_bucket(rec["attempts"]), minlength=HIST_BINS)
+        mig = rec["migrated"] == 1
+        a.hists["t_migrated"] = np.bincount(hist_bucket(rec["t_migrated"][mig]), minlength=HIST_BINS)
+        a.hists["max_wait"] = np.bincount(hist_bucket(rec["max_wait"]), minlength=HIST_BINS)
+        for o in ("call_failed", "livelock", "censored", "uaf", "hang"):
+            idx = np.nonzero(rec[o])[0][: cls.EXAMPLES_PER_OUTCOME]
+            a.examples[o] = [int(rec.trial0 + j) for j in idx]
+        return a
+
+    def merge(self, other: "Aggregate") -> "Aggregate":
+        out = Aggregate(trials=self.trials + other.trials)
+        for o in OUTCOMES:
+            out.counts[o] = self.counts[o] + other.counts[o]
+        for s in SUMS:
+            out.sums[s] = self.sums[s] + other.sums[s]
+        out.max_wait_max = max(self.max_wait_max, other.max_wait_max)
+        for m in HIST_METRICS:
+            out.hists[m] = self.hists[m] + other.hists[m]
+        for o in set(self.examples) | set(other.examples):
+            out.examples[o] = (self.examples.get(o, []) + other.examples.get(o, []))[: self.EXAMPLES_PER_OUTCOME]
+        return out
+
+    def to_dict(self) -> dict:
+        return {
+            "trials": self.trials,
+            "counts": dict(self.counts),
+            "sums": dict(self.sums),
+            "max_wait_max": self.max_wait_max,
+            "hists": {m: self.hists[m].tolist() for m in HIST_METRICS},
+            "examples": {o: list(v) for o, v in self.examples.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Aggregate":
+        a = cls(trials=int(d["trials"]))
+        a.counts.update({k: int(v) for k, v in d["counts"].items()})
+        a.sums.update({k: int(v) for k, v in d["sums"].items()})
+        a.max_wait_max = int(d.get("max_wait_max", 0))
+        for m in HIST_METRICS:
+            a.hists[m] = np.asarray(d["hists"][m], dtype=np.int64)
+        a.examples = {o: list(v) for o, v in d.get("examples", {}).items()}
+        return a
+
+
+class Records:
+    """Per-trial results of trials [trial0, trial0 + n): a dict of int64 columns."""
+
+    def __init__(self, trial0: int, columns: dict):
+        self.trial0 = int(trial0)
+        self.columns = {n: np.asarray(columns[n], dtype=np.int64) for n in FIELD_NAMES}
+
+    @classmethod
+    def from_matrix(cls, trial0: int, mat: np.ndarray) -> "Records":
+        mat = np.asarray(mat, dtype=np.int64).reshape(-1, NFIELDS)
+        return cls(trial0, {n: mat[:, j] for j, n in enumerate(FIELD_NAMES)})
+
+    def matrix(self) -> np.ndarray:
+        return np.stack([self.columns[n] for n in FIELD_NAMES], axis=1)
+
+    def __len__(self) -> int:
+        return len(self.columns["migrated"])
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.columns[name]
+
+    def to_frame(self) -> pd.DataFrame:
+        df = pd.DataFrame(self.columns)
+        df.insert(0, "trial", np.arange(self.trial0, self.trial0 + len(self), dtype=np.int64))
+        return df
+
+    @classmethod
+    def concat(cls, parts: list["Records"]) -> "Records":
+        parts = sorted(parts, key=lambda r: r.trial0)
+        return cls(parts[0].trial0, {n: np.concatenate([p[n] for p in parts]) for n in FIELD_NAMES})
+
+    def equals(self, other: "Records") -> bool:
+        return self.trial0 == other.trial0 and all(np.array_equal(self[n], other[n]) for n in FIELD_NAMES)
