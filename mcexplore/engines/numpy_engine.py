@@ -1,0 +1,683 @@
+"""The numpy engine: the reference implementation of the model (docs/model.md) on the CPU.
+
+Where it sits: one of the three engines behind ``mcexplore.engines.base.Engine``. It is the ground
+truth for the kernels (kernels/engine.h is a port of this file; tests/test_parity.py holds them to
+the same bits) and is itself checked against the exact solutions (mcexplore.exact).
+
+Shape of the computation. All trials of a batch advance in lock step, one migration attempt per
+outer iteration, masked when done, as a GPU warp would. Within attempt k:
+
+  stage 1   the migrator takes the lock at L_k (lock_noref: maybe after sleeping on a waiter's lock,
+            or not at all: a trylock failure) and unmaps: U_k,i, F_k;
+  advance   every task's events with time < F_k are processed (task events are ordered after the
+            migrator's at equal times, so a get at exactly F_k misses the check, a put at exactly
+            F_k is still held);
+  check     the attempt succeeds iff no task holds a reference and no transient reference is held;
+  stage 2   S_k, R_k,i, T_k; the next arrival or the wind-down.
+
+A task is a small state machine (``ev``, ``t``: its next event and its time). An event at time t is
+always processed with attempts k-1 (complete) and k (stage 1 known) in hand, which is all that an
+event in [F_{k-1}, F_k) can need. When an event needs attempt k's stage 2 (an unlock time T_k, a
+restore time R_k,i, the end of a flag window), the task parks on a *virtual* event at F_k that is
+resolved in the next iteration; virtual events only reschedule the task and change nothing else.
+
+Tasks interact only through the page lock (lock_noref), so every other strategy advances all tasks
+in parallel ("task-parallel"), while lock_noref processes one event per trial at a time in global
+time order (ties: migrator first, then tasks in rmap order). The per-event logic is the same
+function in both modes.
+"""
+
+# ENGINE-READY: page level. Block level lives in numpy_block.py; port it once that file
+# contains the line BLOCK-READY. Tracing calls (self._log) are for replay only: do not port them.
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import rng
+from ..params import DIST_INDEX, STRATEGY_CODE, Compiled
+from ..results import FIELD_NAMES, Records
+from .base import Engine
+
+INF = np.int64(np.iinfo(np.int64).max // 4)
+
+REF, DROP, PTL_PIN, LOCK_NOREF, FLAG_SPIN, PTE_WAIT = (STRATEGY_CODE[s] for s in (
+    "ref", "drop", "ptl_pin", "lock_noref", "flag_spin", "pte_wait"))
+
+# Task events.
+EV_NONE = 0      # idle with nothing scheduled: done, hung, or asleep on a waiter's page lock
+EV_ACCESS = 1    # the task accesses the page (its next access, or a retry after returning)
+EV_FAULT = 2     # the fault handler holds the PTL (x = access + fault_entry)
+EV_PTL = 3       # ref / flag_spin ref path / ptl_pin: drops the PTL (p = x + ptl_hold)
+EV_DROPB = 4     # drop: put_page and lock-bit test (b = p + drop_hold)
+EV_WAKE = 5      # a sleeping task runs after its wake latency
+EV_WAKE_RES = 6  # virtual: sleeping on attempt kw's unlock; T_kw now known
+EV_SPIN_RES = 7  # virtual: spinning on attempt kw's flag; its clear time now known
+EV_PTE_RES = 8   # virtual: pte_wait on PTE restore of attempt kw; R_kw,i now known
+EV_RET = 9       # the task returns from the fault (ends its wait) and retries its access
+EV_TOUCH = 10    # lock_noref: touches the page and tries lock_page (y = p + noref_gap)
+EV_UNLOCK = 11   # lock_noref: unlock_page after lock_hold
+VIRTUAL = (EV_WAKE_RES, EV_SPIN_RES, EV_PTE_RES)
+
+D = DIST_INDEX
+SUB_SHIFT = 10  # draw sub-index = (fault number jf << 10) | wake number w
+
+
+class _Sim:
+    """Lock-step simulation of one page for a batch of trials (page level)."""
+
+    def __init__(self, c: Compiled, seed: int, trials: np.ndarray):
+        self.c = c
+        self.seed = int(seed)
+        self.trial = trials.astype(np.uint64)
+        self.page = 0
+        n = len(trials)
+        pc = c.page
+        self.M = int(pc.mapcount)
+        self.A = int(pc.active) if pc.access_mean_ns > 0 else 0
+        self.file = bool(pc.file)
+        self.strat = int(c.strategy)
+        self.N = n
+        A = max(self.A, 1)
+        z = lambda dt=np.int64: np.zeros((n, A), dtype=dt)  # noqa: E731
+        # Task state [trial, task]; column j is task i = j + 1 (rmap order).
+        self.ev = z(np.int8)
+        self.t = np.full((n, A), INF, dtype=np.int64)
+        self.ref = z(bool)
+        self.in_wait = z(bool)
+        self.wait_start = z()
+        self.kf = z()       # attempt of the fault's migration entry (draw key)
+        self.jf = z()       # fault number of this task within attempt kf
+        self.w = z()        # wake number within the fault
+        self.kw = z()       # attempt the task waits on (window, unlock, flag, restore)
+        self.p = z()        # PTL release time (also the start of a spin)
+        self.e = z()        # pte_wait without recheck: when the waiter enqueues
+        self.parked = z(bool)  # accessed while attempt kc has not unmapped yet: wait for stage 1
+        self.spinning = z(bool)
+        self.sleep_lock = z(bool)  # lock_noref: asleep on a waiter's page lock
+        self.hung = z(bool)
+        self.faults = z()
+        self.total_wait = z()
+        self.max_wait = z()
+        self.spin = z()
+        self.uaf = np.zeros(n, dtype=bool)
+        if self.A:
+            self.ev[:, :] = EV_ACCESS
+            self.t[:, :] = 0
+        self.cols = np.arange(1, A + 1, dtype=np.int64)  # task index i
+        # Migrator, per trial. "cur" = attempt kc (stage 1 known iff cur_unmapped or a trylock
+        # failure was decided); "prev" = attempt kc - 1 (complete).
+        self.kc = np.ones(n, dtype=np.int64)
+        self.cur_unmapped = np.zeros(n, dtype=bool)
+        self.L_cur = np.full(n, INF, dtype=np.int64)
+        self.F_cur = np.zeros(n, dtype=np.int64)
+        self.fs_cur = np.full(n, INF, dtype=np.int64)
+        self.U_cur = np.full((n, A), INF, dtype=np.int64)
+        self.prev_unmapped = np.zeros(n, dtype=bool)
+        self.T_prev = np.full(n, -1, dtype=np.int64)
+        self.F_prev = np.full(n, -1, dtype=np.int64)
+        self.fe_prev = np.full(n, -1, dtype=np.int64)
+        self.succ_prev = np.zeros(n, dtype=bool)
+        self.R_prev = np.full((n, A), -1, dtype=np.int64)
+        self.final = np.zeros(n, dtype=bool)     # no more attempts will start
+        self.migrated = np.zeros(n, dtype=bool)
+        self.free_t = np.full(n, INF, dtype=np.int64)
+        self.last_t = np.zeros(n, dtype=np.int64)
+        # lock_noref: which task holds the page lock (0: none); the migrator's hold is derived
+        # from its own intervals, so it never appears here.
+        self.holder = np.zeros(n, dtype=np.int64)
+        self.mig_t = np.full(n, INF, dtype=np.int64)  # lock_noref: migrator's wake-run time
+        self.mig_w = np.zeros(n, dtype=np.int64)
+        self.mig_sleeping = np.zeros(n, dtype=bool)
+
+    # -- randomness -------------------------------------------------------------------------
+    def draw(self, dist: str, purpose: int, rows, k, i, sub=0):
+        words = rng.draw_words(self.seed, self.trial[rows], purpose, self.page, k, i, sub)
+        return rng.sample(self.c.dists[D[dist]], words)
+
+    def draw_mig(self, dist: str, purpose: int, rows, k):
+        return self.draw(dist, purpose, rows, k, 0, 0)
+
+    # -- helpers on selected (row, col) pairs ----------------------------------------------
+    def _locked_by(self, rows, t):
+        """Who holds the page lock at t (migrator only): 2 = attempt kc (T unknown), 1 = kc-1."""
+        lc = self.cur_unmapped[rows] & (t >= self.L_cur[rows])
+        lp = ~lc & (t < self.T_prev[rows])
+        return lc, lp
+
+    def _sub(self, rows, cols):
+        return (self.jf[rows, cols] << SUB_SHIFT) | (self.w[rows, cols] & ((1 << SUB_SHIFT) - 1))
+
+    def _wake_after(self, rows, cols, base):
+        """Schedule EV_WAKE at base + wake_latency (keyed by the fault and its wake number)."""
+        wl = self.draw("wake_latency", rng.WAKE, rows, self.kf[rows, cols], cols + 1,
+                       self._sub(rows, cols))
+        self.w[rows, cols] += 1
+        self.ev[rows, cols] = EV_WAKE
+        self.t[rows, cols] = base + wl
+
+    def _sleep_on_unlock(self, rows, cols, lc, lp):
+        """Sleep until the unlock of the attempt holding the lock (lc: kc, lp: kc - 1)."""
+        if lc.any():
+            r, c = rows[lc], cols[lc]
+            self.kw[r, c] = self.kc[r]
+            self.ev[r, c] = EV_WAKE_RES
+            self.t[r, c] = self.F_cur[r]
+        if lp.any():
+            r, c = rows[lp], cols[lp]
+            self._wake_after(r, c, self.T_prev[r])
+
+    def _schedule(self, rows, cols, ev, t):
+        self.ev[rows, cols] = ev
+        self.t[rows, cols] = t
+
+    def _access(self, rows, cols, r):
+        """The task accesses the page at r: fault if its PTE is a migration entry then."""
+        if len(rows) == 0:
+            return
+        inc = self.cur_unmapped[rows] & (r >= self.U_cur[rows, cols])
+        inp = ~inc & self.prev_unmapped[rows] & (r < self.R_prev[rows, cols])
+        fault = inc | inp
+        if fault.any():
+            fr, fc, fa = rows[fault], cols[fault], r[fault]
+            kwin = np.where(inc[fault], self.kc[fr], self.kc[fr] - 1)
+            same = self.kf[fr, fc] == kwin
+            self.jf[fr, fc] = np.where(same, self.jf[fr, fc] + 1, 0)
+            self.kf[fr, fc] = kwin
+            self.w[fr, fc] = 0
+            fe = self.draw("fault_entry", rng.FAULT_ENTRY, fr, kwin, fc + 1, self.jf[fr, fc] << SUB_SHIFT)
+            self.in_wait[fr, fc] = True
+            self.wait_start[fr, fc] = fa
+            self._schedule(fr, fc, EV_FAULT, fa + fe)
+        nf = ~fault
+        if nf.any():
+            nr, nc, na = rows[nf], cols[nf], r[nf]
+            sched = self.cur_unmapped[nr]  # then na < U_cur: next access after U_kc,i
+            if sched.any():
+                sr, sc = nr[sched], nc[sched]
+                a = self.U_cur[sr, sc] + self.draw("access", rng.ACCESS, sr, self.kc[sr], sc + 1, 0)
+                self._schedule(sr, sc, EV_ACCESS, a)
+            rest = ~sched
+            if rest.any():
+                rr, rc = nr[rest], nc[rest]
+                fin = self.final[rr]
+                # No further attempt: done. Otherwise attempt kc has not unmapped yet (lock_noref's
+                # migrator is still acquiring the lock): the access is looked at again once it has.
+                self._schedule(rr[fin], rc[fin], EV_NONE, INF)
+                nfr, nfc = rr[~fin], rc[~fin]
+                self.parked[nfr, nfc] = True
+                self._schedule(nfr, nfc, EV_ACCESS, na[rest][~fin])
+
+    def _return(self, rows, cols, r):
+        """End the wait at r (spin included) and retry the access at once."""
+        iw = self.in_wait[rows, cols]
+        wl = np.where(iw, r - self.wait_start[rows, cols], 0)
+        self.total_wait[rows, cols] += wl
+        self.max_wait[rows, cols] = np.maximum(self.max_wait[rows, cols], wl)
+        self.in_wait[rows, cols] = False
+        sp = self.spinning[rows, cols]
+        self.spin[rows, cols] += np.where(sp, r - self.p[rows, cols], 0)
+        self.spinning[rows, cols] = False
+        self._access(rows, cols, r)
+
+    # -- lock_noref -------------------------------------------------------------------------
+    def _touch_uaf(self, rows, t):
+        hit = self.final[rows] & (t >= self.free_t[rows])
+        self.uaf[rows[hit]] = True
+
+    def _try_lock(self, rows, cols, t):
+        """lock_page at t: take it if free, else sleep (on the migrator's unlock or a waiter's)."""
+        self._touch_uaf(rows, t)
+        lc, lp = self._locked_by(rows, t)
+        mig = lc | lp
+        self._sleep_on_unlock(rows, cols, lc, lp)
+        task_held = ~mig & (self.holder[rows] > 0)
+        if task_held.any():
+            r, c = rows[task_held], cols[task_held]
+            self.sleep_lock[r, c] = True
+            self._schedule(r, c, EV_NONE, INF)
+        take = ~mig & ~task_held
+        if take.any():
+            r, c = rows[take], cols[take]
+            self.holder[r] = c + 1
+            lh = self.draw("lock_hold", rng.LOCK_HOLD, r, self.kf[r, c], c + 1, self._sub(r, c))
+            self._schedule(r, c, EV_UNLOCK, t[take] + lh)
+
+    def _unlock(self, rows, cols, u):
+        self._touch_uaf(rows, u)
+        self.holder[rows] = 0
+        # Wake every waiter asleep on this lock, and the migrator if it sleeps on it.
+        sl = np.zeros(self.sleep_lock.shape, dtype=bool)
+        sl[rows] = self.sleep_lock[rows]
+        if sl.any():
+            urow = np.full(self.N, -1, dtype=np.int64)
+            urow[rows] = u
+            wr, wc = np.nonzero(sl)
+            self.sleep_lock[wr, wc] = False
+            self._wake_after(wr, wc, urow[wr])
+        ms = self.mig_sleeping[rows]
+        if ms.any():
+            mr = rows[ms]
+            wl = self.draw("wake_latency", rng.MIG_WAKE, mr, self.kc[mr], 0, self.mig_w[mr])
+            self.mig_w[mr] += 1
+            self.mig_t[mr] = u[ms] + wl
+            self.mig_sleeping[mr] = False
+        self._return(rows, cols, u)
+
+    # -- one event for each selected (row, col) --------------------------------------------
+    def process(self, rows, cols):
+        ev = self.ev[rows, cols]
+        t = self.t[rows, cols]
+        np.maximum.at(self.last_t, rows, np.where(ev == EV_NONE, 0, t))
+        s = self.strat
+        for code in np.unique(ev):
+            m = ev == code
+            r, c, tt = rows[m], cols[m], t[m]
+            if code == EV_ACCESS:
+                self._access(r, c, tt)
+            elif code == EV_FAULT:
+                self._fault(r, c, tt)
+            elif code == EV_PTL:
+                self._ptl(r, c, tt)
+            elif code == EV_DROPB:
+                self.ref[r, c] = False
+                lc, lp = self._locked_by(r, tt)
+                self._sleep_on_unlock(r, c, lc, lp)
+                un = ~(lc | lp)
+                self._return(r[un], c[un], tt[un])
+            elif code == EV_WAKE:
+                if s == LOCK_NOREF:
+                    self._try_lock(r, c, tt)
+                elif s in (REF, FLAG_SPIN):
+                    # Still holding its reference: if a later attempt locked the page again,
+                    # keep it and sleep on; else put_page and return.
+                    lc, lp = self._locked_by(r, tt)
+                    self._sleep_on_unlock(r, c, lc, lp)
+                    un = ~(lc | lp)
+                    self.ref[r[un], c[un]] = False
+                    self._return(r[un], c[un], tt[un])
+                else:
+                    self._return(r, c, tt)
+            elif code == EV_WAKE_RES:
+                self._wake_after(r, c, self.T_prev[r])
+            elif code == EV_SPIN_RES:
+                self._schedule(r, c, EV_RET, np.maximum(self.p[r, c], self.fe_prev[r]))
+            elif code == EV_PTE_RES:
+                self._pte_resolve(r, c)
+            elif code == EV_RET:
+                self._return(r, c, tt)
+            elif code == EV_TOUCH:
+                self._try_lock(r, c, tt)
+            elif code == EV_UNLOCK:
+                self._unlock(r, c, tt)
+
+    def _fault(self, rows, cols, x):
+        inc = self.cur_unmapped[rows] & (x >= self.U_cur[rows, cols])
+        inp = ~inc & self.prev_unmapped[rows] & (x < self.R_prev[rows, cols])
+        win = inc | inp
+        gone = ~win
+        if gone.any():
+            # The PTE was restored before the handler took the PTL: no fault, no wait.
+            gr, gc = rows[gone], cols[gone]
+            self.in_wait[gr, gc] = False
+            self._access(gr, gc, x[gone])
+        if not win.any():
+            return
+        rows, cols, x, inc, inp = rows[win], cols[win], x[win], inc[win], inp[win]
+        self.faults[rows, cols] += 1
+        kw = np.where(inc, self.kc[rows], self.kc[rows] - 1)
+        self.kw[rows, cols] = kw
+        kf = self.kf[rows, cols]
+        sub = self.jf[rows, cols] << SUB_SHIFT
+        p = x + self.draw("ptl_hold", rng.PTL_HOLD, rows, kf, cols + 1, sub)
+        self.p[rows, cols] = p
+        s = self.strat
+        # get_page_unless_zero fails while a successful file attempt holds the count frozen.
+        frozen = inp & self.succ_prev[rows] & self.file & (x < self.fe_prev[rows])
+        if s in (REF, DROP, FLAG_SPIN):
+            if s == FLAG_SPIN:
+                seen = (inc & (x >= self.fs_cur[rows])) | (inp & (x < self.fe_prev[rows]))
+            else:
+                seen = np.zeros(len(rows), dtype=bool)
+            getter = ~seen & ~frozen
+            fz = ~seen & frozen
+            self._schedule(rows[fz], cols[fz], EV_RET, p[fz])
+            if seen.any():
+                r, c = rows[seen], cols[seen]
+                self.spinning[r, c] = True
+                sc = inc[seen]
+                self._schedule(r[sc], c[sc], EV_SPIN_RES, self.F_cur[r[sc]])
+                sp = ~sc
+                self._schedule(r[sp], c[sp], EV_RET, np.maximum(p[seen][sp], self.fe_prev[r[sp]]))
+            r, c = rows[getter], cols[getter]
+            self.ref[r, c] = True
+            if s == DROP:
+                b = p[getter] + self.draw("drop_hold", rng.DROP_HOLD, r, kf[getter], c + 1, sub[getter])
+                self._schedule(r, c, EV_DROPB, b)
+            else:
+                self._schedule(r, c, EV_PTL, p[getter])
+        elif s == PTL_PIN:
+            self._schedule(rows, cols, EV_PTL, p)
+        elif s == LOCK_NOREF:
+            y = p + self.draw("noref_gap", rng.NOREF_GAP, rows, kf, cols + 1, sub)
+            self._schedule(rows, cols, EV_TOUCH, y)
+        elif s == PTE_WAIT:
+            if not self.c.recheck:
+                self.e[rows, cols] = p + self.draw("noref_gap", rng.NOREF_GAP, rows, kf, cols + 1, sub)
+            if inp.any():
+                self._pte_resolve(rows[inp], cols[inp])
+            self._schedule(rows[inc], cols[inc], EV_PTE_RES, self.F_cur[rows[inc]])
+
+    def _ptl(self, rows, cols, p):
+        if self.strat == PTL_PIN:
+            # Enqueued under the PTL at x: any unlock of the fault's attempt after x wakes it.
+            kw = self.kw[rows, cols]
+            kc = self.kc[rows]
+            lc = kw == kc
+            unlocked = (kw < kc - 1) | ((kw == kc - 1) & (self.T_prev[rows] <= p))
+            lp = ~lc & ~unlocked
+            self._sleep_on_unlock(rows, cols, lc, lp)
+            self._return(rows[unlocked], cols[unlocked], p[unlocked])
+        else:  # ref, flag_spin's ref path: wait_on_page_locked after dropping the PTL
+            lc, lp = self._locked_by(rows, p)
+            self._sleep_on_unlock(rows, cols, lc, lp)
+            un = ~(lc | lp)
+            self.ref[rows[un], cols[un]] = False
+            self._return(rows[un], cols[un], p[un])
+
+    def _pte_resolve(self, rows, cols):
+        """pte_wait: attempt kw = kc - 1 is complete; find the restore that wakes the task."""
+        R = self.R_prev[rows, cols]
+        unm = self.prev_unmapped[rows]
+        if self.c.recheck:
+            # Enqueued at x under the PTL: the restore R_kw,i wakes it; before the PTL is
+            # dropped it returns at once, with no wake latency.
+            xp = self.p[rows, cols]
+            early = R <= xp
+            self._schedule(rows[early], cols[early], EV_RET, xp[early])
+            lt = ~early
+            self._wake_after(rows[lt], cols[lt], R[lt])
+            return
+        e = self.e[rows, cols]
+        woke = unm & (R >= e)
+        self._wake_after(rows[woke], cols[woke], R[woke])
+        lost = ~woke
+        if lost.any():
+            r, c = rows[lost], cols[lost]
+            fin = self.final[r]
+            # No later restore will come after the page moved: a lost wake-up for good.
+            hr, hc = r[fin & self.migrated[r]], c[fin & self.migrated[r]]
+            self.hung[hr, hc] = True
+            self.in_wait[hr, hc] = False
+            self._schedule(hr, hc, EV_NONE, INF)
+            bud = fin & ~self.migrated[r]
+            self._schedule(r[bud], c[bud], EV_NONE, INF)  # budget over: asleep, cut at the end
+            go = ~fin
+            self.kw[r[go], c[go]] = self.kc[r[go]]
+            self._schedule(r[go], c[go], EV_PTE_RES, self.F_cur[r[go]])
+
+    # -- advancing tasks ----------------------------------------------------------------------
+    def _eligible(self, mask, horizon):
+        ev = self.ev
+        el = (ev != EV_NONE) & (self.t < horizon[:, None])
+        virt = (ev == EV_WAKE_RES) | (ev == EV_SPIN_RES) | (ev == EV_PTE_RES)
+        # A virtual event whose attempt is complete may always run (zero-cost corner cases).
+        el |= virt & (self.kw < self.kc[:, None])
+        el &= ~self.parked
+        return el & mask[:, None]
+
+    def advance(self, mask, horizon, max_steps=10_000_000):
+        """Process task events with time < horizon for the trials in mask."""
+        if self.A == 0 or not mask.any():
+            return
+        global_order = self.strat == LOCK_NOREF
+        for _ in range(max_steps):
+            el = self._eligible(mask, horizon)
+            if global_order:
+                el = self._global_pick(el, horizon)
+                if el is None:
+                    return
+                rows, cols = el
+            else:
+                rows, cols = np.nonzero(el)
+                if len(rows) == 0:
+                    return
+            self.process(rows, cols)
+        raise RuntimeError("simulation made no progress (zero-duration loop in the timing parameters?)")
+
+    def _global_pick(self, el, horizon):
+        tm = np.where(el, self.t, INF)
+        # Virtual events sort at their own time; ties go to the lowest rmap index.
+        col = np.argmin(tm, axis=1)
+        rows = np.nonzero(el.any(axis=1))[0]
+        if len(rows) == 0:
+            return None
+        return rows, col[rows]
+
+    # -- the migrator -------------------------------------------------------------------------
+    def stage1(self, rows, L):
+        """Attempt kc takes the lock at L and unmaps every PTE."""
+        k = self.kc[rows]
+        M = self.M
+        allrows = np.repeat(rows, M)
+        ptes = np.tile(np.arange(1, M + 1, dtype=np.int64), len(rows))
+        un = self.draw("unmap_pte", rng.UNMAP, allrows, np.repeat(k, M), ptes, 0).reshape(len(rows), M)
+        cu = np.cumsum(un, axis=1) + L[:, None]
+        self.L_cur[rows] = L
+        if self.A:
+            self.U_cur[rows, :] = cu[:, : self.A]
+        UM = cu[:, -1]
+        F = UM + self.draw_mig("pre_freeze", rng.PRE_FREEZE, rows, k)
+        self.F_cur[rows] = F
+        self.fs_cur[rows] = UM if self.c.flag_from_unmap_end else L
+        self.cur_unmapped[rows] = True
+        self.parked[rows] = False
+
+    def stage2(self, rows):
+        """Refcount check of attempt kc, then copy/restore/unlock; shift cur -> prev."""
+        k = self.kc[rows]
+        M = self.M
+        F = self.F_cur[rows]
+        held = self.ref[rows].any(axis=1) if self.A else np.zeros(len(rows), dtype=bool)
+        if self.c.transient_thresh:
+            w = rng.draw_words(self.seed, self.trial[rows], rng.TRANSIENT, self.page, k, 0, 0)
+            held |= rng.bernoulli(self.c.transient_thresh, w)
+        ok = ~held
+        fh = self.draw_mig("freeze_hold", rng.FREEZE_HOLD, rows, k) if self.file else 0
+        cp = self.draw_mig("copy", rng.COPY, rows, k)
+        S = F + np.where(ok, fh + cp, 0)
+        allrows = np.repeat(rows, M)
+        ptes = np.tile(np.arange(1, M + 1, dtype=np.int64), len(rows))
+        rm = self.draw("remap_pte", rng.REMAP, allrows, np.repeat(k, M), ptes, 0).reshape(len(rows), M)
+        cr = np.cumsum(rm, axis=1) + S[:, None]
+        T = cr[:, -1]
+        self.prev_unmapped[rows] = True
+        if self.A:
+            self.R_prev[rows, :] = cr[:, : self.A]
+        self.T_prev[rows] = T
+        self.F_prev[rows] = F
+        self.fe_prev[rows] = F + np.where(ok & self.file, fh, 0)
+        self.succ_prev[rows] = ok
+        self._shift(rows)
+        return ok, T
+
+    def trylock_fail(self, rows, arr):
+        """Attempt kc finds the lock held in a trylock pass: fails at once, unmaps nothing."""
+        self.prev_unmapped[rows] = False
+        self.T_prev[rows] = arr
+        self.F_prev[rows] = arr
+        self.fe_prev[rows] = arr
+        self.succ_prev[rows] = False
+        self.F_cur[rows] = arr
+        self._shift(rows)
+
+    def _shift(self, rows):
+        self.kc[rows] += 1
+        self.cur_unmapped[rows] = False
+        self.L_cur[rows] = INF
+        self.fs_cur[rows] = INF
+        if self.A:
+            self.U_cur[rows, :] = INF
+
+    # -- lock_noref phase 0: the migrator acquires the page lock --------------------------
+    def acquire(self, rows_mask, arr, passes_idx):
+        """Returns (L, trylock_failed) for the trials in rows_mask (lock_noref only)."""
+        n = self.N
+        L = np.full(n, -1, dtype=np.int64)
+        failed = np.zeros(n, dtype=bool)
+        horizon = np.where(rows_mask, arr, 0)
+        self.advance(rows_mask, horizon)
+        held = rows_mask & (self.holder > 0)
+        free = rows_mask & ~held
+        L[free] = arr[free]
+        tl = held & (passes_idx < self.c.trylock_passes)
+        failed[tl] = True
+        sleep = held & ~tl
+        self.mig_w[sleep] = 0
+        self.mig_sleeping[sleep] = True
+        self.mig_t[sleep] = INF
+        waiting = sleep.copy()
+        while waiting.any():
+            # Tasks strictly before the migrator's run; the migrator first at a tie.
+            self._advance_until_mig(waiting)
+            run = waiting & ~self.mig_sleeping & (self.mig_t < INF)
+            if not run[waiting].any():
+                raise RuntimeError("lock_noref: the migrator sleeps on a lock nobody will release")
+            got = run & (self.holder == 0)
+            L[got] = self.mig_t[got]
+            waiting &= ~got
+            again = run & ~got
+            self.mig_sleeping[again] = True
+            self.mig_t[again] = INF
+        return L, failed
+
+    def _advance_until_mig(self, mask):
+        for _ in range(10_000_000):
+            el = self._eligible(mask, self.mig_t)
+            pick = self._global_pick(el, self.mig_t)
+            if pick is None:
+                return
+            self.process(*pick)
+        raise RuntimeError("simulation made no progress")
+
+    # -- finishing ----------------------------------------------------------------------------
+    def finish(self, rows, end):
+        """Budget over for these trials: tasks still waiting have their waits cut at end."""
+        if self.A == 0 or len(rows) == 0:
+            return
+        e = end[:, None]
+        iw = self.in_wait[rows]
+        wl = np.where(iw, np.maximum(e - self.wait_start[rows], 0), 0)
+        self.total_wait[rows] += wl
+        self.max_wait[rows] = np.maximum(self.max_wait[rows], wl)
+        self.in_wait[rows] = False
+        sp = self.spinning[rows]
+        self.spin[rows] += np.where(sp, np.maximum(e - self.p[rows], 0), 0)
+        self.spinning[rows] = False
+
+
+def simulate_page(c: Compiled, seed: int, trials: np.ndarray) -> Records:
+    sim = _Sim(c, seed, trials)
+    n = len(trials)
+    passes = int(c.passes)
+    arr = np.zeros(n, dtype=np.int64)
+    attempts = np.zeros(n, dtype=np.int64)
+    running = np.ones(n, dtype=bool)
+    t_mig = np.full(n, -1, dtype=np.int64)
+    livelock = np.zeros(n, dtype=bool)
+    censored = np.zeros(n, dtype=bool)
+    end = np.zeros(n, dtype=np.int64)
+    last_T = np.zeros(n, dtype=np.int64)
+    timeout = np.int64(c.timeout_ns)
+    while running.any():
+        # Budget, checked when an attempt would start.
+        cap = running & (attempts >= c.max_attempts)
+        cens = cap & (last_T < timeout)
+        censored |= cens
+        livelock |= cap & ~cens
+        to = running & ~cap & (arr >= timeout)
+        livelock |= to
+        stop = cap | to
+        if stop.any():
+            rows = np.nonzero(stop)[0]
+            end[rows] = np.where(censored[rows], last_T[rows], np.maximum(timeout, last_T[rows]))
+            sim.final[rows] = True
+            sim.parked[rows] = False
+            running &= ~stop
+            sim.advance(stop, np.where(stop, end, 0))
+            sim.finish(rows, end[rows])
+        if not running.any():
+            break
+        pidx = (sim.kc - 1) % passes
+        if sim.strat == LOCK_NOREF:
+            L, tfail = sim.acquire(running, arr, pidx)
+        else:
+            L, tfail = arr.copy(), np.zeros(n, dtype=bool)
+        attempts[running] += 1
+        if tfail.any():
+            rows = np.nonzero(tfail)[0]
+            sim.trylock_fail(rows, arr[rows])
+            last_T[rows] = arr[rows]
+        go = running & ~tfail
+        rows = np.nonzero(go)[0]
+        if len(rows):
+            sim.stage1(rows, L[rows])
+            sim.advance(go, np.where(go, sim.F_cur, 0))
+            ok, T = sim.stage2(rows)
+            last_T[rows] = T
+            srows = rows[ok]
+            if len(srows):
+                t_mig[srows] = T[ok]
+                sim.migrated[srows] = True
+                sim.final[srows] = True
+                fd = sim.draw_mig("free_delay", rng.FREE_DELAY, srows, sim.kc[srows] - 1)
+                sim.free_t[srows] = T[ok] + fd
+                running[srows] = False
+                m = np.zeros(n, dtype=bool)
+                m[srows] = True
+                sim.advance(m, np.where(m, INF, 0))
+                end[srows] = np.maximum(T[ok], sim.last_t[srows])
+        # Next arrival: retry_gap within a migrate_pages call, outer_gap between calls.
+        nxt = running.copy()
+        rows = np.nonzero(nxt)[0]
+        if len(rows):
+            k = sim.kc[rows] - 1  # the attempt just finished
+            last_pass = ((k - 1) % passes) == passes - 1
+            rg = sim.draw_mig("retry_gap", rng.GAP, rows, k)
+            og = sim.draw("outer_gap", rng.GAP, rows, k, 0, 1)
+            arr[rows] = last_T[rows] + np.where(last_pass, og, rg)
+    migrated = sim.migrated
+    calls = np.where(attempts > 0, (attempts - 1) // passes + 1, 0)
+    call_failed = ~(migrated & (attempts <= passes))
+    hang = sim.hung.any(axis=1) & migrated if sim.A else np.zeros(n, dtype=bool)
+    cols = {
+        "migrated": migrated, "attempts": attempts, "calls": calls, "t_migrated": t_mig,
+        "call_failed": call_failed, "livelock": livelock, "censored": censored,
+        "uaf": sim.uaf, "hang": hang,
+        "faults": sim.faults.sum(axis=1), "max_wait": sim.max_wait.max(axis=1),
+        "total_wait": sim.total_wait.sum(axis=1), "spin": sim.spin.sum(axis=1),
+        "end_time": end, "pages_left": (~migrated).astype(np.int64),
+    }
+    return Records(int(trials[0]) if n else 0, {k: np.asarray(v).astype(np.int64) for k, v in cols.items()})
+
+
+class NumpyEngine(Engine):
+    name = "numpy"
+
+    @classmethod
+    def availability(cls):
+        return True, f"numpy {np.__version__}"
+
+    def run_records(self, compiled: Compiled, seed: int, t0: int, t1: int) -> Records:
+        trials = np.arange(t0, t1, dtype=np.int64)
+        if compiled.block is not None:
+            from .numpy_block import simulate_block
+            return simulate_block(compiled, seed, trials)
+        return simulate_page(compiled, seed, trials)
+
+    def default_batch(self, compiled: Compiled) -> int:
+        cells = max(1, compiled.page.mapcount)
+        return int(max(64, min(8192, 400_000 // cells)))
+
+
+assert FIELD_NAMES  # the record layout is shared with the kernels
