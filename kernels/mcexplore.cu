@@ -1,0 +1,274 @@
+// mcexplore.cu: the kernels and host entry points of the compiled engines.
+//
+// One source for both compiled engines (docs/kernels.md):
+//   * CUDA (NVRTC via cupy.RawModule, or nvcc): the __global__ kernels sample_draws,
+//     simulate_records and simulate_aggregate, one thread per trial;
+//   * host C++17 (g++, mcexplore.engines.native): extern "C" functions mcx_*, a loop over trials
+//     spread over worker threads.
+// mcexplore/engines/kernel_source.py inlines the headers below (with #line directives) into one
+// translation unit, so no include path is needed by either compiler.
+#include "portability.h"
+#include "philox.h"
+#include "params.h"
+#include "sample.h"
+#include "engine.h"
+
+#define MCX_ABI_VERSION 1
+
+// Histograms (mcexplore.results.hist_bucket): 8 sub-buckets per power of two.
+#define MCX_HIST_SUB 8
+#define MCX_HIST_BINS (8 * 61)
+#define MCX_NHIST 3  // attempts (all trials), t_migrated (migrated trials), max_wait (all trials)
+// Outcome counts (results.OUTCOMES) and sums (results.SUMS), as record field numbers.
+#define MCX_NOUT 6
+#define MCX_NSUM 6
+// Failure outcomes whose trial numbers are kept as examples (call_failed .. hang).
+#define MCX_NEX 5
+#define MCX_EXAMPLES 16
+#define MCX_REDUCE_BLOCK 256
+
+MCX_FN int mcx_outcome_field(int o) {
+    // migrated, call_failed, livelock, censored, uaf, hang
+    return o == 0 ? MCX_R_MIGRATED : MCX_R_CALL_FAILED + (o - 1);
+}
+MCX_FN int mcx_sum_field(int s) {
+    // attempts, calls, faults, total_wait, spin, pages_left
+    switch (s) {
+        case 0: return MCX_R_ATTEMPTS;
+        case 1: return MCX_R_CALLS;
+        case 2: return MCX_R_FAULTS;
+        case 3: return MCX_R_TOTAL_WAIT;
+        case 4: return MCX_R_SPIN;
+        default: return MCX_R_PAGES_LEFT;
+    }
+}
+
+// results.hist_bucket, exactly: v < 8 -> v; else 8*(e-3) + (v >> (e-4)) - 8 with e the bit
+// length of v; negative values count as 0; the last bucket takes everything above.
+MCX_FN int mcx_hist_bucket(mcx_i64 v) {
+    if (v < MCX_HIST_SUB) return v < 0 ? 0 : (int)v;
+    const mcx_i64 e = 64 - mcx_clz64((mcx_u64)v);
+    const mcx_i64 b = 8 * (e - 3) + (mcx_i64)((mcx_u64)v >> (e - 4)) - 8;
+    return b < MCX_HIST_BINS - 1 ? (int)b : MCX_HIST_BINS - 1;
+}
+
+// One draw of the sampling test: key = (trial, purpose, page, k, i, sub); dist < 0: words only.
+MCX_FN void mcx_sample_one(const mcx_i64* MCX_RESTRICT P, mcx_u64 seed, const mcx_i64* key,
+                           int dist, mcx_i64* value, mcx_u32* words) {
+    const mcx_words w = mcx_draw(seed, key[0], (int)key[1], key[2], key[3], key[4], key[5]);
+    words[0] = w.x0;
+    words[1] = w.x1;
+    words[2] = w.x2;
+    words[3] = w.x3;
+    *value = dist >= 0 ? mcx_sample(P, dist, w) : 0;
+}
+
+#if defined(MCX_CUDA)
+// ---------------------------------------------------------------------------------------------
+// Device kernels. Names are extern "C" so cupy.RawModule finds them without name mangling.
+
+extern "C" __global__ void mcx_philox_kernel(mcx_i64 n, const mcx_u32* ctr, const mcx_u32* key,
+                                             mcx_u32* out) {
+    const mcx_i64 j = (mcx_i64)blockIdx.x * blockDim.x + threadIdx.x;
+    if (j >= n) return;
+    const mcx_words w = mcx_philox4x32_10(ctr[4 * j], ctr[4 * j + 1], ctr[4 * j + 2],
+                                          ctr[4 * j + 3], key[2 * j], key[2 * j + 1]);
+    out[4 * j] = w.x0;
+    out[4 * j + 1] = w.x1;
+    out[4 * j + 2] = w.x2;
+    out[4 * j + 3] = w.x3;
+}
+
+extern "C" __global__ void sample_draws(const mcx_i64* P, mcx_u64 seed, mcx_i64 n,
+                                        const mcx_i64* keys, int dist, mcx_i64* values,
+                                        mcx_u32* words) {
+    const mcx_i64 j = (mcx_i64)blockIdx.x * blockDim.x + threadIdx.x;
+    if (j >= n) return;
+    mcx_sample_one(P, seed, keys + 6 * j, dist, values + j, words + 4 * j);
+}
+
+extern "C" __global__ void sample_words(const mcx_i64* P, mcx_i64 n, const mcx_u32* words, int dist,
+                                        mcx_i64* values) {
+    const mcx_i64 j = (mcx_i64)blockIdx.x * blockDim.x + threadIdx.x;
+    if (j >= n) return;
+    mcx_words w;
+    w.x0 = words[4 * j];
+    w.x1 = words[4 * j + 1];
+    w.x2 = words[4 * j + 2];
+    w.x3 = words[4 * j + 3];
+    values[j] = mcx_sample(P, dist, w);
+}
+
+extern "C" __global__ void hist_buckets(const mcx_i64* v, mcx_i64 n, mcx_i64* out) {
+    const mcx_i64 j = (mcx_i64)blockIdx.x * blockDim.x + threadIdx.x;
+    if (j < n) out[j] = mcx_hist_bucket(v[j]);
+}
+
+// Per-trial records of trials [t0, t0 + n): out is n x MCX_NFIELDS int64, row-major.
+extern "C" __global__ void simulate_records(const mcx_i64* P, mcx_u64 seed, mcx_i64 t0, mcx_i64 n,
+                                            mcx_i64* out, mcx_i64* scratch) {
+    const mcx_i64 j = (mcx_i64)blockIdx.x * blockDim.x + threadIdx.x;
+    if (j >= n) return;
+    mcx_i64 rec[MCX_NFIELDS];
+    mcx_scratch s;
+    s.base = scratch + j;
+    s.stride = n;
+    mcx_trial(P, seed, t0 + j, rec, s);
+    for (int f = 0; f < MCX_NFIELDS; ++f) out[j * MCX_NFIELDS + f] = rec[f];
+}
+
+// Trials [t0, t0 + n) reduced on the device: launch with blockDim.x == MCX_REDUCE_BLOCK.
+//   counts[MCX_NOUT], sums[MCX_NSUM]: added to (global atomics after a per-block shared reduction)
+//   max_wait: atomicMax
+//   hists[MCX_NHIST * MCX_HIST_BINS]: added to
+//   blk_counts[gridDim.x * MCX_NEX]: number of trials of this block with each failure outcome
+//   blk_ex[gridDim.x * MCX_NEX * MCX_EXAMPLES]: the first MCX_EXAMPLES of them (offsets from t0,
+//     in trial order), so the host can pick the chunk's first examples exactly as
+//     Aggregate.from_records does, whatever order the blocks ran in.
+extern "C" __global__ void simulate_aggregate(const mcx_i64* P, mcx_u64 seed, mcx_i64 t0, mcx_i64 n,
+                                              mcx_i64* scratch, unsigned long long* counts,
+                                              unsigned long long* sums, long long* max_wait,
+                                              unsigned long long* hists, int* blk_counts,
+                                              int* blk_ex) {
+    __shared__ unsigned long long s_counts[MCX_NOUT];
+    __shared__ unsigned long long s_sums[MCX_NSUM];
+    __shared__ long long s_max;
+    __shared__ unsigned int s_hist[MCX_NHIST * MCX_HIST_BINS];
+    __shared__ unsigned char s_flags[MCX_REDUCE_BLOCK];
+
+    const int tid = threadIdx.x;
+    for (int b = tid; b < MCX_NHIST * MCX_HIST_BINS; b += blockDim.x) s_hist[b] = 0;
+    if (tid < MCX_NOUT) s_counts[tid] = 0;
+    if (tid < MCX_NSUM) s_sums[tid] = 0;
+    if (tid == 0) s_max = 0;
+    s_flags[tid] = 0;
+    __syncthreads();
+
+    const mcx_i64 j = (mcx_i64)blockIdx.x * blockDim.x + tid;
+    if (j < n) {
+        mcx_i64 rec[MCX_NFIELDS];
+        mcx_scratch s;
+        s.base = scratch + j;
+        s.stride = n;
+        mcx_trial(P, seed, t0 + j, rec, s);
+        for (int o = 0; o < MCX_NOUT; ++o) {
+            const mcx_i64 v = rec[mcx_outcome_field(o)];
+            if (v) atomicAdd(&s_counts[o], (unsigned long long)v);
+        }
+        for (int q = 0; q < MCX_NSUM; ++q) {
+            const mcx_i64 v = rec[mcx_sum_field(q)];
+            if (v) atomicAdd(&s_sums[q], (unsigned long long)v);
+        }
+        atomicMax(&s_max, (long long)rec[MCX_R_MAX_WAIT]);
+        atomicAdd(&s_hist[mcx_hist_bucket(rec[MCX_R_ATTEMPTS])], 1u);
+        if (rec[MCX_R_MIGRATED] == 1)
+            atomicAdd(&s_hist[MCX_HIST_BINS + mcx_hist_bucket(rec[MCX_R_T_MIGRATED])], 1u);
+        atomicAdd(&s_hist[2 * MCX_HIST_BINS + mcx_hist_bucket(rec[MCX_R_MAX_WAIT])], 1u);
+        unsigned char f = 0;
+        for (int e = 0; e < MCX_NEX; ++e)
+            if (rec[MCX_R_CALL_FAILED + e] != 0) f |= (unsigned char)(1u << e);
+        s_flags[tid] = f;
+    }
+    __syncthreads();
+
+    for (int b = tid; b < MCX_NHIST * MCX_HIST_BINS; b += blockDim.x)
+        if (s_hist[b]) atomicAdd(&hists[b], (unsigned long long)s_hist[b]);
+    if (tid < MCX_NOUT && s_counts[tid]) atomicAdd(&counts[tid], s_counts[tid]);
+    if (tid < MCX_NSUM && s_sums[tid]) atomicAdd(&sums[tid], s_sums[tid]);
+    if (tid == 0) atomicMax(max_wait, s_max);
+    if (tid < MCX_NEX) {
+        // Thread e scans the block's flags in trial order for outcome e.
+        int cnt = 0;
+        int* ex = blk_ex + ((mcx_i64)blockIdx.x * MCX_NEX + tid) * MCX_EXAMPLES;
+        const int lim = (int)((n - (mcx_i64)blockIdx.x * blockDim.x) < (mcx_i64)blockDim.x
+                                  ? (n - (mcx_i64)blockIdx.x * blockDim.x)
+                                  : (mcx_i64)blockDim.x);
+        for (int t = 0; t < lim; ++t) {
+            if (s_flags[t] & (1u << tid)) {
+                if (cnt < MCX_EXAMPLES) ex[cnt] = (int)((mcx_i64)blockIdx.x * blockDim.x + t);
+                ++cnt;
+            }
+        }
+        blk_counts[(mcx_i64)blockIdx.x * MCX_NEX + tid] = cnt;
+    }
+}
+
+#else
+// ---------------------------------------------------------------------------------------------
+// Host entry points (g++ -shared; loaded with ctypes by mcexplore.engines.native).
+#include <atomic>
+#include <thread>
+#include <vector>
+
+extern "C" int mcx_abi_version(void) { return MCX_ABI_VERSION; }
+
+extern "C" void mcx_philox(mcx_i64 n, const mcx_u32* ctr, const mcx_u32* key, mcx_u32* out) {
+    for (mcx_i64 j = 0; j < n; ++j) {
+        const mcx_words w = mcx_philox4x32_10(ctr[4 * j], ctr[4 * j + 1], ctr[4 * j + 2],
+                                              ctr[4 * j + 3], key[2 * j], key[2 * j + 1]);
+        out[4 * j] = w.x0;
+        out[4 * j + 1] = w.x1;
+        out[4 * j + 2] = w.x2;
+        out[4 * j + 3] = w.x3;
+    }
+}
+
+extern "C" void mcx_sample_draws(const mcx_i64* P, mcx_u64 seed, mcx_i64 n, const mcx_i64* keys,
+                                 int dist, mcx_i64* values, mcx_u32* words) {
+    for (mcx_i64 j = 0; j < n; ++j) mcx_sample_one(P, seed, keys + 6 * j, dist, values + j, words + 4 * j);
+}
+
+extern "C" void mcx_sample_words(const mcx_i64* P, mcx_i64 n, const mcx_u32* words, int dist,
+                                 mcx_i64* values) {
+    for (mcx_i64 j = 0; j < n; ++j) {
+        mcx_words w;
+        w.x0 = words[4 * j];
+        w.x1 = words[4 * j + 1];
+        w.x2 = words[4 * j + 2];
+        w.x3 = words[4 * j + 3];
+        values[j] = mcx_sample(P, dist, w);
+    }
+}
+
+extern "C" void mcx_hist_buckets(const mcx_i64* v, mcx_i64 n, mcx_i64* out) {
+    for (mcx_i64 j = 0; j < n; ++j) out[j] = mcx_hist_bucket(v[j]);
+}
+
+// Per-trial records of trials [t0, t1) into out ((t1 - t0) x MCX_NFIELDS int64), on nthreads
+// worker threads (<= 0: all hardware threads). Trials are handed out in chunks from an atomic
+// counter; each record depends on (P, seed, trial) only, so the split never changes a result.
+// Returns 0, or -1 if P is not a parameter block of this version.
+extern "C" int mcx_simulate(const mcx_i64* P, mcx_u64 seed, mcx_i64 t0, mcx_i64 t1, mcx_i64* out,
+                            int nthreads) {
+    if (P[MCX_H_MAGIC] != MCX_PARAMS_MAGIC || P[MCX_H_VERSION] != MCX_PARAMS_VERSION) return -1;
+    const mcx_i64 n = t1 - t0;
+    if (n <= 0) return 0;
+    if (nthreads <= 0) nthreads = (int)std::thread::hardware_concurrency();
+    if (nthreads <= 0) nthreads = 1;
+    const mcx_i64 chunk = 64;
+    if ((mcx_i64)nthreads > (n + chunk - 1) / chunk) nthreads = (int)((n + chunk - 1) / chunk);
+    const mcx_i64 sw = P[MCX_H_SCRATCH_WORDS];
+    std::atomic<mcx_i64> next(0);
+    auto worker = [&]() {
+        std::vector<mcx_i64> buf((size_t)(sw > 0 ? sw : 1));
+        mcx_scratch s;
+        s.base = buf.data();
+        s.stride = 1;
+        for (;;) {
+            const mcx_i64 a = next.fetch_add(chunk);
+            if (a >= n) break;
+            const mcx_i64 b = a + chunk < n ? a + chunk : n;
+            for (mcx_i64 j = a; j < b; ++j) mcx_trial(P, seed, t0 + j, out + j * MCX_NFIELDS, s);
+        }
+    };
+    if (nthreads == 1) {
+        worker();
+    } else {
+        std::vector<std::thread> pool;
+        pool.reserve((size_t)nthreads);
+        for (int t = 0; t < nthreads; ++t) pool.emplace_back(worker);
+        for (auto& th : pool) th.join();
+    }
+    return 0;
+}
+#endif

@@ -1,0 +1,78 @@
+// philox.h: Philox4x32-10 (Salmon, Moraes, Dror, Shaw, SC'11 "Random123") and the draw layout.
+//
+// Bit for bit the same as mcexplore/rng.py (philox4x32, draw_words); the known-answer vectors of
+// Random123 and the parity tests (tests/test_kernels_infra.py) hold both to the same bits.
+//
+// A draw is named by (seed, trial, purpose, page, k, i, sub):
+//     key     = (seed & 0xffffffff, seed >> 32)
+//     counter = (trial & 0xffffffff, purpose << 24 | page & 0xffffff, k, i << 20 | sub & 0xfffff)
+// and gives four 32-bit words x0..x3 (rng.py's docstring says which word feeds what).
+#pragma once
+#include "portability.h"
+
+#define MCX_PHILOX_M0 0xD2511F53u
+#define MCX_PHILOX_M1 0xCD9E8D57u
+#define MCX_PHILOX_W0 0x9E3779B9u
+#define MCX_PHILOX_W1 0xBB67AE85u
+
+// Purposes: the top byte of counter word 1 (mcexplore/rng.py; fixed forever).
+#define MCX_P_UNMAP 1
+#define MCX_P_REMAP 2
+#define MCX_P_PRE_FREEZE 3
+#define MCX_P_FREEZE_HOLD 4
+#define MCX_P_COPY 5
+#define MCX_P_FREE_DELAY 6
+#define MCX_P_GAP 7
+#define MCX_P_TRANSIENT 8
+#define MCX_P_ACCESS 9
+#define MCX_P_FAULT_ENTRY 10
+#define MCX_P_PTL_HOLD 11
+#define MCX_P_DROP_HOLD 12
+#define MCX_P_NOREF_GAP 13
+#define MCX_P_LOCK_HOLD 14
+#define MCX_P_WAKE 15
+#define MCX_P_MIG_WAKE 16
+
+struct mcx_words {
+    mcx_u32 x0, x1, x2, x3;
+};
+
+// Philox4x32 with 10 rounds on counter (c0..c3) and key (k0, k1).
+MCX_FN mcx_words mcx_philox4x32_10(mcx_u32 c0, mcx_u32 c1, mcx_u32 c2, mcx_u32 c3,
+                                   mcx_u32 k0, mcx_u32 k1) {
+#if defined(MCX_CUDA)
+#pragma unroll
+#endif
+    for (int r = 0; r < 10; ++r) {
+        if (r) {
+            k0 += MCX_PHILOX_W0;
+            k1 += MCX_PHILOX_W1;
+        }
+        const mcx_u32 hi0 = mcx_mulhi32(MCX_PHILOX_M0, c0);
+        const mcx_u32 lo0 = MCX_PHILOX_M0 * c0;
+        const mcx_u32 hi1 = mcx_mulhi32(MCX_PHILOX_M1, c2);
+        const mcx_u32 lo1 = MCX_PHILOX_M1 * c2;
+        const mcx_u32 n0 = hi1 ^ c1 ^ k0;
+        const mcx_u32 n2 = hi0 ^ c3 ^ k1;
+        c0 = n0;
+        c1 = lo1;
+        c2 = n2;
+        c3 = lo0;
+    }
+    mcx_words w;
+    w.x0 = c0;
+    w.x1 = c1;
+    w.x2 = c2;
+    w.x3 = c3;
+    return w;
+}
+
+// The words of the draw named by (seed, trial, purpose, page, k, i, sub).
+MCX_FN mcx_words mcx_draw(mcx_u64 seed, mcx_i64 trial, int purpose, mcx_i64 page, mcx_i64 k,
+                          mcx_i64 i, mcx_i64 sub) {
+    const mcx_u32 c0 = (mcx_u32)(mcx_u64)trial;
+    const mcx_u32 c1 = (mcx_u32)(((mcx_u64)purpose << 24) | ((mcx_u64)page & 0xFFFFFFull));
+    const mcx_u32 c2 = (mcx_u32)(mcx_u64)k;
+    const mcx_u32 c3 = (mcx_u32)(((mcx_u64)i << 20) | ((mcx_u64)sub & 0xFFFFFull));
+    return mcx_philox4x32_10(c0, c1, c2, c3, (mcx_u32)seed, (mcx_u32)(seed >> 32));
+}

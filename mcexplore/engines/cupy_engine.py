@@ -1,0 +1,229 @@
+"""The CUDA engine: the kernel sources compiled by NVRTC through cupy.RawModule, one thread per trial.
+
+Where it sits: an ``Engine`` (mcexplore.engines.base) beside numpy and native, preferred by
+backend="auto" when a GPU is usable. ``cupy`` is imported lazily inside methods only, so importing
+mcexplore (or this module) never needs it. The module is built from the same translation unit as
+the native engine (kernel_source.assemble) with ``-std=c++17 --fmad=false`` and cached per process
+by the sources' cache key (CuPy also keeps its own on-disk cache of compiled modules).
+
+``run_records`` returns per-trial records; ``run_aggregate`` reduces on the device
+(kernels/mcexplore.cu: simulate_aggregate) and copies back only counts, sums, the max, the
+histograms and per-block counts and first examples of each failure outcome, from which the host
+picks the first examples in trial order: the result equals Aggregate.from_records of the same
+trials exactly, whatever the chunk size or block schedule. Launches are chunked to fit device memory.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from ..params import Compiled
+from ..results import HIST_BINS, HIST_METRICS, NFIELDS, OUTCOMES, SUMS, Aggregate, Records
+from . import kernel_source
+from .base import Engine
+from .pack import pack
+
+NVRTC_OPTIONS = ("-std=c++17", "--fmad=false")
+KERNELS = ("mcx_philox_kernel", "sample_draws", "sample_words", "hist_buckets", "simulate_records",
+           "simulate_aggregate")
+REDUCE_BLOCK = 256  # MCX_REDUCE_BLOCK in mcexplore.cu
+RECORDS_BLOCK = 128
+NEX = 5  # call_failed, livelock, censored, uaf, hang
+EXAMPLES = 16
+EXAMPLE_OUTCOMES = ("call_failed", "livelock", "censored", "uaf", "hang")
+
+_lock = threading.Lock()
+_modules: dict = {}
+
+
+def get_module(overrides: dict | None = None):
+    """The compiled cupy.RawModule of the current sources (cached per process by the cache key)."""
+    import cupy
+
+    src = kernel_source.load(options=NVRTC_OPTIONS, compiler_id=f"nvrtc|cupy {cupy.__version__}",
+                             overrides=overrides)
+    dev = cupy.cuda.Device().id
+    with _lock:
+        mod = _modules.get((src.key, dev))
+        if mod is None:
+            mod = cupy.RawModule(code=src.code, options=NVRTC_OPTIONS, name_expressions=None)
+            mod.compile()
+            _modules[(src.key, dev)] = mod
+        return mod
+
+
+class CupyEngine(Engine):
+    name = "cupy"
+
+    def __init__(self, chunk: int | None = None):
+        # Trials per launch (None: as many as fit a quarter of the free device memory, capped).
+        self.chunk = chunk
+        self._P_cache: tuple | None = None
+
+    @classmethod
+    def availability(cls) -> tuple[bool, str]:
+        try:
+            import cupy
+        except Exception as e:
+            return False, f"cupy is not importable ({type(e).__name__}: {e})"
+        try:
+            n = cupy.cuda.runtime.getDeviceCount()
+        except Exception as e:
+            return False, f"no usable CUDA device ({type(e).__name__}: {e})"
+        if n <= 0:
+            return False, "no CUDA device"
+        try:
+            name = cupy.cuda.runtime.getDeviceProperties(0)["name"]
+            name = name.decode() if isinstance(name, bytes) else str(name)
+        except Exception:
+            name = "CUDA device"
+        return True, f"{name} (cupy {cupy.__version__})"
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _params(self, compiled: Compiled):
+        import cupy
+
+        P = pack(compiled)
+        if self._P_cache is not None and np.array_equal(self._P_cache[0], P):
+            return P, self._P_cache[1]
+        d = cupy.asarray(P)
+        self._P_cache = (P, d)
+        return P, d
+
+    def _chunk(self, n: int, bytes_per_trial: int, cap: int) -> int:
+        import cupy
+
+        if self.chunk:
+            return max(1, min(n, int(self.chunk)))
+        free, _total = cupy.cuda.Device().mem_info
+        fit = max(1024, int(free // 4) // max(1, bytes_per_trial))
+        return max(1, min(n, cap, fit))
+
+    # -- test entry points ---------------------------------------------------------------------
+    def philox(self, ctr, key):
+        import cupy
+
+        ctr = np.ascontiguousarray(ctr, dtype=np.uint32).reshape(-1, 4)
+        key = np.ascontiguousarray(key, dtype=np.uint32).reshape(-1, 2)
+        n = len(ctr)
+        out = cupy.zeros((n, 4), dtype=cupy.uint32)
+        k = get_module().get_function("mcx_philox_kernel")
+        k(((n + 127) // 128,), (128,), (np.int64(n), cupy.asarray(ctr), cupy.asarray(key), out))
+        return cupy.asnumpy(out)
+
+    def sample_draws(self, params: np.ndarray, seed: int, keys, dist: int):
+        import cupy
+
+        keys = np.ascontiguousarray(keys, dtype=np.int64).reshape(-1, 6)
+        n = len(keys)
+        values = cupy.zeros(n, dtype=cupy.int64)
+        words = cupy.zeros((n, 4), dtype=cupy.uint32)
+        k = get_module().get_function("sample_draws")
+        k(((n + 127) // 128,), (128,),
+          (cupy.asarray(np.ascontiguousarray(params, dtype=np.int64)),
+           np.uint64(int(seed) & 0xFFFFFFFFFFFFFFFF), np.int64(n), cupy.asarray(keys),
+           np.int32(dist), values, words))
+        return cupy.asnumpy(values), cupy.asnumpy(words)
+
+    def sample_words(self, params: np.ndarray, words, dist: int):
+        import cupy
+
+        words = np.ascontiguousarray(words, dtype=np.uint32).reshape(-1, 4)
+        n = len(words)
+        values = cupy.zeros(n, dtype=cupy.int64)
+        get_module().get_function("sample_words")(
+            ((n + 127) // 128,), (128,),
+            (cupy.asarray(np.ascontiguousarray(params, dtype=np.int64)), np.int64(n),
+             cupy.asarray(words), np.int32(dist), values))
+        return cupy.asnumpy(values)
+
+    def hist_buckets(self, v):
+        import cupy
+
+        v = cupy.asarray(np.ascontiguousarray(v, dtype=np.int64))
+        n = len(v)
+        out = cupy.zeros(n, dtype=cupy.int64)
+        get_module().get_function("hist_buckets")(((n + 127) // 128,), (128,), (v, np.int64(n), out))
+        return cupy.asnumpy(out)
+
+    # -- Engine --------------------------------------------------------------------------------
+    def run_records(self, compiled: Compiled, seed: int, t0: int, t1: int) -> Records:
+        import cupy
+
+        n = t1 - t0
+        if n <= 0:
+            return Records.from_matrix(t0, np.zeros((0, NFIELDS), dtype=np.int64))
+        P, dP = self._params(compiled)
+        sw = int(P[20])  # H_SCRATCH_WORDS
+        chunk = self._chunk(n, 8 * (NFIELDS + sw), 1 << 24)
+        k = get_module().get_function("simulate_records")
+        mats = []
+        for a in range(0, n, chunk):
+            m = min(chunk, n - a)
+            out = cupy.empty((m, NFIELDS), dtype=cupy.int64)
+            scratch = cupy.empty(max(1, m * sw), dtype=cupy.int64)
+            k(((m + RECORDS_BLOCK - 1) // RECORDS_BLOCK,), (RECORDS_BLOCK,),
+              (dP, np.uint64(int(seed) & 0xFFFFFFFFFFFFFFFF), np.int64(t0 + a), np.int64(m), out,
+               scratch))
+            mats.append(cupy.asnumpy(out))
+            del out, scratch
+        return Records.from_matrix(t0, np.concatenate(mats))
+
+    def run_aggregate(self, compiled: Compiled, seed: int, t0: int, t1: int) -> Aggregate:
+        import cupy
+
+        n = t1 - t0
+        agg = Aggregate()
+        agg.examples = {o: [] for o in EXAMPLE_OUTCOMES}
+        if n <= 0:
+            return agg
+        P, dP = self._params(compiled)
+        sw = int(P[20])
+        chunk = self._chunk(n, 8 * sw + 1, 1 << 22)
+        k = get_module().get_function("simulate_aggregate")
+        for a in range(0, n, chunk):
+            m = min(chunk, n - a)
+            nblocks = (m + REDUCE_BLOCK - 1) // REDUCE_BLOCK
+            counts = cupy.zeros(len(OUTCOMES), dtype=cupy.uint64)
+            sums = cupy.zeros(len(SUMS), dtype=cupy.uint64)
+            mx = cupy.full(1, np.iinfo(np.int64).min, dtype=cupy.int64)
+            hists = cupy.zeros(len(HIST_METRICS) * HIST_BINS, dtype=cupy.uint64)
+            blk_counts = cupy.zeros(nblocks * NEX, dtype=cupy.int32)
+            blk_ex = cupy.zeros(nblocks * NEX * EXAMPLES, dtype=cupy.int32)
+            scratch = cupy.empty(max(1, m * sw), dtype=cupy.int64)
+            k((nblocks,), (REDUCE_BLOCK,),
+              (dP, np.uint64(int(seed) & 0xFFFFFFFFFFFFFFFF), np.int64(t0 + a), np.int64(m), scratch,
+               counts, sums, mx, hists, blk_counts, blk_ex))
+            part = Aggregate(trials=m)
+            c = cupy.asnumpy(counts).view(np.int64)
+            s = cupy.asnumpy(sums).view(np.int64)
+            for j, o in enumerate(OUTCOMES):
+                part.counts[o] = int(c[j])
+            for j, q in enumerate(SUMS):
+                part.sums[q] = int(s[j])
+            part.max_wait_max = int(cupy.asnumpy(mx)[0])
+            h = cupy.asnumpy(hists).view(np.int64).reshape(len(HIST_METRICS), HIST_BINS)
+            for j, metric in enumerate(HIST_METRICS):
+                part.hists[metric] = h[j].copy()
+            bc = cupy.asnumpy(blk_counts).reshape(nblocks, NEX)
+            part.examples = {}
+            nz = np.nonzero(bc.any(axis=1))[0]
+            if len(nz):
+                bx = cupy.asnumpy(blk_ex).reshape(nblocks, NEX, EXAMPLES)
+            for e, o in enumerate(EXAMPLE_OUTCOMES):
+                ex: list[int] = []
+                for b in nz:
+                    cnt = int(bc[b, e])
+                    if cnt:
+                        ex.extend(int(t0 + a + x) for x in bx[b, e, :min(cnt, EXAMPLES)])
+                        if len(ex) >= EXAMPLES:
+                            break
+                part.examples[o] = ex[:EXAMPLES]
+            agg = part if agg.trials == 0 else agg.merge(part)
+            del counts, sums, mx, hists, blk_counts, blk_ex, scratch
+        return agg
+
+    def default_batch(self, compiled: Compiled) -> int:
+        return 1 << 24 if compiled.block is None else 1 << 16

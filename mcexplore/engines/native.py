@@ -1,0 +1,211 @@
+"""The native engine: the kernel sources compiled for the host CPU by a C++ compiler, via ctypes.
+
+Where it sits: an ``Engine`` (mcexplore.engines.base) beside numpy and cupy. It compiles the same
+single translation unit that the GPU runs (kernel_source.assemble) as C++17 with g++, into a
+shared library cached under ``$MCEXPLORE_CACHE`` (default ``~/.cache/mcexplore``), named by the
+sha256 cache key of the sources, options and compiler; a build is written to a temporary file and
+moved into place with os.replace, so concurrent processes never load a half-written library.
+Trials run on every core (``$MCEXPLORE_THREADS`` to choose), one trial at a time per thread; the
+results are bit for bit those of the numpy and cupy engines (tests/test_parity.py).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shlex
+import shutil
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from ..params import Compiled
+from ..results import NFIELDS, Records
+from . import kernel_source
+from .base import Engine
+from .pack import pack
+
+CXX_OPTIONS = ("-O3", "-std=c++17", "-shared", "-fPIC", "-pthread", "-ffp-contract=off",
+               "-fno-strict-aliasing", "-Wall", "-Wno-unused-function")
+
+
+class CompileError(RuntimeError):
+    pass
+
+
+def find_compiler() -> str | None:
+    cxx = os.environ.get("CXX")
+    if cxx:
+        exe = shlex.split(cxx)[0]
+        return shutil.which(exe) or (exe if os.path.isfile(exe) and os.access(exe, os.X_OK) else None)
+    for cand in ("g++", "c++", "clang++"):
+        p = shutil.which(cand)
+        if p:
+            return p
+    return None
+
+
+def cache_dir() -> Path:
+    d = os.environ.get("MCEXPLORE_CACHE")
+    return Path(d) if d else Path.home() / ".cache" / "mcexplore"
+
+
+_compiler_ids: dict[str, str] = {}
+
+
+def compiler_id(cxx: str) -> str:
+    if cxx not in _compiler_ids:
+        try:
+            v = subprocess.run([cxx, "--version"], capture_output=True, text=True, timeout=30)
+            first = (v.stdout or v.stderr).splitlines()[0] if (v.stdout or v.stderr) else ""
+        except Exception as e:  # pragma: no cover
+            first = f"unknown ({e})"
+        _compiler_ids[cxx] = f"{os.path.realpath(cxx)}|{first}"
+    return _compiler_ids[cxx]
+
+
+def compile_source(code: str, out_path: Path, cxx: str | None = None, options=CXX_OPTIONS) -> None:
+    """Compile ``code`` (one translation unit) into the shared library ``out_path``, atomically."""
+    cxx = cxx or find_compiler()
+    if cxx is None:
+        raise CompileError("no C++ compiler found (set $CXX or install g++)")
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="mcx-build-", dir=out_path.parent) as tmp:
+        src = Path(tmp) / "mcexplore_native.cpp"
+        src.write_text(code, encoding="utf-8")
+        tmp_lib = Path(tmp) / "lib.so"
+        cmd = [cxx, *options, "-x", "c++", str(src), "-o", str(tmp_lib)]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise CompileError(f"{' '.join(cmd)} failed (exit {r.returncode}):\n{r.stderr}")
+        os.replace(tmp_lib, out_path)
+
+
+class NativeLibrary:
+    """The loaded shared library, with typed entry points."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        lib = ctypes.CDLL(str(path))
+        P = np.ctypeslib.ndpointer(dtype=np.int64, flags="C_CONTIGUOUS")
+        U32 = np.ctypeslib.ndpointer(dtype=np.uint32, flags="C_CONTIGUOUS")
+        i64 = ctypes.c_int64
+        lib.mcx_abi_version.restype = ctypes.c_int
+        lib.mcx_abi_version.argtypes = []
+        lib.mcx_philox.restype = None
+        lib.mcx_philox.argtypes = [i64, U32, U32, U32]
+        lib.mcx_sample_draws.restype = None
+        lib.mcx_sample_draws.argtypes = [P, ctypes.c_uint64, i64, P, ctypes.c_int, P, U32]
+        lib.mcx_sample_words.restype = None
+        lib.mcx_sample_words.argtypes = [P, i64, U32, ctypes.c_int, P]
+        lib.mcx_hist_buckets.restype = None
+        lib.mcx_hist_buckets.argtypes = [P, i64, P]
+        lib.mcx_simulate.restype = ctypes.c_int
+        lib.mcx_simulate.argtypes = [P, ctypes.c_uint64, i64, i64, P, ctypes.c_int]
+        self.lib = lib
+
+    def philox(self, ctr, key):
+        ctr = np.ascontiguousarray(ctr, dtype=np.uint32).reshape(-1, 4)
+        key = np.ascontiguousarray(key, dtype=np.uint32).reshape(-1, 2)
+        out = np.zeros_like(ctr)
+        self.lib.mcx_philox(len(ctr), ctr, key, out)
+        return out
+
+    def sample_draws(self, params: np.ndarray, seed: int, keys, dist: int):
+        """keys: (n, 6) int64 rows (trial, purpose, page, k, i, sub) -> (values, words (n, 4))."""
+        keys = np.ascontiguousarray(keys, dtype=np.int64).reshape(-1, 6)
+        n = len(keys)
+        values = np.zeros(n, dtype=np.int64)
+        words = np.zeros((n, 4), dtype=np.uint32)
+        self.lib.mcx_sample_draws(np.ascontiguousarray(params, dtype=np.int64),
+                                  int(seed) & 0xFFFFFFFFFFFFFFFF, n, keys, int(dist), values, words)
+        return values, words
+
+    def sample_words(self, params: np.ndarray, words, dist: int):
+        """Sample distribution ``dist`` from given Philox words ((n, 4) uint32)."""
+        words = np.ascontiguousarray(words, dtype=np.uint32).reshape(-1, 4)
+        values = np.zeros(len(words), dtype=np.int64)
+        self.lib.mcx_sample_words(np.ascontiguousarray(params, dtype=np.int64), len(words), words,
+                                  int(dist), values)
+        return values
+
+    def hist_buckets(self, v):
+        v = np.ascontiguousarray(v, dtype=np.int64)
+        out = np.zeros_like(v)
+        self.lib.mcx_hist_buckets(v, len(v), out)
+        return out
+
+    def simulate(self, params: np.ndarray, seed: int, t0: int, t1: int, nthreads: int = 0):
+        out = np.zeros((max(0, t1 - t0), NFIELDS), dtype=np.int64)
+        rc = self.lib.mcx_simulate(np.ascontiguousarray(params, dtype=np.int64),
+                                   int(seed) & 0xFFFFFFFFFFFFFFFF, int(t0), int(t1), out,
+                                   int(nthreads))
+        if rc != 0:
+            raise RuntimeError(f"mcx_simulate failed ({rc}): parameter block of another version?")
+        return out
+
+
+_lock = threading.Lock()
+_loaded: dict[str, NativeLibrary] = {}
+
+
+def build(overrides: dict | None = None, cxx: str | None = None) -> NativeLibrary:
+    """Compile (or find in the cache) and load the native library of the current sources."""
+    cxx = cxx or find_compiler()
+    if cxx is None:
+        raise CompileError("no C++ compiler found (set $CXX or install g++)")
+    extra = shlex.split(os.environ.get("CXX", ""))[1:] if os.environ.get("CXX") else []
+    options = tuple(extra) + CXX_OPTIONS
+    src = kernel_source.load(options=options, compiler_id=compiler_id(cxx), overrides=overrides)
+    with _lock:
+        if src.key in _loaded:
+            return _loaded[src.key]
+        path = cache_dir() / f"mcexplore-native-{src.key[:32]}.so"
+        if not path.is_file():
+            compile_source(src.code, path, cxx=cxx, options=options)
+        lib = NativeLibrary(path)
+        _loaded[src.key] = lib
+        return lib
+
+
+class NativeEngine(Engine):
+    name = "native"
+
+    def __init__(self, nthreads: int | None = None):
+        env = os.environ.get("MCEXPLORE_THREADS")
+        self.nthreads = nthreads if nthreads is not None else (int(env) if env else _cpu_count())
+        self._lib: NativeLibrary | None = None
+
+    @classmethod
+    def availability(cls) -> tuple[bool, str]:
+        try:
+            cxx = find_compiler()
+        except Exception as e:  # pragma: no cover
+            return False, f"{type(e).__name__}: {e}"
+        if cxx is None:
+            return False, "no C++ compiler found: install g++ or set $CXX"
+        return True, f"C++ compiler {cxx}"
+
+    @property
+    def lib(self) -> NativeLibrary:
+        if self._lib is None:
+            self._lib = build()
+        return self._lib
+
+    def run_records(self, compiled: Compiled, seed: int, t0: int, t1: int) -> Records:
+        P = pack(compiled)
+        mat = self.lib.simulate(P, seed, t0, t1, self.nthreads)
+        return Records.from_matrix(t0, mat)
+
+    def default_batch(self, compiled: Compiled) -> int:
+        return 1 << 16 if compiled.block is None else 1 << 10
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover
+        return os.cpu_count() or 1

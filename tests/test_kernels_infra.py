@@ -1,0 +1,371 @@
+"""The kernel infrastructure without a GPU: Philox and sampling parity of the compiled sources
+against mcexplore.rng, the parameter block, #line directives, the cache key, a PTX compile check
+(where nvcc is installed) and lazy imports.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from mcexplore import rng
+from mcexplore.engines import kernel_source, native, pack
+from mcexplore.params import (Compiled, compile_mixture, const, const_component, exp_component,
+                              exponential, table_component, uniform)
+from mcexplore.results import HIST_BINS, hist_bucket
+
+KAT = [
+    # (counter, key, expected): Random123's kat_vectors for philox4x32_10.
+    ((0, 0, 0, 0), (0, 0), (0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8)),
+    ((0xFFFFFFFF,) * 4, (0xFFFFFFFF,) * 2, (0x408F276D, 0x41C83B0E, 0xA20BC7C6, 0x6D5451FD)),
+    ((0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344), (0xA4093822, 0x299F31D0),
+     (0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1)),
+]
+
+
+@pytest.fixture(scope="module")
+def lib():
+    ok, why = native.NativeEngine.availability()
+    if not ok:
+        pytest.skip(why)
+    return native.build()
+
+
+def _lognormal(median, sigma):
+    from scipy.stats import norm
+
+    return table_component(lambda p: median * np.exp(sigma * norm.ppf(np.clip(p, 1e-12, 1 - 1e-12))))
+
+
+def test_dists():
+    """Every component kind, and mixtures of 2 to 4 components (weights with odd thresholds)."""
+    return {
+        "const": const(1234.0),
+        "const0": const(0.0),
+        "uniform": uniform(100.0, 5000.0),
+        "uniform_wide": uniform(0.0, 3e12),
+        "exp": exponential(1000.0),
+        "exp_small": exponential(3.0),
+        "exp_large": exponential(4e9),
+        "lognormal": compile_mixture([_lognormal(300.0, 1.5)]),
+        "mix2": compile_mixture([const_component(200.0), exp_component(2e6)], [0.999, 0.001]),
+        "mix3": compile_mixture([exp_component(50.0), table_component(lambda p: 10 + 90 * p),
+                                 const_component(7.0)], [0.2, 0.5, 0.3]),
+        "mix4": compile_mixture([const_component(1.0), exp_component(1e3), _lognormal(1e4, 0.5),
+                                 table_component(lambda p: 1e6 * p * p)], [1, 2, 3, 4]),
+    }
+
+
+test_dists.__test__ = False  # a helper, not a test
+
+
+def _compiled_with(dists):
+    return Compiled(strategy=0, dists=list(dists))
+
+
+# -- Philox ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("ctr,key,expect", KAT)
+def test_philox_kat_numpy(ctr, key, expect):
+    got = rng.philox4x32(*ctr, *key)
+    assert tuple(int(x) for x in got) == expect
+
+
+@pytest.mark.parametrize("ctr,key,expect", KAT)
+def test_philox_kat_native(lib, ctr, key, expect):
+    got = lib.philox([ctr], [key])[0]
+    assert tuple(int(x) for x in got) == expect
+
+
+def test_philox_random_native_vs_numpy(lib):
+    r = np.random.default_rng(1)
+    ctr = r.integers(0, 2**32, size=(5000, 4), dtype=np.uint64)
+    key = r.integers(0, 2**32, size=(5000, 2), dtype=np.uint64)
+    got = lib.philox(ctr.astype(np.uint32), key.astype(np.uint32))
+    ref = np.stack(rng.philox4x32(ctr[:, 0], ctr[:, 1], ctr[:, 2], ctr[:, 3], key[:, 0], key[:, 1]),
+                   axis=1)
+    assert np.array_equal(got.astype(np.uint64), ref)
+
+
+# -- draws and sampling ------------------------------------------------------------------------
+
+def random_keys(n, seed=0):
+    r = np.random.default_rng(seed)
+    keys = np.stack([
+        r.integers(0, 2**32, n),          # trial
+        r.integers(1, 17, n),             # purpose
+        r.integers(0, 2**24, n),          # page
+        r.integers(0, 2**32, n),          # k
+        r.integers(0, 2**12, n),          # i
+        r.integers(0, 2**20, n),          # sub
+    ], axis=1).astype(np.int64)
+    keys[:50] = np.abs(keys[:50]) % 4  # small indices too
+    return keys
+
+
+def _ref_words(seed, keys):
+    out = [np.zeros(len(keys), dtype=np.uint64) for _ in range(4)]
+    for p in np.unique(keys[:, 1]):
+        sel = keys[:, 1] == p
+        k = keys[sel]
+        w = rng.draw_words(seed, k[:, 0], int(p), k[:, 2], k[:, 3], k[:, 4], k[:, 5])
+        for j in range(4):
+            out[j][sel] = w[j]
+    return tuple(out)
+
+
+@pytest.mark.parametrize("seed", [0, 12345, 2**40 + 17, 2**64 - 1])
+def test_draw_words_native_vs_numpy(lib, seed):
+    keys = random_keys(4000, seed=seed % 1000)
+    comp = _compiled_with([const(1.0)])
+    P = pack.pack(comp)
+    _, words = lib.sample_draws(P, seed, keys, -1)
+    ref = _ref_words(seed, keys)
+    for j in range(4):
+        assert np.array_equal(words[:, j].astype(np.uint64), ref[j]), f"word x{j}"
+
+
+@pytest.mark.parametrize("name", list(test_dists()))
+def test_sampling_native_vs_numpy(lib, name):
+    dists = test_dists()
+    names = list(dists)
+    comp = _compiled_with(dists.values())
+    P = pack.pack(comp)
+    d = names.index(name)
+    seed = 987654321
+    keys = random_keys(20000, seed=d)
+    values, words = lib.sample_draws(P, seed, keys, d)
+    ref_w = _ref_words(seed, keys)
+    ref = rng.sample(dists[name], ref_w)
+    assert values.dtype == np.int64
+    assert np.array_equal(values, ref)
+    # The distribution is not degenerate where it should not be (the test tests something).
+    if not dists[name].is_const:
+        assert len(np.unique(values)) > 10
+
+
+@pytest.mark.parametrize("name", list(test_dists()))
+def test_sampling_edge_words(lib, name):
+    """Edge words: zero uniforms (u == 0 -> 1 in exp), all ones, thresholds of the mixture."""
+    dists = test_dists()
+    d = list(dists).index(name)
+    P = pack.pack(_compiled_with(dists.values()))
+    dist = dists[name]
+    x0s = {0, 1, 2**31, 2**32 - 1}
+    for c in range(dist.ncomp):
+        t = int(dist.thresh[c])
+        x0s |= {max(0, t - 1) & 0xFFFFFFFF, t & 0xFFFFFFFF}
+    x12 = [(0, 0), (0, 1), (1, 0), (0, 2**32 - 1), (2**32 - 1, 2**32 - 1), (2**20 - 1, 5),
+           (2**31, 0), (0xFFF00000, 0), (0xFFFFFFFF, 0)]
+    words = np.array([(x0, x1, x2, 7) for x0 in sorted(x0s) for x1, x2 in x12], dtype=np.uint32)
+    got = lib.sample_words(P, words, d)
+    ref = rng.sample(dist, tuple(words[:, j].astype(np.uint64) for j in range(4)))
+    assert np.array_equal(got, ref)
+
+
+def test_sampling_named_dists_of_a_compiled(lib):
+    """pack() keeps DIST_NAMES order: sampling index j of the block is sampling compiled.dists[j]."""
+    from mcexplore.params import DIST_NAMES, PageClass
+
+    r = np.random.default_rng(5)
+    dists = [exponential(float(r.uniform(10, 1e5))) if j % 3 == 0 else
+             uniform(float(j), float(j * 100 + 50)) if j % 3 == 1 else const(float(j * 11))
+             for j in range(len(DIST_NAMES))]
+    comp = Compiled(strategy=3, dists=dists, page=PageClass(1, False, 4, 2, 1000.0))
+    P = pack.pack(comp)
+    keys = random_keys(3000, seed=9)
+    ref_w = _ref_words(77, keys)
+    for j in range(len(DIST_NAMES)):
+        values, _ = lib.sample_draws(P, 77, keys, j)
+        assert np.array_equal(values, rng.sample(dists[j], ref_w)), DIST_NAMES[j]
+    # The class's access distribution follows the named ones.
+    cls_rec = P[P[pack.H_CLASS_OFF]:P[pack.H_CLASS_OFF] + pack.CLASS_WORDS]
+    a = int(cls_rec[pack.C_ACCESS_DIST])
+    assert a == len(DIST_NAMES)
+    values, _ = lib.sample_draws(P, 77, keys, a)
+    assert np.array_equal(values, rng.sample(exponential(1000.0), ref_w))
+
+
+def test_hist_bucket_native_vs_numpy(lib):
+    r = np.random.default_rng(3)
+    v = np.concatenate([np.arange(-5, 5000), r.integers(0, 2**62, 20000),
+                        2 ** np.arange(0, 63, dtype=np.int64), 2 ** np.arange(1, 63, dtype=np.int64) - 1,
+                        [np.iinfo(np.int64).max, np.iinfo(np.int64).min]]).astype(np.int64)
+    got = lib.hist_buckets(v)
+    assert np.array_equal(got, hist_bucket(v))
+    assert got.max() == HIST_BINS - 1
+
+
+# -- the parameter block -----------------------------------------------------------------------
+
+def test_pack_layout():
+    from mcexplore.params import PageClass
+
+    dists = [const(float(j)) for j in range(15)]
+    comp = Compiled(strategy=4, dists=dists, page=PageClass(1, True, 7, 3, 500.0), recheck=False,
+                    flag_from_unmap_end=True, passes=9, trylock_passes=2, timeout_ns=123456789,
+                    max_attempts=77, transient_thresh=2**31 + 5)
+    P = pack.pack(comp)
+    assert P.dtype == np.int64 and P[pack.H_LEN] == len(P)
+    assert P[pack.H_MAGIC] == pack.MAGIC and P[pack.H_VERSION] == pack.VERSION
+    assert [P[pack.H_STRATEGY], P[pack.H_RECHECK], P[pack.H_FLAG_FROM_UNMAP_END], P[pack.H_PASSES],
+            P[pack.H_TRYLOCK_PASSES], P[pack.H_TIMEOUT_NS], P[pack.H_MAX_ATTEMPTS],
+            P[pack.H_TRANSIENT_THRESH], P[pack.H_LEVEL]] == [4, 0, 1, 9, 2, 123456789, 77, 2**31 + 5, 0]
+    assert P[pack.H_NCLASSES] == 1 and P[pack.H_NDISTS] == 16 and P[pack.H_NPAGES] == 1
+    # Offsets of every component's table point inside the block.
+    for d in range(int(P[pack.H_NDISTS])):
+        base = int(P[pack.H_DIST_OFF]) + d * pack.DIST_WORDS
+        for c in range(int(P[base + pack.D_NCOMP])):
+            assert P[pack.H_TABLES_OFF] <= P[base + pack.D_OFF + c] < len(P)
+    # Block level: classes in order, first pages cumulative.
+    blk = [PageClass(100, False, 1, 0, 0.0), PageClass(3, True, 50, 50, 1000.0)]
+    comp.block = blk
+    P = pack.pack(comp)
+    assert P[pack.H_LEVEL] == 1 and P[pack.H_NCLASSES] == 2 and P[pack.H_NPAGES] == 103
+    c1 = int(P[pack.H_CLASS_OFF]) + pack.CLASS_WORDS
+    assert P[c1 + pack.C_FIRST_PAGE] == 100 and P[c1 + pack.C_MAPCOUNT] == 50
+    assert P[int(P[pack.H_CLASS_OFF]) + pack.C_ACCESS_DIST] == -1
+
+
+def test_header_constants_match_params_h():
+    """pack.py and kernels/params.h name the same words."""
+    import re
+
+    text = kernel_source.source_files()["params.h"]
+    defs = dict(re.findall(r"#define (MCX_[A-Z0-9_]+) (-?\d+)\b", text))
+    for name in dir(pack):
+        if re.fullmatch(r"(H|C|D)_[A-Z0-9_]+|HDR_WORDS|CLASS_WORDS|DIST_WORDS", name):
+            assert int(defs["MCX_" + name]) == getattr(pack, name), name
+    assert int(re.search(r"MCX_PARAMS_MAGIC (0x[0-9A-F]+)LL", text).group(1), 16) == pack.MAGIC
+
+
+# -- sources, #line and the cache -------------------------------------------------------------
+
+def test_sources_are_package_data():
+    files = kernel_source.source_files()
+    for n in (kernel_source.MAIN,) + kernel_source.HEADERS:
+        assert n in files and files[n].strip()
+    code = kernel_source.assemble()
+    assert '#include "' not in code
+    assert code.count("#line 1 ") == 1 + len(kernel_source.HEADERS)
+
+
+def test_line_directives_name_the_real_file(lib, tmp_path):
+    files = kernel_source.source_files()
+    lines = files["sample.h"].splitlines()
+    bad_line = next(j for j, line in enumerate(lines, 1) if "MCX_FN bool mcx_bernoulli" in line)
+    lines.insert(bad_line - 1, "int this_is_not_cpp = ;")
+    broken = "\n".join(lines) + "\n"
+    code = kernel_source.assemble(overrides={"sample.h": broken})
+    with pytest.raises(native.CompileError) as ei:
+        native.compile_source(code, tmp_path / "broken.so")
+    msg = str(ei.value)
+    assert f"sample.h:{bad_line}:" in msg, msg
+    # And one in the main file.
+    mlines = files["mcexplore.cu"].splitlines()
+    j = next(j for j, line in enumerate(mlines, 1) if "MCX_FN int mcx_hist_bucket" in line)
+    mlines.insert(j - 1, "static_assert(false, \"planted\");")
+    code = kernel_source.assemble(overrides={"mcexplore.cu": "\n".join(mlines) + "\n"})
+    with pytest.raises(native.CompileError) as ei:
+        native.compile_source(code, tmp_path / "broken2.so")
+    assert f"mcexplore.cu:{j}:" in str(ei.value)
+    assert not (tmp_path / "broken.so").exists()
+
+
+def test_cache_key_changes_with_every_file_and_option():
+    base = kernel_source.cache_key(options=("-O3",), compiler_id="g++ 12")
+    assert base == kernel_source.cache_key(options=("-O3",), compiler_id="g++ 12")
+    seen = {base}
+    for name, text in kernel_source.source_files().items():
+        k = kernel_source.cache_key(options=("-O3",), compiler_id="g++ 12",
+                                    overrides={name: text + "\n// changed\n"})
+        assert k not in seen, name
+        seen.add(k)
+    assert kernel_source.cache_key(options=("-O2",), compiler_id="g++ 12") not in seen
+    assert kernel_source.cache_key(options=("-O3",), compiler_id="g++ 13") not in seen
+
+
+def test_native_cache_is_reused(tmp_path, monkeypatch):
+    monkeypatch.setenv("MCEXPLORE_CACHE", str(tmp_path))
+    monkeypatch.setattr(native, "_loaded", {})
+    lib1 = native.build()
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert len(files) == 1 and files[0].endswith(".so") and lib1.path.parent == tmp_path
+    mtime = lib1.path.stat().st_mtime_ns
+    monkeypatch.setattr(native, "_loaded", {})
+    lib2 = native.build()
+    assert lib2.path == lib1.path and lib2.path.stat().st_mtime_ns == mtime
+    # A changed header gives another library.
+    src = kernel_source.source_files()
+    monkeypatch.setattr(native, "_loaded", {})
+    lib3 = native.build(overrides={"philox.h": src["philox.h"] + "\n// touched\n"})
+    assert lib3.path != lib1.path
+    assert len(list(tmp_path.glob("*.so"))) == 2
+
+
+def test_native_availability_reports_why(monkeypatch):
+    ok, why = native.NativeEngine.availability()
+    assert ok and why
+    monkeypatch.setenv("CXX", "/nonexistent/g++")
+    ok, why = native.NativeEngine.availability()
+    assert not ok and "compiler" in why
+
+
+def test_cupy_engine_availability_never_raises():
+    from mcexplore.engines.cupy_engine import CupyEngine
+
+    ok, why = CupyEngine.availability()
+    assert isinstance(ok, bool) and isinstance(why, str) and why
+
+
+# -- device compile check ----------------------------------------------------------------------
+
+def _nvcc():
+    return shutil.which("nvcc") or (os.path.exists("/usr/local/cuda/bin/nvcc") and "/usr/local/cuda/bin/nvcc")
+
+
+@pytest.mark.parametrize("arch", ["compute_80", "compute_90"])
+def test_device_code_compiles_to_ptx(tmp_path, arch):
+    nvcc = _nvcc()
+    if not nvcc:
+        pytest.skip("nvcc not installed")
+    src = tmp_path / "mcexplore_all.cu"
+    src.write_text(kernel_source.assemble())
+    out = tmp_path / f"k_{arch}.ptx"
+    r = subprocess.run([nvcc, "-ptx", f"-arch={arch}", "-std=c++17", "--fmad=false", "-Werror",
+                        "all-warnings", str(src), "-o", str(out)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    ptx = out.read_text()
+    from mcexplore.engines.cupy_engine import KERNELS
+
+    for k in KERNELS:
+        assert f".entry {k}(" in ptx, k
+
+
+# -- lazy imports ------------------------------------------------------------------------------
+
+def test_importing_mcexplore_does_not_import_cupy():
+    import importlib.util
+
+    mods = ["mcexplore", "mcexplore.api", "mcexplore.engines.base", "mcexplore.engines.native",
+            "mcexplore.engines.cupy_engine", "mcexplore.engines.kernel_source"]
+    for extra in ("mcexplore.cli", "mcexplore.scenario", "mcexplore.engines.numpy_engine"):
+        if importlib.util.find_spec(extra) is not None:
+            mods.append(extra)
+    code = textwrap.dedent(f"""
+        import sys, importlib
+        for m in {mods!r}:
+            importlib.import_module(m)
+        from mcexplore.engines.cupy_engine import CupyEngine
+        bad = sorted(m for m in sys.modules if m == "cupy" or m.startswith("cupy."))
+        print("CUPY:" + ",".join(bad))
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "CUPY:\n" in r.stdout or r.stdout.strip() == "CUPY:", r.stdout
