@@ -575,6 +575,76 @@ class _Sim:
         self.spin[rows] += np.where(sp, np.maximum(e - self.p[rows], 0), 0)
         self.spinning[rows] = False
 
+    # -- one attempt, driven by the page-level loop or the block-level loop ------------
+    def attempt(self, rows, arr, pidx):
+        """Attempt kc of this page for the trials ``rows``, the migrator arriving at ``arr``.
+
+        Returns (ok, T) aligned with rows (a trylock failure is not ok, with T = arr). A trial
+        whose page moves is wound down at once: its tasks run until they return or hang.
+        """
+        n = self.N
+        mask = np.zeros(n, dtype=bool)
+        mask[rows] = True
+        arr_f = np.zeros(n, dtype=np.int64)
+        arr_f[rows] = arr
+        if self.strat == LOCK_NOREF:
+            pidx_f = np.zeros(n, dtype=np.int64)
+            pidx_f[rows] = pidx
+            L, tfail = self.acquire(mask, arr_f, pidx_f)
+        else:
+            L, tfail = arr_f, np.zeros(n, dtype=bool)
+        ok = np.zeros(len(rows), dtype=bool)
+        T = np.array(arr, dtype=np.int64, copy=True)
+        tf = tfail[rows]
+        if tf.any():
+            self.trylock_fail(rows[tf], arr[tf])
+        g = ~tf
+        if g.any():
+            grows = rows[g]
+            self.stage1(grows, L[grows])
+            gm = np.zeros(n, dtype=bool)
+            gm[grows] = True
+            self.advance(gm, np.where(gm, self.F_cur, 0))
+            okg, Tg = self.stage2(grows)
+            ok[g] = okg
+            T[g] = Tg
+        srows = rows[ok]
+        if len(srows):
+            self.migrated[srows] = True
+            self.final[srows] = True
+            fd = self.draw_mig("free_delay", rng.FREE_DELAY, srows, self.kc[srows] - 1)
+            self.free_t[srows] = T[ok] + fd
+            self.last_t[srows] = np.maximum(self.last_t[srows], T[ok])
+            m = np.zeros(n, dtype=bool)
+            m[srows] = True
+            self.advance(m, np.where(m, INF, 0))
+        return ok, T
+
+    def stop(self, rows, end):
+        """The budget ran out for these trials at ``end``: run the tasks up to it, cut waits."""
+        if len(rows) == 0:
+            return
+        self.final[rows] = True
+        self.parked[rows] = False
+        m = np.zeros(self.N, dtype=bool)
+        m[rows] = True
+        e = np.zeros(self.N, dtype=np.int64)
+        e[rows] = end
+        self.advance(m, e)
+        self.finish(rows, end)
+
+    def task_outcomes(self):
+        n = self.N
+        if self.A == 0:
+            z = np.zeros(n, dtype=np.int64)
+            return {"uaf": self.uaf, "hang": z, "faults": z, "max_wait": z, "total_wait": z, "spin": z}
+        return {
+            "uaf": self.uaf,
+            "hang": self.hung.any(axis=1) & self.migrated,
+            "faults": self.faults.sum(axis=1), "max_wait": self.max_wait.max(axis=1),
+            "total_wait": self.total_wait.sum(axis=1), "spin": self.spin.sum(axis=1),
+        }
+
 
 def simulate_page(c: Compiled, seed: int, trials: np.ndarray) -> Records:
     sim = _Sim(c, seed, trials)
@@ -600,64 +670,37 @@ def simulate_page(c: Compiled, seed: int, trials: np.ndarray) -> Records:
         stop = cap | to
         if stop.any():
             rows = np.nonzero(stop)[0]
+            # The attempt in progress at the timeout ran to completion.
             end[rows] = np.where(censored[rows], last_T[rows], np.maximum(timeout, last_T[rows]))
-            sim.final[rows] = True
-            sim.parked[rows] = False
+            sim.stop(rows, end[rows])
             running &= ~stop
-            sim.advance(stop, np.where(stop, end, 0))
-            sim.finish(rows, end[rows])
-        if not running.any():
+        rows = np.nonzero(running)[0]
+        if len(rows) == 0:
             break
-        pidx = (sim.kc - 1) % passes
-        if sim.strat == LOCK_NOREF:
-            L, tfail = sim.acquire(running, arr, pidx)
-        else:
-            L, tfail = arr.copy(), np.zeros(n, dtype=bool)
-        attempts[running] += 1
-        if tfail.any():
-            rows = np.nonzero(tfail)[0]
-            sim.trylock_fail(rows, arr[rows])
-            last_T[rows] = arr[rows]
-        go = running & ~tfail
-        rows = np.nonzero(go)[0]
-        if len(rows):
-            sim.stage1(rows, L[rows])
-            sim.advance(go, np.where(go, sim.F_cur, 0))
-            ok, T = sim.stage2(rows)
-            last_T[rows] = T
-            srows = rows[ok]
-            if len(srows):
-                t_mig[srows] = T[ok]
-                sim.migrated[srows] = True
-                sim.final[srows] = True
-                fd = sim.draw_mig("free_delay", rng.FREE_DELAY, srows, sim.kc[srows] - 1)
-                sim.free_t[srows] = T[ok] + fd
-                running[srows] = False
-                m = np.zeros(n, dtype=bool)
-                m[srows] = True
-                sim.advance(m, np.where(m, INF, 0))
-                end[srows] = np.maximum(T[ok], sim.last_t[srows])
+        attempts[rows] += 1
+        ok, T = sim.attempt(rows, arr[rows], (attempts[rows] - 1) % passes)
+        last_T[rows] = T
+        srows = rows[ok]
+        t_mig[srows] = T[ok]
+        end[srows] = np.maximum(T[ok], sim.last_t[srows])
+        running[srows] = False
         # Next arrival: retry_gap within a migrate_pages call, outer_gap between calls.
-        nxt = running.copy()
-        rows = np.nonzero(nxt)[0]
+        rows = np.nonzero(running)[0]
         if len(rows):
-            k = sim.kc[rows] - 1  # the attempt just finished
+            k = attempts[rows]
             last_pass = ((k - 1) % passes) == passes - 1
-            rg = sim.draw_mig("retry_gap", rng.GAP, rows, k)
+            rg = sim.draw("retry_gap", rng.GAP, rows, k, 0, 0)
             og = sim.draw("outer_gap", rng.GAP, rows, k, 0, 1)
             arr[rows] = last_T[rows] + np.where(last_pass, og, rg)
     migrated = sim.migrated
     calls = np.where(attempts > 0, (attempts - 1) // passes + 1, 0)
     call_failed = ~(migrated & (attempts <= passes))
-    hang = sim.hung.any(axis=1) & migrated if sim.A else np.zeros(n, dtype=bool)
     cols = {
         "migrated": migrated, "attempts": attempts, "calls": calls, "t_migrated": t_mig,
         "call_failed": call_failed, "livelock": livelock, "censored": censored,
-        "uaf": sim.uaf, "hang": hang,
-        "faults": sim.faults.sum(axis=1), "max_wait": sim.max_wait.max(axis=1),
-        "total_wait": sim.total_wait.sum(axis=1), "spin": sim.spin.sum(axis=1),
         "end_time": end, "pages_left": (~migrated).astype(np.int64),
     }
+    cols.update(sim.task_outcomes())
     return Records(int(trials[0]) if n else 0, {k: np.asarray(v).astype(np.int64) for k, v in cols.items()})
 
 
