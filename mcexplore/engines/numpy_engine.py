@@ -129,6 +129,21 @@ class _Sim:
         self.mig_t = np.full(n, INF, dtype=np.int64)  # lock_noref: migrator's wake-run time
         self.mig_w = np.zeros(n, dtype=np.int64)
         self.mig_sleeping = np.zeros(n, dtype=bool)
+        self.trace = None  # replay: a list that receives (time, actor, text) tuples
+
+    # -- replay tracing (no effect on results) ----------------------------------------------
+    def _log(self, t, who, text):
+        """Record events of trial row 0 (replay runs one trial). who: 0 migrator, i task i."""
+        if self.trace is None:
+            return
+        t = np.atleast_1d(t)
+        who = np.broadcast_to(np.atleast_1d(who), t.shape)
+        for tt, ww in zip(t.tolist(), who.tolist()):
+            self.trace.append((int(tt), int(ww), text))
+
+    def _tlog(self, rows, cols, t, text):
+        if self.trace is not None and len(rows):
+            self._log(np.broadcast_to(t, np.shape(rows)), np.asarray(cols) + 1, text)
 
     # -- randomness -------------------------------------------------------------------------
     def draw(self, dist: str, purpose: int, rows, k, i, sub=0):
@@ -155,16 +170,19 @@ class _Sim:
         self.w[rows, cols] += 1
         self.ev[rows, cols] = EV_WAKE
         self.t[rows, cols] = base + wl
+        self._tlog(rows, cols, base + wl, "woken task runs")
 
     def _sleep_on_unlock(self, rows, cols, lc, lp):
         """Sleep until the unlock of the attempt holding the lock (lc: kc, lp: kc - 1)."""
         if lc.any():
             r, c = rows[lc], cols[lc]
+            self._tlog(r, c, self.t[r, c], "sleeps until the migrator unlocks the page")
             self.kw[r, c] = self.kc[r]
             self.ev[r, c] = EV_WAKE_RES
             self.t[r, c] = self.F_cur[r]
         if lp.any():
             r, c = rows[lp], cols[lp]
+            self._tlog(r, c, self.t[r, c], "sleeps until the migrator unlocks the page")
             self._wake_after(r, c, self.T_prev[r])
 
     def _schedule(self, rows, cols, ev, t):
@@ -188,6 +206,7 @@ class _Sim:
             fe = self.draw("fault_entry", rng.FAULT_ENTRY, fr, kwin, fc + 1, self.jf[fr, fc] << SUB_SHIFT)
             self.in_wait[fr, fc] = True
             self.wait_start[fr, fc] = fa
+            self._tlog(fr, fc, fa, "access hits a migration entry (wait starts)")
             self._schedule(fr, fc, EV_FAULT, fa + fe)
         nf = ~fault
         if nf.any():
@@ -218,12 +237,15 @@ class _Sim:
         sp = self.spinning[rows, cols]
         self.spin[rows, cols] += np.where(sp, r - self.p[rows, cols], 0)
         self.spinning[rows, cols] = False
+        self._tlog(rows, cols, r, "returns from the fault (wait ends)")
         self._access(rows, cols, r)
 
     # -- lock_noref -------------------------------------------------------------------------
     def _touch_uaf(self, rows, t):
         hit = self.final[rows] & (t >= self.free_t[rows])
         self.uaf[rows[hit]] = True
+        if self.trace is not None and hit.any():
+            self._log(t[hit], 0, "USE-AFTER-FREE: a waiter touches the freed old page")
 
     def _try_lock(self, rows, cols, t):
         """lock_page at t: take it if free, else sleep (on the migrator's unlock or a waiter's)."""
@@ -235,17 +257,20 @@ class _Sim:
         if task_held.any():
             r, c = rows[task_held], cols[task_held]
             self.sleep_lock[r, c] = True
+            self._tlog(r, c, t[task_held], "lock_page: another waiter holds it, sleeps")
             self._schedule(r, c, EV_NONE, INF)
         take = ~mig & ~task_held
         if take.any():
             r, c = rows[take], cols[take]
             self.holder[r] = c + 1
+            self._tlog(r, c, t[take], "lock_page: takes the page lock (no reference)")
             lh = self.draw("lock_hold", rng.LOCK_HOLD, r, self.kf[r, c], c + 1, self._sub(r, c))
             self._schedule(r, c, EV_UNLOCK, t[take] + lh)
 
     def _unlock(self, rows, cols, u):
         self._touch_uaf(rows, u)
         self.holder[rows] = 0
+        self._tlog(rows, cols, u, "unlock_page")
         # Wake every waiter asleep on this lock, and the migrator if it sleeps on it.
         sl = np.zeros(self.sleep_lock.shape, dtype=bool)
         sl[rows] = self.sleep_lock[rows]
@@ -281,6 +306,7 @@ class _Sim:
                 self._ptl(r, c, tt)
             elif code == EV_DROPB:
                 self.ref[r, c] = False
+                self._tlog(r, c, tt, "put_page after enqueueing (put_and_wait)")
                 lc, lp = self._locked_by(r, tt)
                 self._sleep_on_unlock(r, c, lc, lp)
                 un = ~(lc | lp)
@@ -295,6 +321,7 @@ class _Sim:
                     self._sleep_on_unlock(r, c, lc, lp)
                     un = ~(lc | lp)
                     self.ref[r[un], c[un]] = False
+                    self._tlog(r[un], c[un], tt[un], "put_page: drops its reference")
                     self._return(r[un], c[un], tt[un])
                 else:
                     self._return(r, c, tt)
@@ -319,12 +346,14 @@ class _Sim:
         if gone.any():
             # The PTE was restored before the handler took the PTL: no fault, no wait.
             gr, gc = rows[gone], cols[gone]
+            self._tlog(gr, gc, x[gone], "fault handler: PTE already restored, returns (no fault)")
             self.in_wait[gr, gc] = False
             self._access(gr, gc, x[gone])
         if not win.any():
             return
         rows, cols, x, inc, inp = rows[win], cols[win], x[win], inc[win], inp[win]
         self.faults[rows, cols] += 1
+        self._tlog(rows, cols, x, "fault: holds the PTL on a migration entry")
         kw = np.where(inc, self.kc[rows], self.kc[rows] - 1)
         self.kw[rows, cols] = kw
         kf = self.kf[rows, cols]
@@ -341,9 +370,11 @@ class _Sim:
                 seen = np.zeros(len(rows), dtype=bool)
             getter = ~seen & ~frozen
             fz = ~seen & frozen
+            self._tlog(rows[fz], cols[fz], x[fz], "get_page_unless_zero fails (count frozen): will refault")
             self._schedule(rows[fz], cols[fz], EV_RET, p[fz])
             if seen.any():
                 r, c = rows[seen], cols[seen]
+                self._tlog(r, c, p[seen], "sees the migration flag: drops the PTL and spins")
                 self.spinning[r, c] = True
                 sc = inc[seen]
                 self._schedule(r[sc], c[sc], EV_SPIN_RES, self.F_cur[r[sc]])
@@ -351,19 +382,25 @@ class _Sim:
                 self._schedule(r[sp], c[sp], EV_RET, np.maximum(p[seen][sp], self.fe_prev[r[sp]]))
             r, c = rows[getter], cols[getter]
             self.ref[r, c] = True
+            self._tlog(r, c, x[getter], "get_page_unless_zero: holds a page reference")
             if s == DROP:
                 b = p[getter] + self.draw("drop_hold", rng.DROP_HOLD, r, kf[getter], c + 1, sub[getter])
                 self._schedule(r, c, EV_DROPB, b)
             else:
                 self._schedule(r, c, EV_PTL, p[getter])
         elif s == PTL_PIN:
+            self._tlog(rows, cols, x, "enqueues on the page's wait queue under the PTL (no reference)")
             self._schedule(rows, cols, EV_PTL, p)
         elif s == LOCK_NOREF:
             y = p + self.draw("noref_gap", rng.NOREF_GAP, rows, kf, cols + 1, sub)
+            self._tlog(rows, cols, p, "drops the PTL, holding no reference")
             self._schedule(rows, cols, EV_TOUCH, y)
         elif s == PTE_WAIT:
             if not self.c.recheck:
                 self.e[rows, cols] = p + self.draw("noref_gap", rng.NOREF_GAP, rows, kf, cols + 1, sub)
+                self._tlog(rows, cols, self.e[rows, cols], "enqueues on the PTE wait queue (after dropping the PTL)")
+            else:
+                self._tlog(rows, cols, x, "enqueues on the PTE wait queue under the PTL")
             if inp.any():
                 self._pte_resolve(rows[inp], cols[inp])
             self._schedule(rows[inc], cols[inc], EV_PTE_RES, self.F_cur[rows[inc]])
@@ -383,6 +420,7 @@ class _Sim:
             self._sleep_on_unlock(rows, cols, lc, lp)
             un = ~(lc | lp)
             self.ref[rows[un], cols[un]] = False
+            self._tlog(rows[un], cols[un], p[un], "page already unlocked: put_page")
             self._return(rows[un], cols[un], p[un])
 
     def _pte_resolve(self, rows, cols):
@@ -406,8 +444,10 @@ class _Sim:
             r, c = rows[lost], cols[lost]
             fin = self.final[r]
             # No later restore will come after the page moved: a lost wake-up for good.
+            self._tlog(r, c, self.e[r, c], "wake-up lost: its PTE was restored before it enqueued")
             hr, hc = r[fin & self.migrated[r]], c[fin & self.migrated[r]]
             self.hung[hr, hc] = True
+            self._tlog(hr, hc, self.e[hr, hc], "HANG: its wake-up was lost and no restore of its PTE will come")
             self.in_wait[hr, hc] = False
             self._schedule(hr, hc, EV_NONE, INF)
             bud = fin & ~self.migrated[r]
@@ -469,6 +509,10 @@ class _Sim:
         UM = cu[:, -1]
         F = UM + self.draw_mig("pre_freeze", rng.PRE_FREEZE, rows, k)
         self.F_cur[rows] = F
+        if self.trace is not None:
+            self._log(L, 0, f"attempt {int(k[0])}: lock_page, try_to_unmap {M} PTE(s)")
+            for j in range(M):
+                self._log(cu[:, j], 0, f"unmap PTE {j + 1}: migration entry")
         self.fs_cur[rows] = UM if self.c.flag_from_unmap_end else L
         self.cur_unmapped[rows] = True
         self.parked[rows] = False
@@ -491,6 +535,17 @@ class _Sim:
         rm = self.draw("remap_pte", rng.REMAP, allrows, np.repeat(k, M), ptes, 0).reshape(len(rows), M)
         cr = np.cumsum(rm, axis=1) + S[:, None]
         T = cr[:, -1]
+        if self.trace is not None:
+            who = [int(i) + 1 for i in np.nonzero(self.ref[rows[0]])[0]] if self.A else []
+            why = (f"FAILS: references held by tasks {who}" if who else "FAILS: a transient reference")
+            self._log(F, 0, "refcount check " + ("passes" if ok[0] else why))
+            if ok[0]:
+                if self.file:
+                    self._log(F, 0, "page_ref_freeze until " + str(int(F[0] + fh[0])))
+                self._log(S - cp, 0, "copy page contents")
+            for j in range(M):
+                self._log(cr[:, j], 0, f"restore PTE {j + 1} (" + ("new page" if ok[0] else "old page") + ")")
+            self._log(T, 0, "unlock_page" + (": page migrated" if ok[0] else " (-EAGAIN)"))
         self.prev_unmapped[rows] = True
         if self.A:
             self.R_prev[rows, :] = cr[:, : self.A]
@@ -597,6 +652,7 @@ class _Sim:
         T = np.array(arr, dtype=np.int64, copy=True)
         tf = tfail[rows]
         if tf.any():
+            self._log(arr[tf], 0, "trylock_page fails (a waiter holds the lock): -EAGAIN")
             self.trylock_fail(rows[tf], arr[tf])
         g = ~tf
         if g.any():
@@ -614,6 +670,7 @@ class _Sim:
             self.final[srows] = True
             fd = self.draw_mig("free_delay", rng.FREE_DELAY, srows, self.kc[srows] - 1)
             self.free_t[srows] = T[ok] + fd
+            self._log(T[ok] + fd, 0, "old page freed")
             self.last_t[srows] = np.maximum(self.last_t[srows], T[ok])
             m = np.zeros(n, dtype=bool)
             m[srows] = True
@@ -646,8 +703,9 @@ class _Sim:
         }
 
 
-def simulate_page(c: Compiled, seed: int, trials: np.ndarray) -> Records:
+def simulate_page(c: Compiled, seed: int, trials: np.ndarray, trace: list | None = None) -> Records:
     sim = _Sim(c, seed, trials)
+    sim.trace = trace
     n = len(trials)
     passes = int(c.passes)
     arr = np.zeros(n, dtype=np.int64)
