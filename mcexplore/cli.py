@@ -1,0 +1,301 @@
+"""The ``mcexplore`` command line: a thin shell over the library API.
+
+Where it sits: on top of everything. Each command parses options, calls one library function
+(mcexplore.api, replay, exact, stats, bench, sweep, compare, plots) and prints. Shared options are
+decorators, so every command spells them the same way. Errors in the input exit with status 2 and
+a message naming the field, the value and what is valid.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+
+import click
+
+from . import __version__
+
+EPILOG_RUN = """\b
+Examples:
+  mcexplore run thread-2018 --trials 2000
+  mcexplore run configs/thread-2018.toml -s ref -s drop --set page.mapcount=3 --json
+  mcexplore run thread-2018 -s ptl_pin --until-upper-bound 1e-3 --stop-outcome livelock
+"""
+
+
+def _fail(msg: str):
+    raise click.UsageError(msg)
+
+
+def scenario_options(f):
+    """CONFIG argument, --set overrides and --strategy selection."""
+    f = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+                     help="Override a config field by its dotted path, e.g. --set page.mapcount=2 "
+                          "--set timing.pre_freeze=0.5us (repeatable).")(f)
+    f = click.option("--strategy", "-s", "strategies", multiple=True, metavar="LABEL",
+                     help="Run only this strategy label (repeatable; default: all in the config).")(f)
+    f = click.argument("config", required=False, default="thread-2018")(f)
+    return f
+
+
+def run_options(f):
+    f = click.option("--backend", "-b", default="auto", show_default=True,
+                     type=click.Choice(["auto", "numpy", "native", "cupy"]),
+                     help="Engine: auto picks cupy with a usable GPU, else native with a C++ "
+                          "compiler, else numpy.")(f)
+    f = click.option("--seed", default=0, show_default=True, type=int, help="Random seed.")(f)
+    f = click.option("--trials", "-n", default=1000, show_default=True, type=click.IntRange(min=1),
+                     help="Trials per strategy.")(f)
+    return f
+
+
+def _load(config, overrides, strategies=()):
+    from .scenario import ScenarioError, load_scenario
+
+    try:
+        sc = load_scenario(config, overrides)
+        if strategies:
+            sc = sc.with_strategies(list(strategies))
+    except (ScenarioError, FileNotFoundError, ValueError) as e:
+        _fail(str(e))
+    return sc
+
+
+def _engine_error(e):
+    from .engines.base import BackendUnavailable
+
+    if isinstance(e, BackendUnavailable):
+        _fail(str(e))
+    raise e
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="mcexplore")
+def main():
+    """mcexplore: Monte Carlo stress explorer for the page-migration vs fault-waiter race.
+
+    \b
+    Quick start:
+      mcexplore run thread-2018 --trials 1000     # the default scenario, every strategy
+      mcexplore replay thread-2018 --trial 3 -s ref
+      mcexplore info
+    """
+
+
+def _fmt_p(pr) -> str:
+    if pr["one_sided"] and pr["count"] == 0:
+        return f"{pr['p']:.4g} (<= {pr['hi']:.3g})"
+    return f"{pr['p']:.4g} [{pr['lo']:.3g}, {pr['hi']:.3g}]"
+
+
+def _summary_json(result, level):
+    from .stats import summarize
+
+    out = {"backend": result.backend, "scenario": result.scenario_name, "seed": result.seed,
+           "level": level, "results": {}}
+    for label, sr in result.runs.items():
+        s = summarize(sr.aggregate, level)
+        entry = {"trials": sr.aggregate.trials, "wall_s": sr.wall_s}
+        for row in s.outcomes.to_dict("records"):
+            entry[row["outcome"]] = {"count": int(row["count"]), "p": row["p"], "lo": row["lo"],
+                                     "hi": row["hi"], "one_sided": bool(row["one_sided"])}
+        q = {}
+        for row in s.quantiles.to_dict("records"):
+            val = {k: (None if (isinstance(v, float) and not math.isfinite(v)) else v)
+                   for k, v in row.items() if k in ("value", "lo", "hi")}
+            q.setdefault(row["metric"], {})[f"q{row['q']:g}"] = val
+        entry["quantiles"] = q
+        entry["means"] = {k: v for k, v in s.means.items()}
+        entry["examples"] = sr.aggregate.examples
+        out["results"][label] = entry
+    return out
+
+
+def _print_summary(result, level, echo=click.echo):
+    from .results import OUTCOMES
+    from .units import format_ns
+
+    js = _summary_json(result, level)
+    echo(f"scenario {js['scenario']}, backend {js['backend']}, seed {js['seed']}, "
+         f"{int(level * 100)}% intervals (one-sided upper bound when the count is 0)")
+    for label, e in js["results"].items():
+        echo("")
+        echo(f"== {label}: {e['trials']} trials in {e['wall_s']:.2f}s")
+        for o in OUTCOMES:
+            echo(f"  {o:<12} {e[o]['count']:>9}  {_fmt_p(e[o])}")
+        for m, qs in e["quantiles"].items():
+            parts = []
+            for qn, v in qs.items():
+                if v["value"] is None:
+                    continue
+                f = (lambda x: f"{x:.0f}") if m == "attempts" else format_ns
+                parts.append(f"{qn}={f(v['value'])}")
+            if parts:
+                echo(f"  {m:<12} " + "  ".join(parts))
+        ex = {k: v[:3] for k, v in e["examples"].items() if v}
+        if ex:
+            echo("  replay e.g.: " + "; ".join(f"{k}: trial {v[0]}" for k, v in ex.items()))
+
+
+def _adaptive_opts(f):
+    try:
+        from .adaptive import adaptive_options
+    except ImportError:  # pragma: no cover
+        return f
+    return adaptive_options(f)
+
+
+@main.command(epilog=EPILOG_RUN)
+@scenario_options
+@run_options
+@click.option("--level", default=0.95, show_default=True, type=click.FloatRange(0.5, 0.9999),
+              help="Confidence level of the intervals.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+@click.option("--out", type=click.Path(dir_okay=False), help="Also write the JSON result to FILE.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
+@_adaptive_opts
+def run(config, overrides, strategies, trials, seed, backend, level, as_json, out, progress, **adaptive):
+    """Run CONFIG (a file or a shipped scenario name) and report every outcome with intervals."""
+    from . import api
+    from .adaptive import rule_from_options, run_adaptive
+
+    sc = _load(config, overrides, strategies)
+    rule = rule_from_options(level=level, **adaptive)
+    prog = progress if progress is not None else (None if sys.stderr.isatty() else False)
+    try:
+        if rule is not None:
+            ar = run_adaptive(sc, rule, seed=seed, backend=backend, progress=prog)
+            result = ar.run
+        else:
+            result = api.run(sc, trials=trials, seed=seed, backend=backend, progress=prog)
+    except Exception as e:  # noqa: BLE001
+        _engine_error(e)
+    js = _summary_json(result, level)
+    if rule is not None:
+        js["adaptive"] = ar.to_dict()
+    if out:
+        from .io import atomic_write_text
+        atomic_write_text(out, json.dumps(js, indent=2))
+    if as_json:
+        click.echo(json.dumps(js, indent=2))
+    else:
+        _print_summary(result, level)
+        if rule is not None:
+            for label, st in js["adaptive"].items():
+                click.echo(f"  adaptive[{label}]: {st}")
+        click.echo(f"\nbackend: {result.backend}")
+
+
+@main.command(epilog="""\b
+Examples:
+  mcexplore replay thread-2018 --trial 12 -s ref --set page.mapcount=3 --set page.active=2
+  mcexplore replay configs/thread-2018.toml --trial 0 -s pte_wait_norecheck --limit 200
+""")
+@scenario_options
+@click.option("--trial", "-t", required=True, type=click.IntRange(min=0), help="Trial index.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--limit", default=None, type=click.IntRange(min=1), help="Print at most N events.")
+def replay(config, overrides, strategies, trial, seed, limit):
+    """Print one trial's timeline, event by event, in simulated time.
+
+    It runs the numpy engine's own code path on that one trial, so a trial found by any backend
+    (same config, seed and trial index) is replayed exactly.
+    """
+    from .replay import replay as do_replay
+
+    sc = _load(config, overrides)
+    labels = list(strategies) or sc.labels()[:1]
+    for label in labels:
+        if label not in sc.labels():
+            _fail(f"--strategy: {label!r} is not valid: choose one of {', '.join(sc.labels())}")
+        try:
+            r = do_replay(sc, label, trial, seed)
+        except ValueError as e:
+            _fail(str(e))
+        click.echo(r.format(limit=limit))
+
+
+@main.command(epilog="""\b
+Examples:
+  mcexplore exact thread-2018 --set page.mapcount=3 --set page.active=2 \\
+      --set timing.wake_latency='{dist="exp", mean="30us"}' --set timing.fault_entry=1us
+""")
+@scenario_options
+@click.option("--json", "as_json", is_flag=True)
+def exact(config, overrides, strategies, as_json):
+    """Exact solutions (closed forms, small Markov chains) where the model has them."""
+    from .exact import NotExact, exact_for
+
+    sc = _load(config, overrides, strategies)
+    out = {}
+    for label in sc.labels():
+        try:
+            out[label] = exact_for(sc.compile(label))
+        except NotExact as e:
+            out[label] = {"not_exact": str(e)}
+    if as_json:
+        click.echo(json.dumps(out, indent=2, default=float))
+        return
+    for label, d in out.items():
+        click.echo(f"== {label}")
+        for k, v in d.items():
+            if isinstance(v, (list, tuple)):
+                v = "[" + ", ".join(f"{x:.6g}" for x in v[:10]) + (", ..." if len(v) > 10 else "") + "]"
+            elif isinstance(v, float):
+                v = f"{v:.6g}"
+            click.echo(f"  {k}: {v}")
+
+
+@main.command(epilog="\b\nExample:\n  mcexplore info")
+def info():
+    """Version, the backends available here, and why the others are not."""
+    from .engines.base import BACKENDS, availability
+
+    click.echo(f"mcexplore {__version__} (Python {sys.version.split()[0]})")
+    chosen = None
+    for name in BACKENDS:
+        ok, why = availability(name)
+        if ok and chosen is None:
+            chosen = name
+        click.echo(f"  {name:<7} {'available' if ok else 'unavailable'}: {why}")
+    click.echo(f"auto picks: {chosen}")
+
+
+@main.command(epilog="""\b
+Examples:
+  mcexplore bench                     # numpy and native, the thread-2018 scenario
+  mcexplore bench --backend cupy --trials 1000000
+""")
+@scenario_options
+@click.option("--backend", "-b", "backends", multiple=True,
+              type=click.Choice(["numpy", "native", "cupy"]),
+              help="Backend(s) to measure (default: every available one).")
+@click.option("--trials", "-n", default=None, type=click.IntRange(min=1),
+              help="Trials per strategy (default: sized per backend).")
+@click.option("--seed", default=0, type=int)
+@click.option("--json", "as_json", is_flag=True)
+def bench(config, overrides, strategies, backends, trials, seed, as_json):
+    """Measure throughput: trials/s and migration attempts/s per backend and strategy."""
+    from .bench import run_bench
+
+    sc = _load(config, overrides, strategies)
+    rows = run_bench(sc, backends=list(backends) or None, trials=trials, seed=seed,
+                     echo=None if as_json else click.echo)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+
+
+def _register_analysis():
+    try:
+        from .cli_analysis import COMMANDS
+    except ImportError:  # the analysis layer is optional at import time
+        return
+    for cmd in COMMANDS:
+        main.add_command(cmd)
+
+
+_register_analysis()
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
