@@ -25,7 +25,7 @@ import copy
 import numpy as np
 
 from .. import rng
-from ..params import DIST_INDEX, Compiled
+from ..params import DIST_INDEX, Compiled, exponential
 from ..results import Records
 from .numpy_engine import _Sim
 
@@ -54,6 +54,9 @@ def simulate_block(c: Compiled, seed: int, trials: np.ndarray) -> Records:
         cc = copy.copy(c)
         cc.page = c.block[cls[pg]]
         cc.block = None
+        # Each class has its own access rate: its own exponential (the kernels build the same).
+        cc.dists = list(c.dists)
+        cc.dists[D["access"]] = exponential(cc.page.access_mean_ns)
         s = _Sim(cc, seed, trials)
         s.page = pg
         sims[pg] = s

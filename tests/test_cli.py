@@ -1,0 +1,123 @@
+"""The command line, through click's CliRunner: run, replay, info, bench, and bad input."""
+
+import json
+import subprocess
+import sys
+
+from click.testing import CliRunner
+
+from mcexplore.cli import main
+from mcexplore.replay import replay
+from mcexplore.scenario import load_scenario
+from mcexplore import api
+
+SMALL = ["--set", "page.mapcount=4", "--set", "page.active=3", "--set", "budget.max_attempts=30"]
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def test_run_prints_every_outcome_with_intervals_and_the_backend():
+    r = invoke("run", "thread-2018", "-n", "50", "-b", "numpy", "-s", "ref", "-s", "drop", *SMALL)
+    assert r.exit_code == 0, r.output
+    for word in ("migrated", "call_failed", "livelock", "censored", "uaf", "hang", "attempts",
+                 "t_migrated", "max_wait", "backend: numpy", "== ref", "== drop"):
+        assert word in r.output
+
+
+def test_run_json_is_keyed_by_strategy_then_outcome_with_raw_counts(tmp_path):
+    out = tmp_path / "r.json"
+    r = invoke("run", "thread-2018", "-n", "40", "-b", "numpy", "-s", "ref", "-s", "lock_noref",
+               "--json", "--out", str(out), *SMALL)
+    assert r.exit_code == 0
+    js = json.loads(r.output)
+    assert js["backend"] == "numpy" and json.loads(out.read_text()) == js
+    for label in ("ref", "lock_noref"):
+        e = js["results"][label]
+        assert e["trials"] == 40
+        for o in ("migrated", "call_failed", "livelock", "censored", "uaf", "hang"):
+            assert 0 <= e[o]["lo"] <= e[o]["p"] <= e[o]["hi"] <= 1
+            assert e[o]["p"] == e[o]["count"] / 40
+    # the same numbers as the library API (the CLI is a thin shell)
+    sc = load_scenario("thread-2018", [a for a in SMALL if a != "--set"] + ["strategies=ref,lock_noref"])
+    res = api.run(sc, trials=40, seed=0, backend="numpy", progress=False)
+    assert js["results"]["ref"]["livelock"]["count"] == res["ref"].aggregate.counts["livelock"]
+    assert js["results"]["lock_noref"]["uaf"]["count"] == res["lock_noref"].aggregate.counts["uaf"]
+
+
+def test_zero_counts_get_a_one_sided_upper_bound():
+    r = invoke("run", "thread-2018", "-n", "30", "-b", "numpy", "-s", "ptl_pin", "--json", *SMALL)
+    e = json.loads(r.output)["results"]["ptl_pin"]["uaf"]
+    assert e["count"] == 0 and e["one_sided"] and e["lo"] == 0 and 0 < e["hi"] < 0.2
+
+
+def test_bad_input_names_field_value_and_what_is_valid():
+    r = CliRunner().invoke(main, ["run", "thread-2018", "--set", "page.active=500", "-b", "numpy"])
+    assert r.exit_code == 2
+    assert "page.active" in r.output and "500" in r.output
+    r = CliRunner().invoke(main, ["run", "thread-2018", "--set", "timing.pre_freeze=3 parsecs"])
+    assert r.exit_code == 2 and "timing.pre_freeze" in r.output and "parsecs" in r.output
+    r = CliRunner().invoke(main, ["run", "thread-2018", "-s", "nosuch"])
+    assert r.exit_code == 2 and "nosuch" in r.output and "ref" in r.output
+    r = CliRunner().invoke(main, ["run", "no/such/file.toml"])
+    assert r.exit_code == 2 and "no/such/file.toml" in r.output
+    r = CliRunner().invoke(main, ["run", "thread-2018", "--backend", "gpu"])
+    assert r.exit_code == 2 and "gpu" in r.output
+
+
+def test_replay_explains_a_failing_trial_found_by_a_run():
+    sc = load_scenario("thread-2018", ["page.mapcount=4", "page.active=3", "budget.max_attempts=30",
+                                        "strategies=pte_wait_norecheck"])
+    res = api.run(sc, trials=200, seed=3, backend="numpy", records=True, progress=False)
+    run = res["pte_wait_norecheck"]
+    hung = run.aggregate.examples["hang"]
+    assert hung, "this scenario loses wake-ups"
+    t = hung[0]
+    rp = replay(sc, "pte_wait_norecheck", t, seed=3)
+    # the replay runs the engine's own code: same outcome as in the batch
+    assert rp.record == {k: int(v[t]) for k, v in run.records.columns.items()}
+    text = rp.format()
+    assert "HANG" in text and "wake-up lost" in text and "unlock_page: page migrated" in text
+    r = invoke("replay", "thread-2018", "--trial", str(t), "--seed", "3", "-s", "pte_wait_norecheck",
+               "--set", "page.mapcount=4", "--set", "page.active=3", "--set", "budget.max_attempts=30")
+    assert r.exit_code == 0 and "HANG" in r.output
+    times = [int(line.split()[0].rstrip("nsumµ")) if False else None for line in []]
+    assert times == []
+
+
+def test_replay_timeline_is_in_time_order_and_names_the_actors():
+    sc = load_scenario("thread-2018", ["page.mapcount=3", "page.active=2", "strategies=ref"])
+    rp = replay(sc, "ref", 0, seed=0)
+    ts = [t for t, _, _ in rp.events]
+    assert ts == sorted(ts)
+    kinds = {text.split(":")[0] for _, _, text in rp.events}
+    assert any("refcount check" in k for k in kinds)
+    assert {who for _, who, _ in rp.events} >= {0, 1}
+
+
+def test_info_lists_backends_and_why_not():
+    r = invoke("info")
+    assert r.exit_code == 0
+    assert "numpy" in r.output and "native" in r.output and "cupy" in r.output
+    assert "auto picks:" in r.output
+
+
+def test_bench_prints_throughput():
+    r = invoke("bench", "thread-2018", "-b", "numpy", "-n", "20", "-s", "ptl_pin", *SMALL)
+    assert r.exit_code == 0, r.output
+    assert "trials/s" in r.output and "attempts/s" in r.output
+
+
+def test_every_command_has_help_with_an_example():
+    for name, cmd in main.commands.items():
+        r = invoke(name, "--help")
+        assert r.exit_code == 0
+        assert "Example" in r.output or "mcexplore " + name in r.output, name
+
+
+def test_importing_mcexplore_does_not_import_cupy():
+    code = ("import sys, mcexplore, mcexplore.api, mcexplore.cli, mcexplore.engines.base;"
+            "print('cupy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
