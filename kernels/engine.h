@@ -1,10 +1,41 @@
-// engine.h: one trial of the model (MODEL.md), ported from mcexplore/engines/numpy_engine.py.
-// PLACEHOLDER until the reference engine is ready: writes an all-zero record.
+// engine.h: one trial of the model (MODEL.md; docs/model.md), a port of the reference engine
+// mcexplore/engines/numpy_engine.py (page level).
+//
+// The numpy engine advances a batch of trials in lock step; here one call simulates one trial
+// with plain loops (one GPU thread, or one iteration of a host worker). Everything that decides a
+// result is the same: the same events and state machine (the EV_* codes and the functions below
+// carry the numpy names), the same draw keys (purpose, k, i, sub), the same tie-breaking and the
+// same int64 arithmetic. tests/test_parity.py holds the two to the same bits, field by field.
+//
+// Order of task events. Tasks interact only through the page lock, and only in lock_noref. For
+// every other strategy the numpy engine processes all eligible task events "in parallel"; since
+// the tasks are independent, running each task's events to the horizon in turn is the same thing.
+// lock_noref processes one event per trial at a time in global time order: the eligible event
+// with the smallest time, ties to the lowest rmap index (numpy's argmin), exactly as here.
+//
+// Memory: the per-task state lives in a scratch area (MCX_TW words per active task; see
+// mcx_scratch), everything per trial in registers.
 #pragma once
 #include "portability.h"
 #include "philox.h"
 #include "params.h"
 #include "sample.h"
+
+#if defined(MCX_CUDA)
+#define MCX_M __device__
+#define MCX_M_NOINLINE __device__ __noinline__
+// The event dispatcher and the draw are out of line on the device: inlining them everywhere makes
+// NVRTC/nvcc take 10-25 s per build for little gain. -DMCX_PROCESS_INLINE inlines the dispatcher.
+#if defined(MCX_PROCESS_INLINE)
+#define MCX_M_PROCESS __device__
+#else
+#define MCX_M_PROCESS __device__ __noinline__
+#endif
+#else
+#define MCX_M_PROCESS inline
+#define MCX_M inline
+#define MCX_M_NOINLINE inline
+#endif
 
 // Per-trial scratch memory: word j of this trial's scratch is base[j * stride] (stride = number
 // of trials in the launch on the GPU, so that neighbouring threads touch neighbouring words; 1 on
@@ -14,8 +45,684 @@ struct mcx_scratch {
     mcx_i64 stride;
 };
 
+// INF of the numpy engine: int64 max // 4.
+#define MCX_INF ((mcx_i64)(0x7fffffffffffffffLL / 4))
+#define MCX_SUB_SHIFT 10
+// A guard against zero-duration loops (numpy raises RuntimeError after 10**7 steps).
+#define MCX_MAX_EVENTS 10000000LL
+
+// Task events (numpy_engine.EV_*).
+#define EV_NONE 0
+#define EV_ACCESS 1
+#define EV_FAULT 2
+#define EV_PTL 3
+#define EV_DROPB 4
+#define EV_WAKE 5
+#define EV_WAKE_RES 6
+#define EV_SPIN_RES 7
+#define EV_PTE_RES 8
+#define EV_RET 9
+#define EV_TOUCH 10
+#define EV_UNLOCK 11
+
+// Per-task words in scratch.
+#define TW_EV 0          // event code (low byte) and flags (below)
+#define TW_T 1           // time of the next event
+#define TW_WAIT_START 2
+#define TW_KF 3          // attempt of the fault's migration entry (draw key)
+#define TW_JF 4          // fault number within attempt kf
+#define TW_W 5           // wake number within the fault
+#define TW_KW 6          // attempt waited on
+#define TW_P 7           // PTL release time (also the start of a spin)
+#define TW_E 8           // pte_wait without recheck: enqueue time
+#define TW_U 9           // U_cur (INF when attempt kc has not unmapped)
+#define TW_R 10          // R_prev
+#define MCX_TW 11
+
+// Flag bits in TW_EV.
+#define TF_REF (1 << 8)
+#define TF_IN_WAIT (1 << 9)
+#define TF_PARKED (1 << 10)
+#define TF_SPINNING (1 << 11)
+#define TF_SLEEP_LOCK (1 << 12)
+#define TF_HUNG (1 << 13)
+#define TF_EVMASK 0xFF
+
+// Scratch words a trial needs (pack.scratch_words computes the same).
+MCX_FN mcx_i64 mcx_scratch_words(mcx_i64 active) { return active * MCX_TW; }
+
+struct mcx_sim {
+    const mcx_i64* P;
+    mcx_u64 seed;
+    mcx_i64 trial;
+    mcx_i64 page;
+    mcx_scratch S;
+    int M, A, strat;
+    bool file, recheck, flag_unmap_end;
+    mcx_i64 transient_thresh;
+    int trylock_passes;
+    int access_dist;
+
+    // Migrator, this trial: attempt kc ("cur") and kc - 1 ("prev", complete).
+    mcx_i64 kc;
+    bool cur_unmapped;
+    mcx_i64 L_cur, F_cur, fs_cur;
+    bool prev_unmapped;
+    mcx_i64 T_prev, F_prev, fe_prev;
+    bool succ_prev;
+    bool final_, migrated;
+    mcx_i64 free_t, last_t;
+    // lock_noref
+    mcx_i64 holder, mig_t, mig_w;
+    bool mig_sleeping;
+    // outcomes
+    bool uaf;
+    mcx_i64 faults, total_wait, max_wait, spin;
+    bool error;
+
+    // -- task state ------------------------------------------------------------------------------
+    MCX_M mcx_i64& tw(int c, int f) { return S.base[((mcx_i64)c * MCX_TW + f) * S.stride]; }
+    MCX_M int ev(int c) { return (int)(tw(c, TW_EV) & TF_EVMASK); }
+    MCX_M bool flag(int c, mcx_i64 f) { return (tw(c, TW_EV) & f) != 0; }
+    MCX_M void set_flag(int c, mcx_i64 f, bool on) {
+        mcx_i64& w = tw(c, TW_EV);
+        w = on ? (w | f) : (w & ~f);
+    }
+    MCX_M void schedule(int c, int e, mcx_i64 t) {
+        mcx_i64& w = tw(c, TW_EV);
+        w = (w & ~(mcx_i64)TF_EVMASK) | (mcx_i64)e;
+        tw(c, TW_T) = t;
+    }
+
+    // -- randomness ------------------------------------------------------------------------------
+    MCX_M_NOINLINE mcx_i64 draw(int d, int purpose, mcx_i64 k, mcx_i64 i, mcx_i64 sub) {
+        // A constant ignores the words: skip the Philox call (same value as numpy's).
+        if (mcx_dist_is_const(P, d)) return mcx_dist(P, d)[MCX_D_VAL];
+        return mcx_sample(P, d, mcx_draw(seed, trial, purpose, page, k, i, sub));
+    }
+    MCX_M mcx_i64 draw_mig(int d, int purpose, mcx_i64 k) { return draw(d, purpose, k, 0, 0); }
+
+    // -- helpers -----------------------------------------------------------------------------------
+    // Who holds the page lock at t (migrator only): lc = attempt kc, lp = attempt kc - 1.
+    MCX_M void locked_by(mcx_i64 t, bool& lc, bool& lp) {
+        lc = cur_unmapped && t >= L_cur;
+        lp = !lc && t < T_prev;
+    }
+    MCX_M mcx_i64 sub_of(int c) {
+        return (tw(c, TW_JF) << MCX_SUB_SHIFT) | (tw(c, TW_W) & ((1 << MCX_SUB_SHIFT) - 1));
+    }
+    MCX_M void wake_after(int c, mcx_i64 base) {
+        const mcx_i64 wl = draw(MCX_DIST_WAKE_LATENCY, MCX_P_WAKE, tw(c, TW_KF), c + 1, sub_of(c));
+        tw(c, TW_W) += 1;
+        schedule(c, EV_WAKE, base + wl);
+    }
+    MCX_M void sleep_on_unlock(int c, bool lc, bool lp) {
+        if (lc) {
+            tw(c, TW_KW) = kc;
+            schedule(c, EV_WAKE_RES, F_cur);
+        } else if (lp) {
+            wake_after(c, T_prev);
+        }
+    }
+
+    MCX_M void access(int c, mcx_i64 r) {
+        const bool inc = cur_unmapped && r >= tw(c, TW_U);
+        const bool inp = !inc && prev_unmapped && r < tw(c, TW_R);
+        if (inc || inp) {
+            const mcx_i64 kwin = inc ? kc : kc - 1;
+            if (tw(c, TW_KF) == kwin)
+                tw(c, TW_JF) += 1;
+            else
+                tw(c, TW_JF) = 0;
+            tw(c, TW_KF) = kwin;
+            tw(c, TW_W) = 0;
+            const mcx_i64 fe = draw(MCX_DIST_FAULT_ENTRY, MCX_P_FAULT_ENTRY, kwin, c + 1,
+                                    tw(c, TW_JF) << MCX_SUB_SHIFT);
+            set_flag(c, TF_IN_WAIT, true);
+            tw(c, TW_WAIT_START) = r;
+            schedule(c, EV_FAULT, r + fe);
+            return;
+        }
+        if (cur_unmapped) {
+            // r < U_kc,i: the next access comes after the PTE becomes a migration entry.
+            const mcx_i64 a = tw(c, TW_U) + draw(access_dist, MCX_P_ACCESS, kc, c + 1, 0);
+            schedule(c, EV_ACCESS, a);
+        } else if (final_) {
+            schedule(c, EV_NONE, MCX_INF);
+        } else {
+            // Attempt kc has not unmapped yet (lock_noref's migrator still acquiring the lock).
+            set_flag(c, TF_PARKED, true);
+            schedule(c, EV_ACCESS, r);
+        }
+    }
+
+    MCX_M void ret(int c, mcx_i64 r) {
+        const mcx_i64 wl = flag(c, TF_IN_WAIT) ? r - tw(c, TW_WAIT_START) : 0;
+        total_wait += wl;
+        max_wait = mcx_max64(max_wait, wl);
+        set_flag(c, TF_IN_WAIT, false);
+        if (flag(c, TF_SPINNING)) spin += r - tw(c, TW_P);
+        set_flag(c, TF_SPINNING, false);
+        access(c, r);
+    }
+
+    // -- lock_noref --------------------------------------------------------------------------------
+    MCX_M void touch_uaf(mcx_i64 t) {
+        if (final_ && t >= free_t) uaf = true;
+    }
+    MCX_M void try_lock(int c, mcx_i64 t) {
+        touch_uaf(t);
+        bool lc, lp;
+        locked_by(t, lc, lp);
+        sleep_on_unlock(c, lc, lp);
+        if (lc || lp) return;
+        if (holder > 0) {
+            set_flag(c, TF_SLEEP_LOCK, true);
+            schedule(c, EV_NONE, MCX_INF);
+            return;
+        }
+        holder = c + 1;
+        const mcx_i64 lh = draw(MCX_DIST_LOCK_HOLD, MCX_P_LOCK_HOLD, tw(c, TW_KF), c + 1, sub_of(c));
+        schedule(c, EV_UNLOCK, t + lh);
+    }
+    MCX_M void unlock(int c, mcx_i64 u) {
+        touch_uaf(u);
+        holder = 0;
+        for (int j = 0; j < A; ++j) {
+            if (flag(j, TF_SLEEP_LOCK)) {
+                set_flag(j, TF_SLEEP_LOCK, false);
+                wake_after(j, u);
+            }
+        }
+        if (mig_sleeping) {
+            const mcx_i64 wl = draw(MCX_DIST_WAKE_LATENCY, MCX_P_MIG_WAKE, kc, 0, mig_w);
+            mig_w += 1;
+            mig_t = u + wl;
+            mig_sleeping = false;
+        }
+        ret(c, u);
+    }
+
+    // -- the events ----------------------------------------------------------------------------
+    MCX_M void fault(int c, mcx_i64 x) {
+        const bool inc = cur_unmapped && x >= tw(c, TW_U);
+        const bool inp = !inc && prev_unmapped && x < tw(c, TW_R);
+        if (!(inc || inp)) {
+            // The PTE was restored before the handler took the PTL: no fault, no wait.
+            set_flag(c, TF_IN_WAIT, false);
+            access(c, x);
+            return;
+        }
+        faults += 1;
+        tw(c, TW_KW) = inc ? kc : kc - 1;
+        const mcx_i64 kf = tw(c, TW_KF);
+        const mcx_i64 sub = tw(c, TW_JF) << MCX_SUB_SHIFT;
+        const mcx_i64 p = x + draw(MCX_DIST_PTL_HOLD, MCX_P_PTL_HOLD, kf, c + 1, sub);
+        tw(c, TW_P) = p;
+        // get_page_unless_zero fails while a successful file attempt holds the count frozen.
+        const bool frozen = inp && succ_prev && file && x < fe_prev;
+        if (strat == MCX_S_REF || strat == MCX_S_DROP || strat == MCX_S_FLAG_SPIN) {
+            const bool seen = strat == MCX_S_FLAG_SPIN &&
+                              ((inc && x >= fs_cur) || (inp && x < fe_prev));
+            if (seen) {
+                set_flag(c, TF_SPINNING, true);
+                if (inc)
+                    schedule(c, EV_SPIN_RES, F_cur);
+                else
+                    schedule(c, EV_RET, mcx_max64(p, fe_prev));
+            } else if (frozen) {
+                schedule(c, EV_RET, p);
+            } else {
+                set_flag(c, TF_REF, true);
+                if (strat == MCX_S_DROP) {
+                    const mcx_i64 b = p + draw(MCX_DIST_DROP_HOLD, MCX_P_DROP_HOLD, kf, c + 1, sub);
+                    schedule(c, EV_DROPB, b);
+                } else {
+                    schedule(c, EV_PTL, p);
+                }
+            }
+        } else if (strat == MCX_S_PTL_PIN) {
+            schedule(c, EV_PTL, p);
+        } else if (strat == MCX_S_LOCK_NOREF) {
+            const mcx_i64 y = p + draw(MCX_DIST_NOREF_GAP, MCX_P_NOREF_GAP, kf, c + 1, sub);
+            schedule(c, EV_TOUCH, y);
+        } else {  // MCX_S_PTE_WAIT
+            if (!recheck)
+                tw(c, TW_E) = p + draw(MCX_DIST_NOREF_GAP, MCX_P_NOREF_GAP, kf, c + 1, sub);
+            if (inp)
+                pte_resolve(c);
+            else
+                schedule(c, EV_PTE_RES, F_cur);
+        }
+    }
+
+    MCX_M void ptl(int c, mcx_i64 p) {
+        if (strat == MCX_S_PTL_PIN) {
+            // Enqueued under the PTL at x: any unlock of the fault's attempt after x wakes it.
+            const mcx_i64 kw = tw(c, TW_KW);
+            const bool lc = kw == kc;
+            const bool unlocked = (kw < kc - 1) || (kw == kc - 1 && T_prev <= p);
+            const bool lp = !lc && !unlocked;
+            sleep_on_unlock(c, lc, lp);
+            if (unlocked) ret(c, p);
+        } else {  // ref, flag_spin's ref path: wait_on_page_locked after dropping the PTL
+            bool lc, lp;
+            locked_by(p, lc, lp);
+            sleep_on_unlock(c, lc, lp);
+            if (!(lc || lp)) {
+                set_flag(c, TF_REF, false);
+                ret(c, p);
+            }
+        }
+    }
+
+    MCX_M void pte_resolve(int c) {
+        const mcx_i64 R = tw(c, TW_R);
+        if (recheck) {
+            // Enqueued at x under the PTL: the restore wakes it; before the PTL is dropped it
+            // returns at once, with no wake latency.
+            const mcx_i64 xp = tw(c, TW_P);
+            if (R <= xp)
+                schedule(c, EV_RET, xp);
+            else
+                wake_after(c, R);
+            return;
+        }
+        if (prev_unmapped && R >= tw(c, TW_E)) {
+            wake_after(c, R);
+            return;
+        }
+        if (final_) {
+            if (migrated) {
+                // No later restore will come after the page moved: a lost wake-up for good.
+                set_flag(c, TF_HUNG, true);
+                set_flag(c, TF_IN_WAIT, false);
+            }
+            schedule(c, EV_NONE, MCX_INF);  // (budget over: asleep, its wait cut at the end)
+        } else {
+            tw(c, TW_KW) = kc;
+            schedule(c, EV_PTE_RES, F_cur);
+        }
+    }
+
+    MCX_M_PROCESS void process(int c) {
+        const int e = ev(c);
+        const mcx_i64 t = tw(c, TW_T);
+        last_t = mcx_max64(last_t, e == EV_NONE ? 0 : t);
+        switch (e) {
+            case EV_ACCESS:
+                access(c, t);
+                break;
+            case EV_FAULT:
+                fault(c, t);
+                break;
+            case EV_PTL:
+                ptl(c, t);
+                break;
+            case EV_DROPB: {
+                set_flag(c, TF_REF, false);
+                bool lc, lp;
+                locked_by(t, lc, lp);
+                sleep_on_unlock(c, lc, lp);
+                if (!(lc || lp)) ret(c, t);
+                break;
+            }
+            case EV_WAKE:
+                if (strat == MCX_S_LOCK_NOREF) {
+                    try_lock(c, t);
+                } else if (strat == MCX_S_REF || strat == MCX_S_FLAG_SPIN) {
+                    // Still holding its reference: if a later attempt locked the page again,
+                    // keep it and sleep on; else put_page and return.
+                    bool lc, lp;
+                    locked_by(t, lc, lp);
+                    sleep_on_unlock(c, lc, lp);
+                    if (!(lc || lp)) {
+                        set_flag(c, TF_REF, false);
+                        ret(c, t);
+                    }
+                } else {
+                    ret(c, t);
+                }
+                break;
+            case EV_WAKE_RES:
+                wake_after(c, T_prev);
+                break;
+            case EV_SPIN_RES:
+                schedule(c, EV_RET, mcx_max64(tw(c, TW_P), fe_prev));
+                break;
+            case EV_PTE_RES:
+                pte_resolve(c);
+                break;
+            case EV_RET:
+                ret(c, t);
+                break;
+            case EV_TOUCH:
+                try_lock(c, t);
+                break;
+            case EV_UNLOCK:
+                unlock(c, t);
+                break;
+            default:
+                break;
+        }
+    }
+
+    // -- advancing tasks -------------------------------------------------------------------------
+    MCX_M bool eligible(int c, mcx_i64 horizon) {
+        const mcx_i64 w = tw(c, TW_EV);
+        const int e = (int)(w & TF_EVMASK);
+        if (e == EV_NONE || (w & TF_PARKED)) return false;
+        if (tw(c, TW_T) < horizon) return true;
+        const bool virt = e == EV_WAKE_RES || e == EV_SPIN_RES || e == EV_PTE_RES;
+        // A virtual event whose attempt is complete may always run.
+        return virt && tw(c, TW_KW) < kc;
+    }
+
+    // lock_noref's pick: the eligible task with the smallest time, ties to the lowest index.
+    MCX_M int global_pick(mcx_i64 horizon) {
+        int best = -1;
+        mcx_i64 bt = MCX_INF;
+        bool any = false;
+        for (int c = 0; c < A; ++c) {
+            if (!eligible(c, horizon)) continue;
+            any = true;
+            const mcx_i64 t = tw(c, TW_T);
+            if (best < 0 || t < bt) {
+                best = c;
+                bt = t;
+            }
+        }
+        if (!any) return -1;
+        // numpy's argmin over where(eligible, t, INF): an eligible event at INF or later loses
+        // to index 0 (never reached with finite event times, kept for exactness).
+        if (bt >= MCX_INF) return 0;
+        return best;
+    }
+
+    MCX_M void advance(mcx_i64 horizon) {
+        if (A == 0 || error) return;
+        mcx_i64 steps = 0;
+        if (strat == MCX_S_LOCK_NOREF) {
+            for (;;) {
+                const int c = global_pick(horizon);
+                if (c < 0) return;
+                process(c);
+                if (++steps > MCX_MAX_EVENTS) {
+                    error = true;
+                    return;
+                }
+            }
+        }
+        for (int c = 0; c < A; ++c) {
+            while (eligible(c, horizon)) {
+                process(c);
+                if (++steps > MCX_MAX_EVENTS) {
+                    error = true;
+                    return;
+                }
+            }
+        }
+    }
+
+    MCX_M void advance_until_mig() {
+        mcx_i64 steps = 0;
+        for (;;) {
+            const int c = global_pick(mig_t);
+            if (c < 0) return;
+            process(c);
+            if (++steps > MCX_MAX_EVENTS) {
+                error = true;
+                return;
+            }
+        }
+    }
+
+    // -- the migrator ----------------------------------------------------------------------------
+    MCX_M void stage1(mcx_i64 L) {
+        const mcx_i64 k = kc;
+        mcx_i64 cu = L;
+        for (int i = 1; i <= M; ++i) {
+            cu += draw(MCX_DIST_UNMAP_PTE, MCX_P_UNMAP, k, i, 0);
+            if (i <= A) tw(i - 1, TW_U) = cu;
+        }
+        L_cur = L;
+        F_cur = cu + draw_mig(MCX_DIST_PRE_FREEZE, MCX_P_PRE_FREEZE, k);
+        fs_cur = flag_unmap_end ? cu : L;
+        cur_unmapped = true;
+        for (int c = 0; c < A; ++c) set_flag(c, TF_PARKED, false);
+    }
+
+    MCX_M void shift() {
+        kc += 1;
+        cur_unmapped = false;
+        L_cur = MCX_INF;
+        fs_cur = MCX_INF;
+        for (int c = 0; c < A; ++c) tw(c, TW_U) = MCX_INF;
+    }
+
+    MCX_M bool stage2(mcx_i64& T) {
+        const mcx_i64 k = kc;
+        const mcx_i64 F = F_cur;
+        bool held = false;
+        for (int c = 0; c < A && !held; ++c) held = flag(c, TF_REF);
+        if (transient_thresh && !held)
+            held = mcx_bernoulli((mcx_u64)transient_thresh,
+                                 mcx_draw(seed, trial, MCX_P_TRANSIENT, page, k, 0, 0));
+        const bool ok = !held;
+        const mcx_i64 fh = (file && ok) ? draw_mig(MCX_DIST_FREEZE_HOLD, MCX_P_FREEZE_HOLD, k) : 0;
+        const mcx_i64 cp = ok ? draw_mig(MCX_DIST_COPY, MCX_P_COPY, k) : 0;
+        mcx_i64 cr = F + (ok ? fh + cp : 0);
+        for (int i = 1; i <= M; ++i) {
+            cr += draw(MCX_DIST_REMAP_PTE, MCX_P_REMAP, k, i, 0);
+            if (i <= A) tw(i - 1, TW_R) = cr;
+        }
+        T = cr;
+        prev_unmapped = true;
+        T_prev = T;
+        F_prev = F;
+        fe_prev = F + ((ok && file) ? fh : 0);
+        succ_prev = ok;
+        shift();
+        return ok;
+    }
+
+    MCX_M void trylock_fail(mcx_i64 arr) {
+        prev_unmapped = false;
+        T_prev = arr;
+        F_prev = arr;
+        fe_prev = arr;
+        succ_prev = false;
+        F_cur = arr;
+        shift();
+    }
+
+    // lock_noref: the migrator acquires the page lock. Returns false on a trylock failure.
+    MCX_M bool acquire(mcx_i64 arr, mcx_i64 pidx, mcx_i64& L) {
+        advance(arr);
+        if (holder <= 0) {
+            L = arr;
+            return true;
+        }
+        if (pidx < trylock_passes) return false;
+        mig_w = 0;
+        mig_sleeping = true;
+        mig_t = MCX_INF;
+        for (;;) {
+            // Tasks strictly before the migrator's run; the migrator first at a tie.
+            advance_until_mig();
+            if (error) {
+                L = arr;
+                return true;
+            }
+            if (mig_sleeping || mig_t >= MCX_INF) {
+                // The migrator sleeps on a lock nobody will release (numpy raises).
+                error = true;
+                L = arr;
+                return true;
+            }
+            if (holder == 0) {
+                L = mig_t;
+                return true;
+            }
+            mig_sleeping = true;
+            mig_t = MCX_INF;
+        }
+    }
+
+    // Attempt kc, the migrator arriving at arr (pass index pidx). Returns ok; T is set.
+    MCX_M bool attempt(mcx_i64 arr, mcx_i64 pidx, mcx_i64& T) {
+        mcx_i64 L = arr;
+        if (strat == MCX_S_LOCK_NOREF && !acquire(arr, pidx, L)) {
+            trylock_fail(arr);
+            T = arr;
+            return false;
+        }
+        stage1(L);
+        advance(F_cur);
+        const bool ok = stage2(T);
+        if (ok) {
+            migrated = true;
+            final_ = true;
+            free_t = T + draw_mig(MCX_DIST_FREE_DELAY, MCX_P_FREE_DELAY, kc - 1);
+            last_t = mcx_max64(last_t, T);
+            advance(MCX_INF);
+        }
+        return ok;
+    }
+
+    // The budget ran out at end: run the tasks up to it, cut the waits still running.
+    MCX_M void stop(mcx_i64 end) {
+        final_ = true;
+        for (int c = 0; c < A; ++c) set_flag(c, TF_PARKED, false);
+        advance(end);
+        for (int c = 0; c < A; ++c) {
+            if (flag(c, TF_IN_WAIT)) {
+                const mcx_i64 wl = mcx_max64(end - tw(c, TW_WAIT_START), 0);
+                total_wait += wl;
+                max_wait = mcx_max64(max_wait, wl);
+            }
+            set_flag(c, TF_IN_WAIT, false);
+            if (flag(c, TF_SPINNING)) spin += mcx_max64(end - tw(c, TW_P), 0);
+            set_flag(c, TF_SPINNING, false);
+        }
+    }
+
+    MCX_M void init(const mcx_i64* P_, mcx_u64 seed_, mcx_i64 trial_, mcx_scratch S_) {
+        P = P_;
+        seed = seed_;
+        trial = trial_;
+        page = 0;
+        S = S_;
+        const mcx_i64* C = mcx_class(P, 0);
+        M = (int)C[MCX_C_MAPCOUNT];
+        A = C[MCX_C_ACCESS_DIST] >= 0 ? (int)C[MCX_C_ACTIVE] : 0;
+        access_dist = (int)C[MCX_C_ACCESS_DIST];
+        file = C[MCX_C_FILE] != 0;
+        strat = (int)P[MCX_H_STRATEGY];
+        recheck = P[MCX_H_RECHECK] != 0;
+        flag_unmap_end = P[MCX_H_FLAG_FROM_UNMAP_END] != 0;
+        transient_thresh = P[MCX_H_TRANSIENT_THRESH];
+        trylock_passes = (int)P[MCX_H_TRYLOCK_PASSES];
+        kc = 1;
+        cur_unmapped = false;
+        L_cur = MCX_INF;
+        F_cur = 0;
+        fs_cur = MCX_INF;
+        prev_unmapped = false;
+        T_prev = -1;
+        F_prev = -1;
+        fe_prev = -1;
+        succ_prev = false;
+        final_ = false;
+        migrated = false;
+        free_t = MCX_INF;
+        last_t = 0;
+        holder = 0;
+        mig_t = MCX_INF;
+        mig_w = 0;
+        mig_sleeping = false;
+        uaf = false;
+        faults = total_wait = max_wait = spin = 0;
+        error = false;
+        for (int c = 0; c < A; ++c) {
+            for (int f = 0; f < MCX_TW; ++f) tw(c, f) = 0;
+            tw(c, TW_EV) = EV_ACCESS;
+            tw(c, TW_T) = 0;
+            tw(c, TW_U) = MCX_INF;
+            tw(c, TW_R) = -1;
+        }
+    }
+};
+
+// One page-level trial: the migrate_pages/offline loop around attempts (numpy simulate_page).
+MCX_NOINLINE void mcx_trial_page(const mcx_i64* MCX_RESTRICT P, mcx_u64 seed, mcx_i64 trial,
+                           mcx_i64* MCX_RESTRICT rec, mcx_scratch scratch) {
+    mcx_sim sim;
+    sim.init(P, seed, trial, scratch);
+    const mcx_i64 passes = P[MCX_H_PASSES];
+    const mcx_i64 max_attempts = P[MCX_H_MAX_ATTEMPTS];
+    const mcx_i64 timeout = P[MCX_H_TIMEOUT_NS];
+    mcx_i64 arr = 0, attempts = 0, t_mig = -1, end = 0, last_T = 0;
+    bool livelock = false, censored = false;
+    for (;;) {
+        // Budget, checked when an attempt would start.
+        const bool cap = attempts >= max_attempts;
+        const bool to = !cap && arr >= timeout;
+        if (cap || to) {
+            if (cap) {
+                censored = last_T < timeout;
+                livelock = !censored;
+            } else {
+                livelock = true;
+            }
+            // The attempt in progress at the timeout ran to completion.
+            end = censored ? last_T : mcx_max64(timeout, last_T);
+            sim.stop(end);
+            break;
+        }
+        attempts += 1;
+        mcx_i64 T = 0;
+        const bool ok = sim.attempt(arr, (attempts - 1) % passes, T);
+        if (sim.error) break;
+        last_T = T;
+        if (ok) {
+            t_mig = T;
+            end = mcx_max64(T, sim.last_t);
+            break;
+        }
+        // Next arrival: retry_gap within a migrate_pages call, outer_gap between calls.
+        const bool last_pass = ((attempts - 1) % passes) == passes - 1;
+        const mcx_i64 gap = last_pass ? sim.draw(MCX_DIST_OUTER_GAP, MCX_P_GAP, attempts, 0, 1)
+                                      : sim.draw(MCX_DIST_RETRY_GAP, MCX_P_GAP, attempts, 0, 0);
+        arr = last_T + gap;
+    }
+    if (sim.error) {
+        for (int f = 0; f < MCX_NFIELDS; ++f) rec[f] = -1;
+        return;
+    }
+    bool hung_any = false;
+    for (int c = 0; c < sim.A && !hung_any; ++c) hung_any = sim.flag(c, TF_HUNG);
+    const bool migrated = sim.migrated;
+    rec[MCX_R_MIGRATED] = migrated;
+    rec[MCX_R_ATTEMPTS] = attempts;
+    rec[MCX_R_CALLS] = attempts > 0 ? (attempts - 1) / passes + 1 : 0;
+    rec[MCX_R_T_MIGRATED] = t_mig;
+    rec[MCX_R_CALL_FAILED] = !(migrated && attempts <= passes);
+    rec[MCX_R_LIVELOCK] = livelock;
+    rec[MCX_R_CENSORED] = censored;
+    rec[MCX_R_UAF] = sim.uaf;
+    rec[MCX_R_HANG] = hung_any && migrated;
+    rec[MCX_R_FAULTS] = sim.faults;
+    rec[MCX_R_MAX_WAIT] = sim.max_wait;
+    rec[MCX_R_TOTAL_WAIT] = sim.total_wait;
+    rec[MCX_R_SPIN] = sim.spin;
+    rec[MCX_R_END_TIME] = end;
+    rec[MCX_R_PAGES_LEFT] = !migrated;
+}
+
+// One trial: writes MCX_NFIELDS int64 values to rec (all -1 if the simulation made no progress,
+// where the numpy engine raises; the Python side raises too).
 MCX_FN void mcx_trial(const mcx_i64* MCX_RESTRICT P, mcx_u64 seed, mcx_i64 trial,
                       mcx_i64* MCX_RESTRICT rec, mcx_scratch scratch) {
-    (void)P; (void)seed; (void)trial; (void)scratch;
-    for (int f = 0; f < MCX_NFIELDS; ++f) rec[f] = 0;
+    mcx_trial_page(P, seed, trial, rec, scratch);
 }

@@ -184,12 +184,10 @@ def test_sampling_named_dists_of_a_compiled(lib):
     for j in range(len(DIST_NAMES)):
         values, _ = lib.sample_draws(P, 77, keys, j)
         assert np.array_equal(values, rng.sample(dists[j], ref_w)), DIST_NAMES[j]
-    # The class's access distribution follows the named ones.
+    # Page level: the class's access distribution is the named "access" (as the numpy engine's).
     cls_rec = P[P[pack.H_CLASS_OFF]:P[pack.H_CLASS_OFF] + pack.CLASS_WORDS]
-    a = int(cls_rec[pack.C_ACCESS_DIST])
-    assert a == len(DIST_NAMES)
-    values, _ = lib.sample_draws(P, 77, keys, a)
-    assert np.array_equal(values, rng.sample(exponential(1000.0), ref_w))
+    assert int(cls_rec[pack.C_ACCESS_DIST]) == DIST_NAMES.index("access")
+    assert P[pack.H_SCRATCH_WORDS] == pack.TASK_WORDS * 2
 
 
 def test_hist_bucket_native_vs_numpy(lib):
@@ -217,7 +215,7 @@ def test_pack_layout():
     assert [P[pack.H_STRATEGY], P[pack.H_RECHECK], P[pack.H_FLAG_FROM_UNMAP_END], P[pack.H_PASSES],
             P[pack.H_TRYLOCK_PASSES], P[pack.H_TIMEOUT_NS], P[pack.H_MAX_ATTEMPTS],
             P[pack.H_TRANSIENT_THRESH], P[pack.H_LEVEL]] == [4, 0, 1, 9, 2, 123456789, 77, 2**31 + 5, 0]
-    assert P[pack.H_NCLASSES] == 1 and P[pack.H_NDISTS] == 16 and P[pack.H_NPAGES] == 1
+    assert P[pack.H_NCLASSES] == 1 and P[pack.H_NDISTS] == 15 and P[pack.H_NPAGES] == 1
     # Offsets of every component's table point inside the block.
     for d in range(int(P[pack.H_NDISTS])):
         base = int(P[pack.H_DIST_OFF]) + d * pack.DIST_WORDS
@@ -231,6 +229,10 @@ def test_pack_layout():
     c1 = int(P[pack.H_CLASS_OFF]) + pack.CLASS_WORDS
     assert P[c1 + pack.C_FIRST_PAGE] == 100 and P[c1 + pack.C_MAPCOUNT] == 50
     assert P[int(P[pack.H_CLASS_OFF]) + pack.C_ACCESS_DIST] == -1
+    a1 = int(P[c1 + pack.C_ACCESS_DIST])
+    assert a1 == 15  # appended after the 15 dists of compiled.dists
+    base = int(P[pack.H_DIST_OFF]) + a1 * pack.DIST_WORDS
+    assert P[base + pack.D_KIND] == 2 and P[base + pack.D_NCOMP] == 1  # exp(1000 ns)
 
 
 def test_header_constants_match_params_h():
@@ -242,6 +244,8 @@ def test_header_constants_match_params_h():
     for name in dir(pack):
         if re.fullmatch(r"(H|C|D)_[A-Z0-9_]+|HDR_WORDS|CLASS_WORDS|DIST_WORDS", name):
             assert int(defs["MCX_" + name]) == getattr(pack, name), name
+    eng = kernel_source.source_files()["engine.h"]
+    assert int(re.search(r"#define MCX_TW (\d+)", eng).group(1)) == pack.TASK_WORDS
     assert int(re.search(r"MCX_PARAMS_MAGIC (0x[0-9A-F]+)LL", text).group(1), 16) == pack.MAGIC
 
 

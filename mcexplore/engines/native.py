@@ -145,7 +145,16 @@ class NativeLibrary:
                                    int(nthreads))
         if rc != 0:
             raise RuntimeError(f"mcx_simulate failed ({rc}): parameter block of another version?")
+        check_no_progress(out, t0)
         return out
+
+
+def check_no_progress(mat: np.ndarray, t0: int) -> None:
+    """The kernels write a record of all -1 where the numpy engine raises (no progress)."""
+    bad = np.nonzero(mat[:, 0] < 0)[0]
+    if len(bad):
+        raise RuntimeError(f"simulation made no progress in trial {t0 + int(bad[0])} (zero-duration "
+                           "loop in the timing parameters?)")
 
 
 _lock = threading.Lock()

@@ -13,16 +13,18 @@ must agree word for word, and both document the layout:
     P[tables_off .. len)     every distribution's quantile tables, concatenated
 
 Distributions 0..14 are ``compiled.dists`` in DIST_NAMES order (any further entries of
-``compiled.dists`` follow, which the sampling tests use); then one exponential access distribution
-per page class whose tasks touch the page (``access_mean_ns > 0``), named by the class record's
-``access_dist`` (-1 otherwise). At page level the single class is ``compiled.page``.
+``compiled.dists`` follow, which the sampling tests use). A class record's ``access_dist`` names
+the distribution of its tasks' next access, -1 if they never touch the page: at page level the
+single class is ``compiled.page`` and its access distribution is ``dists["access"]`` (index 14) when
+``access_mean_ns > 0``, as in the numpy engine; at block level each class whose tasks touch the
+page gets an exponential with its own mean, appended after the named ones.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..params import Compiled, CompiledDist, PageClass, exponential
+from ..params import DIST_INDEX, Compiled, CompiledDist, PageClass, exponential
 
 MAGIC = 0x314D524150584D43  # b"CMXPARM1" read as a little-endian int64
 VERSION = 1
@@ -51,9 +53,18 @@ def access_dist(cls: PageClass) -> CompiledDist | None:
     return None
 
 
+TASK_WORDS = 11  # MCX_TW in kernels/engine.h: per-task state words
+
+
+def active_tasks(compiled: Compiled) -> int:
+    """Tasks whose state the engine keeps (page level: A if the tasks touch the page, else 0)."""
+    classes = classes_of(compiled)
+    return max((int(c.active) if c.access_mean_ns > 0 else 0 for c in classes), default=0)
+
+
 def scratch_words(compiled: Compiled) -> int:
     """Per-trial scratch (int64 words) the engine needs beyond registers; see kernels/engine.h."""
-    return 0
+    return TASK_WORDS * active_tasks(compiled)
 
 
 def pack(compiled: Compiled) -> np.ndarray:
@@ -62,6 +73,9 @@ def pack(compiled: Compiled) -> np.ndarray:
     dists = list(compiled.dists)
     class_access = []
     for cls in classes:
+        if compiled.block is None:
+            class_access.append(DIST_INDEX["access"] if cls.access_mean_ns > 0 else -1)
+            continue
         d = access_dist(cls)
         if d is None:
             class_access.append(-1)
