@@ -212,7 +212,7 @@ def format_comparison(c: Comparison, outcomes=None) -> str:
     """A plain-text report of a Comparison (one block per strategy vs the baseline)."""
 
     def pct(p):
-        return "nan" if p is None or (isinstance(p, float) and math.isnan(p)) else f"{100 * p:.4g}%"
+        return "nan" if p is None or (isinstance(p, float) and math.isnan(p)) else f"{100 * p:.3g}%"
 
     def ci(p, lo, hi, one):
         return f"<= {pct(hi)}" if one and p == 0 else (f">= {pct(lo)}" if one else f"{pct(p)} [{pct(lo)}, {pct(hi)}]")
@@ -227,7 +227,7 @@ def format_comparison(c: Comparison, outcomes=None) -> str:
         lines.append(f"  {'outcome':<12} {c.baseline:>24} {b:>24}  {'difference (B - A)':>30}  "
                      f"{'McNemar p':>9}  {'disc.':>11}  {'unpaired equiv.':>15}")
         for r in g.itertuples():
-            d = f"{100 * r.diff:+.4g}% [{100 * r.diff_lo:+.3g}, {100 * r.diff_hi:+.3g}]"
+            d = f"{100 * r.diff:+.3g}% [{100 * r.diff_lo:+.3g}, {100 * r.diff_hi:+.3g}]"
             eq = r.equiv_unpaired_trials
             eqs = "-" if isinstance(eq, float) and math.isnan(eq) else ("inf" if eq == math.inf else f"{eq:,.0f}")
             lines.append(f"  {r.outcome:<12} {ci(r.p_a, r.lo_a, r.hi_a, r.one_sided_a):>24} "

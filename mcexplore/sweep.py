@@ -22,6 +22,7 @@ A sweep file (TOML)::
     stop = 256
     num = 9
     scale = "log"               # or "linear"; or give values = [...] instead of start/stop/num
+                                # (generated values are rounded to 4 significant digits)
     integer = true              # round and drop duplicates
 
     [[axes]]
@@ -201,9 +202,12 @@ class Axis:
             if kind != "number":
                 out = [_format(v, kind) for v in out]
             return out
+        xs = [float(f"{x:.4g}") for x in xs]  # 4 significant digits: readable labels, exact ends
+        if len(set(xs)) != len(xs):
+            raise SweepError(f"{where}: num too large for 4 significant digits between start and stop")
         if kind == "number":
-            return [float(x) for x in xs]
-        return [_format(float(x), kind) for x in xs]
+            return xs
+        return [_format(x, kind) for x in xs]
 
 
 @dataclass

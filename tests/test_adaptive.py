@@ -150,3 +150,28 @@ def test_stopper_rules():
     assert rule_from_options() is None
     r = rule_from_options(until_upper_bound=0.01, stop_outcome="uaf", level=0.99)
     assert r.outcome == "uaf" and r.level == 0.99 and r.max_trials > 0
+
+
+# --------------------------------------------------------------------------- with the engine
+
+def test_run_adaptive_trials_are_a_prefix_of_a_fixed_run():
+    """An adaptive run stops at some n; its aggregate equals a fixed run of trials [0, n)."""
+    from mcexplore.adaptive import run_adaptive
+    from mcexplore.api import run
+    from mcexplore.scenario import load_scenario
+
+    sc = load_scenario("thread-2018", ["page.active=2", "page.mapcount=3", "budget.max_attempts=20",
+                                       "budget.timeout=10ms"])
+    rule = StopRule(target_rel_error=0.25, max_trials=4000, batch_trials=100, outcome="censored")
+    seen = []
+    ar = run_adaptive(sc, rule, labels=["ref", "ptl_pin"], seed=11, backend="numpy",
+                      callback=lambda lab, st: seen.append((lab, st.n)))
+    ref, pin = ar.stoppers["ref"], ar.stoppers["ptl_pin"]
+    assert ref.reason == "target_rel_error" and ref.n < 4000 and ref.n % 100 == 0
+    assert pin.reason == "max_trials" and pin.n == 4000 and pin.count == 0  # never fails: runs to the cap
+    assert [n for lab, n in seen if lab == "ref"] == list(range(100, ref.n + 1, 100))
+    fixed = run(sc, trials=ref.n, seed=11, labels=["ref"], backend="numpy")["ref"].aggregate
+    assert ar.run["ref"].aggregate.counts == fixed.counts
+    assert ar.run["ref"].aggregate.trials == ref.n and ar.run.trials == 4000
+    d = ar.to_dict()
+    assert d["ref"]["stop_reason"] == "target_rel_error" and d["ref"]["cs_lo"] <= d["ref"]["p"] <= d["ref"]["cs_hi"]

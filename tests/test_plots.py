@@ -144,3 +144,27 @@ def test_cdf_from_table_and_aggregates(tmp_path):
     plt.close(fig)
     with pytest.raises(PlotError):
         cdf(aggs, "nonsense")
+
+
+def test_plot_cli(tmp_path):
+    from click.testing import CliRunner
+
+    from mcexplore.cli_analysis import plot
+
+    t = _table()
+    t.to_parquet(tmp_path / "results.parquet", index=False)
+    r = CliRunner().invoke(plot, ["riskmap", str(tmp_path), "--x", "mapcount", "--y", "access_rate",
+                                  "--out", str(tmp_path / "r.png")])
+    assert r.exit_code == 0, r.output
+    assert mpimg.imread(tmp_path / "r.png").shape[2] == 4
+    r = CliRunner().invoke(plot, ["curve", str(tmp_path / "results.parquet"), "--x", "mapcount",
+                                  "--where", "access_rate=1/us", "--out", str(tmp_path / "c.svg")])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(plot, ["cdf", str(tmp_path), "--metric", "max_wait", "--out", str(tmp_path / "d.png")])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(plot, ["curve", str(tmp_path), "--x", "mapcount", "--out", str(tmp_path / "x.png")])
+    assert r.exit_code == 2 and "access_rate" in r.output  # an unplotted axis varies
+    r = CliRunner().invoke(plot, ["riskmap", str(tmp_path), "--x", "nope", "--y", "access_rate", "--out", "a.png"])
+    assert r.exit_code == 2 and "nope" in r.output
+    for sub in ("riskmap", "curve", "cdf"):
+        assert "Example" in CliRunner().invoke(plot, [sub, "--help"]).output

@@ -43,6 +43,8 @@ def test_axis_grids():
     assert a.values == [1, 2, 3, 4]  # rounded, duplicates dropped
     a = Axis.from_dict({"path": "timing.pre_freeze", "start": "1us", "stop": "1ms", "num": 4, "scale": "log"}, 0)
     assert a.values == ["1us", "10us", "100us", "1ms"]
+    a = Axis.from_dict({"path": "timing.fault_entry", "start": "0.3us", "stop": "30us", "num": 5, "scale": "log"}, 0)
+    assert a.values == ["300ns", "948.7ns", "3us", "9.487us", "30us"]  # 4 significant digits
     a = Axis.from_dict({"path": "page.access_rate", "values": ["0.1/us", "1/us"]}, 0)
     from mcexplore.sweep import numeric
     assert [numeric(v) for v in a.values] == pytest.approx([1e5, 1e6])  # events per second
@@ -221,3 +223,44 @@ scale = "log"
     aggs = table_aggregates(t)
     assert set(aggs) == {"ref", "ptl_pin"} and aggs["ref"].trials == 120
     assert aggs["ref"].counts["censored"] == t[t.strategy == "ref"].censored.sum()
+
+
+def test_sweep_cli(tmp_path):
+    from click.testing import CliRunner
+
+    from mcexplore.cli_analysis import sweep_cmd
+
+    f = tmp_path / "s.toml"
+    f.write_text("""
+base = "thread-2018"
+trials = 30
+seed = 1
+strategies = ["ref", "drop"]
+overrides = ["budget.max_attempts=20", "budget.timeout=\\"10ms\\"", "page.active=2", "page.mapcount=2"]
+[[axes]]
+path = "page.access_rate"
+values = ["0.1/us", "1/us"]
+""")
+    r = CliRunner().invoke(sweep_cmd, [str(f), "--out", str(tmp_path / "o"), "-b", "numpy", "--no-progress", "--csv"])
+    assert r.exit_code == 0, r.output
+    assert "4 rows" in r.output and (tmp_path / "o" / "results.csv").is_file()
+    r = CliRunner().invoke(sweep_cmd, [str(f), "--out", str(tmp_path / "o"), "-b", "numpy", "--no-progress",
+                                       "--trials", "20"])
+    assert r.exit_code == 0 and (tmp_path / "o" / "results.parquet").is_file()
+    assert (load_results(tmp_path / "o" / "results.parquet").trials == 20).all()
+    f.write_text('base = "thread-2018"\ntrials = 3\n[[axes]]\npath = "page.mapcount"\n')
+    r = CliRunner().invoke(sweep_cmd, [str(f), "--out", str(tmp_path / "p")])
+    assert r.exit_code == 2 and "values" in r.output
+    assert "Example" in CliRunner().invoke(sweep_cmd, ["--help"]).output
+
+
+def test_shipped_sweep_files_parse():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent / "configs"
+    for name in ("sweep-thread-2018.toml", "sweep-timing-window.toml"):
+        spec = load_sweep(root / name)
+        assert spec.n_cells >= 4
+        base = base_scenario(spec)
+        for cell in spec.cells():  # every cell is a valid scenario (window never negative)
+            cell_scenario(spec, base, cell)
