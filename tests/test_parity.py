@@ -1,0 +1,201 @@
+"""The native engine (kernels/engine.h compiled by g++) against the numpy reference, bit for bit.
+
+Every per-trial field of every trial must be equal, over a matrix of every strategy and option
+(pte_wait recheck on/off, flag_spin from lock/unmap_end), anon and file pages, every distribution
+kind (const, uniform and lognormal-like tables, exp, mixtures with heavy tails), transient
+references on/off, and budgets hit (max_attempts: censored; timeout: livelock) or not. The matrix is
+checked to reach every outcome (uaf, hang, censored, livelock, call_failed, spinning), so a port
+that never takes a branch cannot pass by accident. The same checks run on the GPU in test_gpu.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mcexplore.params import (DIST_NAMES, STRATEGY_CODE, Compiled, PageClass, compile_mixture,
+                              const, const_component, exp_component, exponential, table_component,
+                              uniform)
+
+US = 1000.0
+TRIALS = 96
+
+# (strategy, options) for every strategy and option value.
+STRATEGY_CASES = [
+    ("ref", {}),
+    ("drop", {}),
+    ("ptl_pin", {}),
+    ("lock_noref", {}),
+    ("flag_spin", {"flag_from_unmap_end": False}),
+    ("flag_spin", {"flag_from_unmap_end": True}),
+    ("pte_wait", {"recheck": True}),
+    ("pte_wait", {"recheck": False}),
+]
+
+
+def _tail(mean_ns, tail_mean_ns, p_tail=0.01):
+    return compile_mixture([const_component(mean_ns), exp_component(tail_mean_ns)], [1 - p_tail, p_tail])
+
+
+def _lognormal_like(median_ns):
+    # A quantile table with a long right tail (exp of a logistic quantile: no scipy needed).
+    return compile_mixture([table_component(
+        lambda p: median_ns * np.exp(0.8 * np.log(np.clip(p, 1e-9, 1 - 1e-9) / np.clip(1 - p, 1e-9, 1))))])
+
+
+def timing(variant: str) -> dict:
+    base = {
+        "unmap_pte": const(1 * US), "pre_freeze": const(0.3 * US), "freeze_hold": const(0.2 * US),
+        "copy": const(0.5 * US), "remap_pte": const(1 * US), "fault_entry": const(1 * US),
+        "ptl_hold": const(0.2 * US), "drop_hold": const(0.2 * US), "noref_gap": const(0.2 * US),
+        "lock_hold": const(0.2 * US), "wake_latency": exponential(30 * US),
+        "free_delay": const(1 * US), "retry_gap": const(1 * US), "outer_gap": const(500 * US),
+    }
+    if variant == "dists":
+        # Every kind: uniform and lognormal-like tables, exp, mixtures with heavy tails.
+        base.update({
+            "unmap_pte": uniform(0.5 * US, 1.5 * US), "remap_pte": exponential(1 * US),
+            "pre_freeze": _lognormal_like(0.3 * US), "copy": uniform(0.3 * US, 0.7 * US),
+            "fault_entry": compile_mixture([table_component(lambda p: 600 + 9400 * p ** 4)]),
+            "ptl_hold": _tail(0.2 * US, 1000 * US, 0.01), "drop_hold": _tail(0.2 * US, 1000 * US, 0.02),
+            "noref_gap": _tail(0.2 * US, 200 * US, 0.05), "lock_hold": _tail(0.3 * US, 50 * US, 0.05),
+            "wake_latency": compile_mixture([exp_component(20 * US), const_component(4000 * US)],
+                                            [0.99, 0.01]),
+            "free_delay": uniform(0.5 * US, 2 * US), "retry_gap": exponential(1 * US),
+            "outer_gap": _lognormal_like(300 * US),
+        })
+    elif variant == "contended":
+        # Long waiter windows against a quick free: lost wake-ups (pte_wait without recheck),
+        # stray page locks after the free (lock_noref), trylock failures and a sleeping migrator.
+        base.update({
+            "noref_gap": exponential(8 * US), "lock_hold": exponential(20 * US),
+            "ptl_hold": exponential(1 * US), "drop_hold": exponential(2 * US),
+            "wake_latency": exponential(5 * US), "free_delay": const(0.5 * US),
+            "outer_gap": exponential(50 * US),
+        })
+    return base
+
+
+def make(strategy, opts, *, variant="base", file=True, M=4, A=3, access_us=1.0, transient=0,
+         max_attempts=200, timeout_ns=10**9, passes=10, trylock_passes=3) -> Compiled:
+    t = timing(variant)
+    t["access"] = exponential(access_us * US) if access_us else const(0)
+    return Compiled(
+        strategy=STRATEGY_CODE[strategy], dists=[t[n] for n in DIST_NAMES],
+        page=PageClass(1, file, M, A, access_us * US if access_us else 0.0),
+        recheck=opts.get("recheck", True), flag_from_unmap_end=opts.get("flag_from_unmap_end", False),
+        passes=passes, trylock_passes=trylock_passes, timeout_ns=timeout_ns,
+        max_attempts=max_attempts, transient_thresh=transient)
+
+
+# name -> keyword arguments of make() besides the strategy.
+SCENARIOS = {
+    "base_file": dict(),
+    "base_anon": dict(file=False),
+    "dists_file": dict(variant="dists", M=5, A=4),
+    "dists_anon_transient": dict(variant="dists", file=False, transient=2**30),
+    "transient_high": dict(transient=3 * 2**30, max_attempts=30),
+    "censored": dict(M=8, A=8, access_us=0.3, max_attempts=6),
+    "timeout": dict(M=8, A=8, access_us=0.3, timeout_ns=300_000, max_attempts=10**6),
+    "contended_file": dict(variant="contended", M=6, A=5, access_us=0.5, max_attempts=60,
+                           trylock_passes=1, passes=4),
+    "contended_anon": dict(variant="contended", M=3, A=3, access_us=2.0, file=False,
+                           max_attempts=60, passes=3),
+    "cold": dict(M=3, A=0, access_us=0.0),
+    "few_active": dict(M=9, A=1, access_us=0.5, transient=2**29),
+}
+
+CASES = [(s, o, sc) for s, o in STRATEGY_CASES for sc in SCENARIOS]
+
+
+def _case_id(case):
+    s, o, sc = case
+    opt = ",".join(f"{k}={v}" for k, v in o.items())
+    return f"{s}[{opt}]-{sc}" if opt else f"{s}-{sc}"
+
+
+@pytest.fixture(scope="module")
+def engines():
+    from mcexplore.engines.native import NativeEngine
+    from mcexplore.engines.numpy_engine import NumpyEngine
+
+    ok, why = NativeEngine.availability()
+    if not ok:
+        pytest.skip(why)
+    return NumpyEngine(), NativeEngine()
+
+
+_seen: dict[str, int] = {}
+
+
+def assert_same(ref, got, label=""):
+    from mcexplore.results import FIELD_NAMES
+
+    assert len(ref) == len(got) and ref.trial0 == got.trial0
+    for f in FIELD_NAMES:
+        if not np.array_equal(ref[f], got[f]):
+            j = int(np.nonzero(ref[f] != got[f])[0][0])
+            raise AssertionError(
+                f"{label}: field {f!r} differs first at trial {ref.trial0 + j}: "
+                f"reference {ref[f][j]}, got {got[f][j]} (reference row "
+                f"{dict(zip(FIELD_NAMES, ref.matrix()[j].tolist()))}, got "
+                f"{dict(zip(FIELD_NAMES, got.matrix()[j].tolist()))})")
+
+
+@pytest.mark.parametrize("case", CASES, ids=[_case_id(c) for c in CASES])
+def test_native_matches_numpy(engines, case):
+    numpy_engine, native_engine = engines
+    strategy, opts, scen = case
+    c = make(strategy, opts, **SCENARIOS[scen])
+    seed = 0x5EED0000 + CASES.index(case) * 7919 + (1 << 40)
+    t0 = 1000 * CASES.index(case)
+    ref = numpy_engine.run_records(c, seed, t0, t0 + TRIALS)
+    got = native_engine.run_records(c, seed, t0, t0 + TRIALS)
+    assert_same(ref, got, _case_id(case))
+    for o in ("uaf", "hang", "censored", "livelock", "call_failed", "migrated"):
+        _seen[o] = _seen.get(o, 0) + int((ref[o] != 0).sum())
+    _seen["spin"] = _seen.get("spin", 0) + int((ref["spin"] > 0).sum())
+    _seen["faults"] = _seen.get("faults", 0) + int(ref["faults"].sum())
+    _seen["cases"] = _seen.get("cases", 0) + 1
+
+
+def test_matrix_reaches_every_outcome(engines):
+    """Runs after the matrix (file order): every outcome was produced somewhere in it."""
+    if _seen.get("cases", 0) < len(CASES):
+        pytest.skip("the whole parity matrix did not run in this session")
+    for o in ("uaf", "hang", "censored", "livelock", "call_failed", "migrated", "spin", "faults"):
+        assert _seen.get(o, 0) > 0, f"no trial of the parity matrix reached {o}: {_seen}"
+
+
+def test_batch_split_and_thread_count_do_not_matter(engines):
+    from mcexplore.engines.native import NativeEngine
+    from mcexplore.results import Records
+
+    _, native_engine = engines
+    c = make("lock_noref", {}, **SCENARIOS["contended_file"])
+    whole = native_engine.run_records(c, 42, 0, 300)
+    parts = Records.concat([native_engine.run_records(c, 42, a, min(300, a + 77))
+                            for a in range(0, 300, 77)])
+    assert whole.equals(parts)
+    one = NativeEngine(nthreads=1).run_records(c, 42, 0, 300)
+    assert whole.equals(one)
+
+
+def test_shipped_scenario_every_label(engines):
+    """The shipped thread-2018 config, shrunk (6 PTEs, small budget), every strategy label."""
+    scenario = pytest.importorskip("mcexplore.scenario")
+    numpy_engine, native_engine = engines
+    s = scenario.load_scenario("thread-2018", overrides=["page.mapcount=6", "budget.max_attempts=40"])
+    for label in s.labels():
+        c = s.compile(label)
+        ref = numpy_engine.run_records(c, 2018, 0, 64)
+        got = native_engine.run_records(c, 2018, 0, 64)
+        assert_same(ref, got, f"thread-2018 {label}")
+
+
+def test_seed_changes_results(engines):
+    _, native_engine = engines
+    c = make("ref", {}, **SCENARIOS["base_file"])
+    a = native_engine.run_records(c, 1, 0, 200)
+    b = native_engine.run_records(c, 2, 0, 200)
+    assert not a.equals(b)
