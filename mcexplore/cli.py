@@ -118,7 +118,8 @@ def _print_summary(result, level, echo=click.echo):
 
     js = _summary_json(result, level)
     echo(f"scenario {js['scenario']}, backend {js['backend']}, seed {js['seed']}, "
-         f"{int(level * 100)}% intervals (one-sided upper bound when the count is 0)")
+         f"{level * 100:g}% intervals (one-sided upper bound when the count is 0); quantiles "
+         f"come from histograms with 8 buckets per power of two, their intervals from bucket edges")
     for label, e in js["results"].items():
         echo("")
         echo(f"== {label}: {e['trials']} trials in {e['wall_s']:.2f}s")
@@ -130,7 +131,10 @@ def _print_summary(result, level, echo=click.echo):
                 if v["value"] is None:
                     continue
                 f = (lambda x: f"{x:.0f}") if m == "attempts" else format_ns
-                parts.append(f"{qn}={f(v['value'])}")
+                ci = ""
+                if v["lo"] is not None and v["hi"] is not None:
+                    ci = f" [{f(v['lo'])}, {f(v['hi'])}]"
+                parts.append(f"{qn}={f(v['value'])}{ci}")
             if parts:
                 echo(f"  {m:<12} " + "  ".join(parts))
         ex = {k: v[:3] for k, v in e["examples"].items() if v}
