@@ -50,6 +50,7 @@
 #define MCX_C_ACTIVE 3
 #define MCX_C_ACCESS_DIST 4  // distribution index, -1 if the tasks never touch the page
 #define MCX_C_FIRST_PAGE 5   // index of the class's first page in the block
+#define MCX_C_SIM_OFF 6      // block level: scratch offset of the class's page simulations
 #define MCX_CLASS_WORDS 8
 
 // Distribution descriptors.

@@ -228,6 +228,10 @@ def test_pack_layout():
     assert P[pack.H_LEVEL] == 1 and P[pack.H_NCLASSES] == 2 and P[pack.H_NPAGES] == 103
     c1 = int(P[pack.H_CLASS_OFF]) + pack.CLASS_WORDS
     assert P[c1 + pack.C_FIRST_PAGE] == 100 and P[c1 + pack.C_MAPCOUNT] == 50
+    # Scratch: 103 page words + 256 batch slots, then 3 hot pages of 50 tasks each.
+    assert P[int(P[pack.H_CLASS_OFF]) + pack.C_SIM_OFF] == -1
+    assert P[c1 + pack.C_SIM_OFF] == 103 + 256
+    assert P[pack.H_SCRATCH_WORDS] == 103 + 256 + 3 * (pack.SIM_WORDS + 50 * pack.TASK_WORDS)
     assert P[int(P[pack.H_CLASS_OFF]) + pack.C_ACCESS_DIST] == -1
     a1 = int(P[c1 + pack.C_ACCESS_DIST])
     assert a1 == 15  # appended after the 15 dists of compiled.dists
@@ -246,6 +250,7 @@ def test_header_constants_match_params_h():
             assert int(defs["MCX_" + name]) == getattr(pack, name), name
     eng = kernel_source.source_files()["engine.h"]
     assert int(re.search(r"#define MCX_TW (\d+)", eng).group(1)) == pack.TASK_WORDS
+    assert int(re.search(r"#define MCX_SIMW (\d+)", eng).group(1)) == pack.SIM_WORDS
     assert int(re.search(r"MCX_PARAMS_MAGIC (0x[0-9A-F]+)LL", text).group(1), 16) == pack.MAGIC
 
 

@@ -5,7 +5,9 @@ Every per-trial field of every trial must be equal, over a matrix of every strat
 kind (const, uniform and lognormal-like tables, exp, mixtures with heavy tails), transient
 references on/off, and budgets hit (max_attempts: censored; timeout: livelock) or not. The matrix is
 checked to reach every outcome (uaf, hang, censored, livelock, call_failed, spinning), so a port
-that never takes a branch cannot pass by accident. The same checks run on the GPU in test_gpu.py.
+that never takes a branch cannot pass by accident. Block level likewise (hot and cold classes,
+file pages without PTEs, small batches, abandoned pages, the timeout), plus the shipped
+thread-2018 configs shrunk to test size. The same matrix runs on the GPU in test_gpu.py.
 """
 
 from __future__ import annotations
@@ -165,6 +167,69 @@ def test_matrix_reaches_every_outcome(engines):
         pytest.skip("the whole parity matrix did not run in this session")
     for o in ("uaf", "hang", "censored", "livelock", "call_failed", "migrated", "spin", "faults"):
         assert _seen.get(o, 0) > 0, f"no trial of the parity matrix reached {o}: {_seen}"
+
+
+# Block level: a few classes (cold file pages without PTEs, cold anon, hot file and anon pages),
+# small batches so that calls, passes, abandoned pages and the timeout all come up.
+BLOCK_SCENARIOS = {
+    "block_base": dict(classes=[(6, True, 0, 0, 0.0), (1, True, 4, 3, 1000.0), (5, False, 1, 0, 0.0),
+                                (2, False, 3, 2, 3000.0)], batch=4, kw=dict()),
+    "block_contended": dict(classes=[(3, True, 1, 0, 0.0), (2, True, 5, 4, 500.0), (2, False, 2, 2, 800.0)],
+                            batch=3, kw=dict(variant="contended", max_attempts=6, passes=3)),
+    "block_timeout": dict(classes=[(4, True, 2, 0, 0.0), (1, True, 8, 8, 300.0), (4, False, 1, 0, 0.0)],
+                          batch=2, kw=dict(timeout_ns=150_000, max_attempts=10**6, transient=2**30)),
+    "block_dists": dict(classes=[(5, False, 1, 0, 0.0), (2, True, 3, 3, 1000.0)], batch=8,
+                        kw=dict(variant="dists", max_attempts=15, transient=2**29)),
+}
+BLOCK_CASES = [(s, o, sc) for s, o in STRATEGY_CASES for sc in BLOCK_SCENARIOS]
+
+
+def make_block(strategy, opts, scen) -> Compiled:
+    spec = BLOCK_SCENARIOS[scen]
+    c = make(strategy, opts, **spec["kw"])
+    c.block = [PageClass(n, f, m, a, acc) for n, f, m, a, acc in spec["classes"]]
+    c.batch_pages = spec["batch"]
+    return c
+
+
+_seen_block: dict[str, int] = {}
+
+
+@pytest.mark.parametrize("case", BLOCK_CASES, ids=[_case_id(c) for c in BLOCK_CASES])
+def test_native_matches_numpy_block(engines, case):
+    numpy_engine, native_engine = engines
+    strategy, opts, scen = case
+    c = make_block(strategy, opts, scen)
+    seed = 0xB10C + BLOCK_CASES.index(case) * 104729
+    ref = numpy_engine.run_records(c, seed, 0, 48)
+    got = native_engine.run_records(c, seed, 0, 48)
+    assert_same(ref, got, _case_id(case))
+    for o in ("uaf", "hang", "censored", "livelock", "call_failed", "migrated"):
+        _seen_block[o] = _seen_block.get(o, 0) + int((ref[o] != 0).sum())
+    _seen_block["cases"] = _seen_block.get("cases", 0) + 1
+
+
+def test_block_matrix_reaches_every_outcome(engines):
+    if _seen_block.get("cases", 0) < len(BLOCK_CASES):
+        pytest.skip("the whole block parity matrix did not run in this session")
+    for o in ("uaf", "hang", "censored", "livelock", "call_failed", "migrated"):
+        assert _seen_block.get(o, 0) > 0, f"no block trial reached {o}: {_seen_block}"
+
+
+def test_shipped_block_scenario_shrunk(engines):
+    scenario = pytest.importorskip("mcexplore.scenario")
+    numpy_engine, native_engine = engines
+    s = scenario.load_scenario("thread-2018-block", overrides=[
+        "block.pages=40",
+        'block.classes=[{count=20,kind="file",mapcount=0},'
+        '{count=1,kind="file",mapcount=5,active="all",access_rate="1/us"},'
+        '{count=19,kind="anon",mapcount=1}]',
+        "block.batch_pages=16", "budget.max_attempts=12", 'budget.timeout="5ms"'])
+    for label in s.labels():
+        c = s.compile(label)
+        ref = numpy_engine.run_records(c, 11, 0, 32)
+        got = native_engine.run_records(c, 11, 0, 32)
+        assert_same(ref, got, f"thread-2018-block {label}")
 
 
 def test_batch_split_and_thread_count_do_not_matter(engines):

@@ -7,7 +7,7 @@ must agree word for word, and both document the layout:
     P[0 .. HDR_WORDS)        header (H_* below): magic, version, length, strategy, options, budgets,
                              level, batch_pages, and the counts/offsets of the sections below
     P[class_off ..)          nclasses records of CLASS_WORDS words:
-                             count, file, mapcount, active, access_dist, first_page, 0, 0
+                             count, file, mapcount, active, access_dist, first_page, sim_off, 0
     P[dist_off ..)           ndists descriptors of DIST_WORDS words:
                              ncomp, thresh[4], kind[4], val[4], off[4] (absolute offsets into P), 0 x3
     P[tables_off .. len)     every distribution's quantile tables, concatenated
@@ -35,7 +35,7 @@ H_LEVEL, H_BATCH_PAGES, H_NCLASSES, H_CLASS_OFF, H_NDISTS, H_DIST_OFF = range(11
 H_TABLES_OFF, H_NPAGES, H_MAX_MAPCOUNT, H_SCRATCH_WORDS = range(17, 21)
 HDR_WORDS = 32
 
-C_COUNT, C_FILE, C_MAPCOUNT, C_ACTIVE, C_ACCESS_DIST, C_FIRST_PAGE = range(6)
+C_COUNT, C_FILE, C_MAPCOUNT, C_ACTIVE, C_ACCESS_DIST, C_FIRST_PAGE, C_SIM_OFF = range(7)
 CLASS_WORDS = 8
 
 D_NCOMP, D_THRESH, D_KIND, D_VAL, D_OFF = 0, 1, 5, 9, 13
@@ -47,24 +47,53 @@ def classes_of(compiled: Compiled) -> list[PageClass]:
 
 
 def access_dist(cls: PageClass) -> CompiledDist | None:
-    """The exponential inter-access distribution of one class's tasks (None: never touched)."""
-    if cls.access_mean_ns and cls.access_mean_ns > 0 and cls.active > 0:
+    """Block level: the exponential access distribution of a hot class's tasks (None: cold).
+
+    numpy_block gives each hot page's simulation ``exponential(class.access_mean_ns)``.
+    """
+    if is_hot(cls):
         return exponential(cls.access_mean_ns)
     return None
 
 
 TASK_WORDS = 11  # MCX_TW in kernels/engine.h: per-task state words
+SIM_WORDS = 17  # MCX_SIMW in kernels/engine.h: a saved page simulation (block level)
 
 
-def active_tasks(compiled: Compiled) -> int:
-    """Tasks whose state the engine keeps (page level: A if the tasks touch the page, else 0)."""
+def is_hot(cls: PageClass) -> bool:
+    """A page class whose tasks touch the page: simulated with its tasks (else the cold path)."""
+    return cls.active > 0 and cls.access_mean_ns > 0
+
+
+def sim_offsets(compiled: Compiled) -> list[int]:
+    """Block level: scratch offset of each class's page simulations (-1 for a cold class)."""
     classes = classes_of(compiled)
-    return max((int(c.active) if c.access_mean_ns > 0 else 0 for c in classes), default=0)
+    pos = sum(int(c.count) for c in classes) + int(compiled.batch_pages)
+    out = []
+    for cls in classes:
+        if is_hot(cls):
+            out.append(pos)
+            pos += int(cls.count) * (SIM_WORDS + TASK_WORDS * int(cls.active))
+        else:
+            out.append(-1)
+    return out
 
 
 def scratch_words(compiled: Compiled) -> int:
-    """Per-trial scratch (int64 words) the engine needs beyond registers; see kernels/engine.h."""
-    return TASK_WORDS * active_tasks(compiled)
+    """Per-trial scratch (int64 words) the engine needs beyond registers (kernels/engine.h).
+
+    Page level: TASK_WORDS per task that touches the page. Block level: one word per page, one
+    per batch slot, and for every hot page a saved simulation with its tasks' words.
+    """
+    if compiled.block is None:
+        pc = compiled.page
+        return TASK_WORDS * (int(pc.active) if pc.access_mean_ns > 0 else 0)
+    classes = classes_of(compiled)
+    total = sum(int(c.count) for c in classes) + int(compiled.batch_pages)
+    for cls in classes:
+        if is_hot(cls):
+            total += int(cls.count) * (SIM_WORDS + TASK_WORDS * int(cls.active))
+    return total
 
 
 def pack(compiled: Compiled) -> np.ndarray:
@@ -112,6 +141,7 @@ def pack(compiled: Compiled) -> np.ndarray:
     P[H_SCRATCH_WORDS] = scratch_words(compiled)
 
     first = 0
+    sim_off = sim_offsets(compiled) if compiled.block is not None else [-1] * len(classes)
     for j, cls in enumerate(classes):
         base = class_off + j * CLASS_WORDS
         P[base + C_COUNT] = int(cls.count)
@@ -120,6 +150,7 @@ def pack(compiled: Compiled) -> np.ndarray:
         P[base + C_ACTIVE] = int(cls.active)
         P[base + C_ACCESS_DIST] = class_access[j]
         P[base + C_FIRST_PAGE] = first
+        P[base + C_SIM_OFF] = sim_off[j]
         first += int(cls.count)
 
     pos = tables_off
