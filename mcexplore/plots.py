@@ -3,7 +3,8 @@
 Where it sits: the top of the data flow, beside the CLI. Reads the tidy table that
 mcexplore.sweep writes (or aggregates from mcexplore.api) and computes every interval with
 mcexplore.stats, so a figure shows exactly what the counts support. Uses the non-interactive Agg
-backend; the output format (PNG or SVG) follows the file name.
+backend (except inside a Jupyter kernel, whose inline backend shows the figures); the output
+format (PNG or SVG) follows the file name.
 
 - ``riskmap``: log10 of an outcome's probability over two axes, one panel per strategy (or other
   facet) on one shared colour scale. A cell with zero events has no point estimate on a log scale:
@@ -19,10 +20,12 @@ backend; the output format (PNG or SVG) follows the file name.
 from __future__ import annotations
 
 import math
+import sys
 
 import matplotlib
 
-matplotlib.use("Agg")
+if "ipykernel" not in sys.modules:  # a notebook keeps its inline backend; elsewhere: no display
+    matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
@@ -213,7 +216,8 @@ def curve(table: pd.DataFrame, x: str, outcome: str = "livelock", hue: str = "st
         ax.minorticks_off() if not logx else ax.xaxis.set_minor_formatter(plt.NullFormatter())
     ax.set_xlabel(x)
     ax.set_ylabel(f"P({outcome})")
-    ax.plot([], [], "v", color="0.3", markerfacecolor="none", label=f"0 events: {100 * level:g}% upper bound")
+    if g["zero"].any():
+        ax.plot([], [], "v", color="0.3", markerfacecolor="none", label=f"0 events: {100 * level:g}% upper bound")
     ax.legend(fontsize=8)
     ax.grid(True, which="both", alpha=0.3)
     ax.set_title(title or f"P({outcome}) vs {x}, {100 * level:g}% intervals")

@@ -283,7 +283,15 @@ def _flatten(d: dict, prefix: str = "") -> list:
 
 
 def load_sweep(path) -> SweepSpec:
+    """A sweep file by path, or by the name of a shipped one ("sweep-thread-2018")."""
     p = Path(path)
+    if not p.is_file():
+        from .scenario import _shipped_dir
+
+        name = str(path) if str(path).endswith(".toml") else f"{path}.toml"
+        shipped = Path(str(_shipped_dir().joinpath(name)))
+        if shipped.is_file():
+            p = shipped
     try:
         d = tomllib.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
