@@ -118,7 +118,8 @@ extern "C" __global__ void simulate_records(const mcx_i64* P, mcx_u64 seed, mcx_
 }
 
 // Trials [t0, t0 + n) reduced on the device: launch with blockDim.x == MCX_REDUCE_BLOCK.
-//   counts[MCX_NOUT], sums[MCX_NSUM]: added to (global atomics after a per-block shared reduction)
+//   counts[MCX_NOUT + 1], sums[MCX_NSUM]: added to (global atomics after a per-block shared
+//     reduction); counts[MCX_NOUT] counts trials that made no progress (records of all -1)
 //   max_wait: atomicMax
 //   hists[MCX_NHIST * MCX_HIST_BINS]: added to
 //   blk_counts[gridDim.x * MCX_NEX]: number of trials of this block with each failure outcome
@@ -130,7 +131,7 @@ extern "C" __global__ void simulate_aggregate(const mcx_i64* P, mcx_u64 seed, mc
                                               unsigned long long* sums, long long* max_wait,
                                               unsigned long long* hists, int* blk_counts,
                                               int* blk_ex) {
-    __shared__ unsigned long long s_counts[MCX_NOUT];
+    __shared__ unsigned long long s_counts[MCX_NOUT + 1];
     __shared__ unsigned long long s_sums[MCX_NSUM];
     __shared__ long long s_max;
     __shared__ unsigned int s_hist[MCX_NHIST * MCX_HIST_BINS];
@@ -138,7 +139,7 @@ extern "C" __global__ void simulate_aggregate(const mcx_i64* P, mcx_u64 seed, mc
 
     const int tid = threadIdx.x;
     for (int b = tid; b < MCX_NHIST * MCX_HIST_BINS; b += blockDim.x) s_hist[b] = 0;
-    if (tid < MCX_NOUT) s_counts[tid] = 0;
+    if (tid <= MCX_NOUT) s_counts[tid] = 0;
     if (tid < MCX_NSUM) s_sums[tid] = 0;
     if (tid == 0) s_max = 0;
     s_flags[tid] = 0;
@@ -151,6 +152,7 @@ extern "C" __global__ void simulate_aggregate(const mcx_i64* P, mcx_u64 seed, mc
         s.base = scratch + j;
         s.stride = n;
         mcx_trial(P, seed, t0 + j, rec, s);
+        if (rec[MCX_R_MIGRATED] < 0) atomicAdd(&s_counts[MCX_NOUT], 1ull);
         for (int o = 0; o < MCX_NOUT; ++o) {
             const mcx_i64 v = rec[mcx_outcome_field(o)];
             if (v) atomicAdd(&s_counts[o], (unsigned long long)v);
@@ -173,7 +175,7 @@ extern "C" __global__ void simulate_aggregate(const mcx_i64* P, mcx_u64 seed, mc
 
     for (int b = tid; b < MCX_NHIST * MCX_HIST_BINS; b += blockDim.x)
         if (s_hist[b]) atomicAdd(&hists[b], (unsigned long long)s_hist[b]);
-    if (tid < MCX_NOUT && s_counts[tid]) atomicAdd(&counts[tid], s_counts[tid]);
+    if (tid <= MCX_NOUT && s_counts[tid]) atomicAdd(&counts[tid], s_counts[tid]);
     if (tid < MCX_NSUM && s_sums[tid]) atomicAdd(&sums[tid], s_sums[tid]);
     if (tid == 0) atomicMax(max_wait, s_max);
     if (tid < MCX_NEX) {

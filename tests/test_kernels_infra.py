@@ -378,3 +378,25 @@ def test_importing_mcexplore_does_not_import_cupy():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert "CUPY:\n" in r.stdout or r.stdout.strip() == "CUPY:", r.stdout
+
+
+def test_first_examples_assembly_matches_from_records():
+    """The host half of the device reduction: per-block counts and first examples give the same
+    example trials as Aggregate.from_records (first 16 per outcome, in trial order)."""
+    from mcexplore.engines.cupy_engine import EXAMPLE_OUTCOMES, EXAMPLES, NEX, REDUCE_BLOCK, first_examples
+
+    r = np.random.default_rng(0)
+    for _ in range(100):
+        n = int(r.integers(1, 3000))
+        nb = (n + REDUCE_BLOCK - 1) // REDUCE_BLOCK
+        flags = r.random((n, NEX)) < r.choice([0.001, 0.01, 0.3])
+        bc = np.zeros((nb, NEX), dtype=np.int32)
+        bx = np.zeros((nb, NEX, EXAMPLES), dtype=np.int32)
+        for b in range(nb):
+            for e in range(NEX):
+                idx = np.nonzero(flags[b * REDUCE_BLOCK:(b + 1) * REDUCE_BLOCK, e])[0] + b * REDUCE_BLOCK
+                bc[b, e] = len(idx)
+                bx[b, e, :min(EXAMPLES, len(idx))] = idx[:EXAMPLES]
+        ex = first_examples(bc, lambda: bx, 1000)
+        for e, o in enumerate(EXAMPLE_OUTCOMES):
+            assert ex[o] == [1000 + int(j) for j in np.nonzero(flags[:, e])[0][:EXAMPLES]]

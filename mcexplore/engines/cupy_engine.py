@@ -23,6 +23,7 @@ from ..params import Compiled
 from ..results import HIST_BINS, HIST_METRICS, NFIELDS, OUTCOMES, SUMS, Aggregate, Records
 from . import kernel_source
 from .base import Engine
+from .native import check_no_progress
 from .pack import pack
 
 NVRTC_OPTIONS = ("-std=c++17", "--fmad=false")
@@ -33,6 +34,26 @@ RECORDS_BLOCK = 128
 NEX = 5  # call_failed, livelock, censored, uaf, hang
 EXAMPLES = 16
 EXAMPLE_OUTCOMES = ("call_failed", "livelock", "censored", "uaf", "hang")
+
+def first_examples(blk_counts: np.ndarray, get_blk_ex, base: int) -> dict:
+    """The first EXAMPLES trials of each failure outcome, in trial order, from per-block counts
+    and per-block first examples (Aggregate.from_records picks the same ones)."""
+    out = {}
+    bx = None
+    for e, o in enumerate(EXAMPLE_OUTCOMES):
+        blocks = np.nonzero(blk_counts[:, e])[0]
+        ex: list[int] = []
+        if len(blocks):
+            cs = np.cumsum(blk_counts[blocks, e])
+            blocks = blocks[: int(np.searchsorted(cs, EXAMPLES)) + 1]
+            if bx is None:
+                bx = get_blk_ex()
+            for b in blocks:
+                cnt = int(min(blk_counts[b, e], EXAMPLES))
+                ex.extend(int(base + x) for x in bx[b, e, :cnt])
+        out[o] = ex[:EXAMPLES]
+    return out
+
 
 _lock = threading.Lock()
 _modules: dict = {}
@@ -167,7 +188,9 @@ class CupyEngine(Engine):
             k(((m + RECORDS_BLOCK - 1) // RECORDS_BLOCK,), (RECORDS_BLOCK,),
               (dP, np.uint64(int(seed) & 0xFFFFFFFFFFFFFFFF), np.int64(t0 + a), np.int64(m), out,
                scratch))
-            mats.append(cupy.asnumpy(out))
+            mat = cupy.asnumpy(out)
+            check_no_progress(mat, t0 + a)
+            mats.append(mat)
             del out, scratch
         return Records.from_matrix(t0, np.concatenate(mats))
 
@@ -186,7 +209,7 @@ class CupyEngine(Engine):
         for a in range(0, n, chunk):
             m = min(chunk, n - a)
             nblocks = (m + REDUCE_BLOCK - 1) // REDUCE_BLOCK
-            counts = cupy.zeros(len(OUTCOMES), dtype=cupy.uint64)
+            counts = cupy.zeros(len(OUTCOMES) + 1, dtype=cupy.uint64)
             sums = cupy.zeros(len(SUMS), dtype=cupy.uint64)
             mx = cupy.full(1, np.iinfo(np.int64).min, dtype=cupy.int64)
             hists = cupy.zeros(len(HIST_METRICS) * HIST_BINS, dtype=cupy.uint64)
@@ -198,6 +221,9 @@ class CupyEngine(Engine):
                counts, sums, mx, hists, blk_counts, blk_ex))
             part = Aggregate(trials=m)
             c = cupy.asnumpy(counts).view(np.int64)
+            if c[len(OUTCOMES)]:
+                raise RuntimeError(f"simulation made no progress in {int(c[len(OUTCOMES)])} trial(s) of "
+                                   f"[{t0 + a}, {t0 + a + m}) (zero-duration loop in the timing parameters?)")
             s = cupy.asnumpy(sums).view(np.int64)
             for j, o in enumerate(OUTCOMES):
                 part.counts[o] = int(c[j])
@@ -207,20 +233,9 @@ class CupyEngine(Engine):
             h = cupy.asnumpy(hists).view(np.int64).reshape(len(HIST_METRICS), HIST_BINS)
             for j, metric in enumerate(HIST_METRICS):
                 part.hists[metric] = h[j].copy()
-            bc = cupy.asnumpy(blk_counts).reshape(nblocks, NEX)
-            part.examples = {}
-            nz = np.nonzero(bc.any(axis=1))[0]
-            if len(nz):
-                bx = cupy.asnumpy(blk_ex).reshape(nblocks, NEX, EXAMPLES)
-            for e, o in enumerate(EXAMPLE_OUTCOMES):
-                ex: list[int] = []
-                for b in nz:
-                    cnt = int(bc[b, e])
-                    if cnt:
-                        ex.extend(int(t0 + a + x) for x in bx[b, e, :min(cnt, EXAMPLES)])
-                        if len(ex) >= EXAMPLES:
-                            break
-                part.examples[o] = ex[:EXAMPLES]
+            part.examples = first_examples(cupy.asnumpy(blk_counts).reshape(nblocks, NEX),
+                                           lambda: cupy.asnumpy(blk_ex).reshape(nblocks, NEX, EXAMPLES),
+                                           t0 + a)
             agg = part if agg.trials == 0 else agg.merge(part)
             del counts, sums, mx, hists, blk_counts, blk_ex, scratch
         return agg

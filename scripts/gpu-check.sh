@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# gpu-check.sh: the GPU checks of mcexplore, on a machine with a CUDA GPU and cupy.
+#
+#   bash scripts/gpu-check.sh            # from the repository root
+#
+# Runs tests/test_gpu.py (cupy == numpy == native bit for bit, the device reduction, chunking,
+# 10^8 trials), then times the engines (numpy, native, cupy) on a small scenario and on the shipped
+# thread-2018 scenario, and writes a JSON summary to $OUT/gpu-check.json (or ./gpu-check.json),
+# with the test log beside it. Meant to finish in under 5 minutes on an H100/H200.
+# Environment: PYTHON (default python3), MCX_WHEELS (a folder of wheels to install first, e.g.
+# pydantic where the machine lacks it), GPU_CHECK_SKIP_SLOW=1 to skip the 10^8-trial test.
+set -u
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+DEST=${OUT:-.}
+mkdir -p "$DEST"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONUNBUFFERED=1
+export MCEXPLORE_CACHE=${MCEXPLORE_CACHE:-/tmp/mcexplore-cache}
+START=$(date +%s)
+
+if [ -n "${MCX_WHEELS:-}" ] && ls "$MCX_WHEELS"/*.whl >/dev/null 2>&1; then
+    $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target /tmp/mcx-site "$MCX_WHEELS"/*.whl && export PYTHONPATH="$PYTHONPATH:/tmp/mcx-site"
+fi
+
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > "$DEST/gpu-info.txt" 2>&1
+
+MARK="gpu"
+[ "${GPU_CHECK_SKIP_SLOW:-0}" = "1" ] && MARK="gpu and not slow"
+timeout 240 $PY -m pytest -q -rA -p no:cacheprovider -m "$MARK" tests/test_gpu.py \
+    --junitxml="$DEST/gpu-tests.xml" > "$DEST/gpu-tests.log" 2>&1
+TEST_RC=$?
+tail -n 25 "$DEST/gpu-tests.log"
+
+timeout 150 $PY - "$DEST" "$TEST_RC" "$START" <<'PYEOF'
+import json, os, subprocess, sys, time
+import numpy as np
+dest, test_rc, start = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+summary = {"tests_rc": test_rc, "tests": {}, "bench": [], "errors": []}
+try:
+    import xml.etree.ElementTree as ET
+    root = ET.parse(os.path.join(dest, "gpu-tests.xml")).getroot()
+    ts = root if root.tag == "testsuite" else root.find("testsuite")
+    summary["tests"] = {k: int(ts.get(k, 0)) for k in ("tests", "failures", "errors", "skipped")}
+    summary["tests"]["time_s"] = float(ts.get("time", 0))
+    summary["tests"]["failed_names"] = [tc.get("name") for tc in ts.iter("testcase")
+                                        if tc.find("failure") is not None or tc.find("error") is not None]
+except Exception as e:
+    summary["errors"].append(f"junit: {e}")
+try:
+    summary["device"] = open(os.path.join(dest, "gpu-info.txt")).read().strip()
+    import cupy
+    summary["cupy"] = cupy.__version__
+except Exception as e:
+    summary["errors"].append(f"device: {e}")
+
+from mcexplore.engines.base import availability, get_engine
+
+def timed(engine, c, n, seed=0, reps=1):
+    engine.run_aggregate(c, seed, 10**9, 10**9 + min(n, 256))  # warm-up (compile, caches)
+    best = None
+    for _ in range(reps):
+        t = time.perf_counter()
+        agg = engine.run_aggregate(c, seed, 0, n)
+        w = time.perf_counter() - t
+        best = w if best is None else min(best, w)
+    return agg, best
+
+def bench(label, c, sizes):
+    for b, n in sizes.items():
+        ok, why = availability(b)
+        if not ok:
+            summary["bench"].append({"scenario": label, "backend": b, "error": why}); continue
+        try:
+            agg, w = timed(get_engine(b), c, n)
+            summary["bench"].append({"scenario": label, "backend": b, "trials": n, "wall_s": round(w, 4),
+                                     "trials_per_s": n / w, "attempts_per_trial": agg.sums["attempts"] / n,
+                                     "migrated": agg.counts["migrated"]})
+            print(f"{label:<28} {b:<7} {n:>10} trials {w:8.3f} s {n / w:14.1f} trials/s", flush=True)
+        except Exception as e:
+            summary["bench"].append({"scenario": label, "backend": b, "error": f"{type(e).__name__}: {e}"})
+
+sys.path.insert(0, "tests")
+import test_parity as tp
+bench("small drop M=4 A=3", tp.make("drop", {}), {"numpy": 2000, "native": 200_000, "cupy": 10_000_000})
+bench("small lock_noref contended", tp.make("lock_noref", {}, **tp.SCENARIOS["contended_file"]),
+      {"numpy": 1000, "native": 50_000, "cupy": 2_000_000})
+bench("block small (4 classes)", tp.make_block("ref", {}, "block_base"), {"numpy": 500, "native": 20_000, "cupy": 500_000})
+try:
+    from mcexplore.scenario import load_scenario
+    s = load_scenario("thread-2018")
+    for label in ("ref", "drop", "pte_wait"):
+        bench(f"thread-2018 {label}", s.compile(label),
+              {"numpy": 20 if label == "ref" else 200, "native": 200 if label == "ref" else 5000,
+               "cupy": 20_000 if label == "ref" else 200_000})
+except Exception as e:
+    summary["errors"].append(f"thread-2018: {type(e).__name__}: {e}")
+
+summary["wall_s"] = time.time() - start
+with open(os.path.join(dest, "gpu-check.json"), "w") as f:
+    json.dump(summary, f, indent=2)
+print(json.dumps({k: v for k, v in summary.items() if k != "bench"}, indent=1))
+PYEOF
+BENCH_RC=$?
+echo "gpu-check: tests rc=$TEST_RC bench rc=$BENCH_RC, $(( $(date +%s) - START )) s; summary in $DEST/gpu-check.json"
+[ "$TEST_RC" = "0" ] && [ "$BENCH_RC" = "0" ]
