@@ -167,7 +167,7 @@ def riskmap(table: pd.DataFrame, x: str, y: str, facet: str = "strategy", outcom
         ax.set_yticks(np.arange(len(ys)) + 0.5, _ticklabels(t, y, ys), fontsize=8)
         ax.set_xlabel(x)
         ax.set_ylabel(y if k % ncol == 0 else "")
-        ax.set_title(str(fv))
+        ax.set_title(str(fv) if facet == "strategy" else f"{facet} = {_ticklabels(t, facet, [fv])[0]}")
     for k in range(n, nrow * ncol):
         axes[k // ncol][k % ncol].set_visible(False)
         axes[k // ncol][k % ncol].remove()
