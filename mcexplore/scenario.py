@@ -1185,8 +1185,10 @@ def _shipped_dir():
 
 
 def list_shipped() -> list[str]:
-    """Names of the shipped configs (load them with load_scenario(name))."""
-    return sorted(p.name[:-5] for p in _shipped_dir().iterdir() if p.name.endswith(".toml"))
+    """Names of the shipped scenarios (load them with load_scenario(name)); sweep files
+    (``sweep-*.toml``, read by mcexplore.sweep.load_sweep) are not scenarios."""
+    return sorted(p.name[:-5] for p in _shipped_dir().iterdir()
+                  if p.name.endswith(".toml") and not p.name.startswith("sweep-"))
 
 
 def default_scenario_path() -> Path:
