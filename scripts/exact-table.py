@@ -1,0 +1,46 @@
+"""Print exact values next to Monte Carlo estimates and 99.9% intervals (the closing-note table).
+
+Usage: python3 scripts/exact-table.py [--trials N] [--backend auto|numpy|native|cupy]
+The cases are those of tests/test_exact_mc.py.
+"""
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from test_exact_mc import CASES, EXACT_TIMING  # noqa: E402
+
+from mcexplore import api  # noqa: E402
+from mcexplore.exact import exact_for  # noqa: E402
+from mcexplore.scenario import load_scenario  # noqa: E402
+from mcexplore.stats import proportion_ci  # noqa: E402
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--trials", type=int, default=100_000)
+ap.add_argument("--backend", default="auto")
+a = ap.parse_args()
+print(f"| case | quantity | exact | estimate | 99.9% interval | backend |")
+print("|---|---|---|---|---|---|")
+for cid, strategy, overrides in CASES:
+    sc = load_scenario("thread-2018", EXACT_TIMING + overrides)
+    label = strategy if strategy in sc.labels() else sc.labels()[0]
+    if "strategies=" not in " ".join(overrides):
+        sc = sc.with_strategies([strategy])
+    sc = sc.set("budget.max_attempts", 60)
+    ex = exact_for(sc.compile(label))
+    res = api.run(sc, trials=a.trials, seed=20181119, backend=a.backend, records=True, progress=False)
+    rec = res[label].records
+    n = len(rec)
+    rows = [("P(first attempt)", ex["first_attempt_success"],
+             int(((rec["attempts"] == 1) & (rec["migrated"] == 1)).sum()))]
+    if "call_failed" in ex:
+        rows.append(("call_failed", ex["call_failed"], int(rec["call_failed"].sum())))
+    if "attempts_pmf" in ex:
+        pmf = np.asarray(ex["attempts_pmf"])
+        rows.append(("P(attempts=2)", float(pmf[1]), int(((rec["attempts"] == 2) & (rec["migrated"] == 1)).sum())))
+    for q, e, c in rows:
+        ci = proportion_ci(c, n, 0.999)
+        ok = "" if ci.lo <= e <= ci.hi else " **outside**"
+        print(f"| {cid} | {q} | {e:.5f} | {c / n:.5f} | [{ci.lo:.5f}, {ci.hi:.5f}]{ok} | {res.backend} |")
