@@ -1,8 +1,9 @@
 // mcexplore.cu: the kernels and host entry points of the compiled engines.
 //
 // One source for both compiled engines (docs/kernels.md):
-//   * CUDA (NVRTC via cupy.RawModule, or nvcc): the __global__ kernels sample_draws,
-//     simulate_records and simulate_aggregate, one thread per trial;
+//   * CUDA (NVRTC via cupy.RawModule, or nvcc): the __global__ kernels simulate_records (one
+//     thread per trial) and reduce_records (the device reduction of the records), and the test
+//     kernels mcx_philox_kernel, sample_draws, sample_words, hist_buckets;
 //   * host C++17 (g++, mcexplore.engines.native): extern "C" functions mcx_*, a loop over trials
 //     spread over worker threads.
 // mcexplore/engines/kernel_source.py inlines the headers below (with #line directives) into one
@@ -117,20 +118,23 @@ extern "C" __global__ void simulate_records(const mcx_i64* P, mcx_u64 seed, mcx_
     for (int f = 0; f < MCX_NFIELDS; ++f) out[j * MCX_NFIELDS + f] = rec[f];
 }
 
-// Trials [t0, t0 + n) reduced on the device: launch with blockDim.x == MCX_REDUCE_BLOCK.
+// Records of n trials (recs: n x MCX_NFIELDS, from simulate_records) reduced on the device:
+// launch with blockDim.x == MCX_REDUCE_BLOCK.
 //   counts[MCX_NOUT + 1], sums[MCX_NSUM]: added to (global atomics after a per-block shared
 //     reduction); counts[MCX_NOUT] counts trials that made no progress (records of all -1)
 //   max_wait: atomicMax
 //   hists[MCX_NHIST * MCX_HIST_BINS]: added to
 //   blk_counts[gridDim.x * MCX_NEX]: number of trials of this block with each failure outcome
-//   blk_ex[gridDim.x * MCX_NEX * MCX_EXAMPLES]: the first MCX_EXAMPLES of them (offsets from t0,
+//   blk_ex[gridDim.x * MCX_NEX * MCX_EXAMPLES]: the first MCX_EXAMPLES of them (offsets in recs,
 //     in trial order), so the host can pick the chunk's first examples exactly as
 //     Aggregate.from_records does, whatever order the blocks ran in.
-extern "C" __global__ void simulate_aggregate(const mcx_i64* P, mcx_u64 seed, mcx_i64 t0, mcx_i64 n,
-                                              mcx_i64* scratch, unsigned long long* counts,
-                                              unsigned long long* sums, long long* max_wait,
-                                              unsigned long long* hists, int* blk_counts,
-                                              int* blk_ex) {
+// The reduction is a separate kernel rather than fused into the simulation: with the simulation's
+// out-of-line calls in the same kernel, NVRTC (CUDA 13.0, sm_90) produced code whose global
+// histogram pointer was corrupted (compute-sanitizer: invalid global atomic at address ~0x2000).
+// The extra 120 bytes per trial written and read back cost nothing next to the simulation.
+extern "C" __global__ void reduce_records(const mcx_i64* recs, mcx_i64 n, unsigned long long* counts,
+                                          unsigned long long* sums, long long* max_wait,
+                                          unsigned long long* hists, int* blk_counts, int* blk_ex) {
     __shared__ unsigned long long s_counts[MCX_NOUT + 1];
     __shared__ unsigned long long s_sums[MCX_NSUM];
     __shared__ long long s_max;
@@ -141,17 +145,13 @@ extern "C" __global__ void simulate_aggregate(const mcx_i64* P, mcx_u64 seed, mc
     for (int b = tid; b < MCX_NHIST * MCX_HIST_BINS; b += blockDim.x) s_hist[b] = 0;
     if (tid <= MCX_NOUT) s_counts[tid] = 0;
     if (tid < MCX_NSUM) s_sums[tid] = 0;
-    if (tid == 0) s_max = 0;
+    if (tid == 0) s_max = MCX_I64_MIN;
     s_flags[tid] = 0;
     __syncthreads();
 
     const mcx_i64 j = (mcx_i64)blockIdx.x * blockDim.x + tid;
     if (j < n) {
-        mcx_i64 rec[MCX_NFIELDS];
-        mcx_scratch s;
-        s.base = scratch + j;
-        s.stride = n;
-        mcx_trial(P, seed, t0 + j, rec, s);
+        const mcx_i64* rec = recs + j * MCX_NFIELDS;
         if (rec[MCX_R_MIGRATED] < 0) atomicAdd(&s_counts[MCX_NOUT], 1ull);
         for (int o = 0; o < MCX_NOUT; ++o) {
             const mcx_i64 v = rec[mcx_outcome_field(o)];
@@ -177,14 +177,13 @@ extern "C" __global__ void simulate_aggregate(const mcx_i64* P, mcx_u64 seed, mc
         if (s_hist[b]) atomicAdd(&hists[b], (unsigned long long)s_hist[b]);
     if (tid <= MCX_NOUT && s_counts[tid]) atomicAdd(&counts[tid], s_counts[tid]);
     if (tid < MCX_NSUM && s_sums[tid]) atomicAdd(&sums[tid], s_sums[tid]);
-    if (tid == 0) atomicMax(max_wait, s_max);
+    if (tid == 0 && (mcx_i64)blockIdx.x * blockDim.x < n) atomicMax(max_wait, s_max);
     if (tid < MCX_NEX) {
         // Thread e scans the block's flags in trial order for outcome e.
         int cnt = 0;
         int* ex = blk_ex + ((mcx_i64)blockIdx.x * MCX_NEX + tid) * MCX_EXAMPLES;
-        const int lim = (int)((n - (mcx_i64)blockIdx.x * blockDim.x) < (mcx_i64)blockDim.x
-                                  ? (n - (mcx_i64)blockIdx.x * blockDim.x)
-                                  : (mcx_i64)blockDim.x);
+        const mcx_i64 left = n - (mcx_i64)blockIdx.x * blockDim.x;
+        const int lim = (int)(left < (mcx_i64)blockDim.x ? left : (mcx_i64)blockDim.x);
         for (int t = 0; t < lim; ++t) {
             if (s_flags[t] & (1u << tid)) {
                 if (cnt < MCX_EXAMPLES) ex[cnt] = (int)((mcx_i64)blockIdx.x * blockDim.x + t);

@@ -6,8 +6,8 @@ mcexplore (or this module) never needs it. The module is built from the same tra
 the native engine (kernel_source.assemble) with ``-std=c++17 --fmad=false`` and cached per process
 by the sources' cache key (CuPy also keeps its own on-disk cache of compiled modules).
 
-``run_records`` returns per-trial records; ``run_aggregate`` reduces on the device
-(kernels/mcexplore.cu: simulate_aggregate) and copies back only counts, sums, the max, the
+``run_records`` returns per-trial records; ``run_aggregate`` simulates into a device buffer and
+reduces it on the device (kernels/mcexplore.cu: reduce_records), copying back only counts, sums, the max, the
 histograms and per-block counts and first examples of each failure outcome, from which the host
 picks the first examples in trial order: the result equals Aggregate.from_records of the same
 trials exactly, whatever the chunk size or block schedule. Launches are chunked to fit device memory.
@@ -28,7 +28,7 @@ from .pack import pack
 
 NVRTC_OPTIONS = ("-std=c++17", "--fmad=false")
 KERNELS = ("mcx_philox_kernel", "sample_draws", "sample_words", "hist_buckets", "simulate_records",
-           "simulate_aggregate")
+           "reduce_records")
 REDUCE_BLOCK = 256  # MCX_REDUCE_BLOCK in mcexplore.cu
 RECORDS_BLOCK = 128
 NEX = 5  # call_failed, livelock, censored, uaf, hang
@@ -59,17 +59,27 @@ _lock = threading.Lock()
 _modules: dict = {}
 
 
+def nvrtc_options() -> tuple:
+    """NVRTC options: NVRTC_OPTIONS plus ``$MCEXPLORE_NVRTC_OPTIONS`` (e.g. "-lineinfo" for
+    compute-sanitizer, "-DMCX_PROCESS_INLINE"); all of them are part of the cache key."""
+    import os
+    import shlex
+
+    return NVRTC_OPTIONS + tuple(shlex.split(os.environ.get("MCEXPLORE_NVRTC_OPTIONS", "")))
+
+
 def get_module(overrides: dict | None = None):
     """The compiled cupy.RawModule of the current sources (cached per process by the cache key)."""
     import cupy
 
-    src = kernel_source.load(options=NVRTC_OPTIONS, compiler_id=f"nvrtc|cupy {cupy.__version__}",
+    options = nvrtc_options()
+    src = kernel_source.load(options=options, compiler_id=f"nvrtc|cupy {cupy.__version__}",
                              overrides=overrides)
     dev = cupy.cuda.Device().id
     with _lock:
         mod = _modules.get((src.key, dev))
         if mod is None:
-            mod = cupy.RawModule(code=src.code, options=NVRTC_OPTIONS, name_expressions=None)
+            mod = cupy.RawModule(code=src.code, options=options, name_expressions=None)
             mod.compile()
             _modules[(src.key, dev)] = mod
         return mod
@@ -204,21 +214,27 @@ class CupyEngine(Engine):
             return agg
         P, dP = self._params(compiled)
         sw = int(P[20])
-        chunk = self._chunk(n, 8 * sw + 1, 1 << 22)
-        k = get_module().get_function("simulate_aggregate")
+        chunk = self._chunk(n, 8 * (NFIELDS + sw) + 1, 1 << 22)
+        mod = get_module()
+        sim = mod.get_function("simulate_records")
+        red = mod.get_function("reduce_records")
         for a in range(0, n, chunk):
             m = min(chunk, n - a)
             nblocks = (m + REDUCE_BLOCK - 1) // REDUCE_BLOCK
+            out = cupy.empty((m, NFIELDS), dtype=cupy.int64)
+            scratch = cupy.empty(max(1, m * sw), dtype=cupy.int64)
+            sim(((m + RECORDS_BLOCK - 1) // RECORDS_BLOCK,), (RECORDS_BLOCK,),
+                (dP, np.uint64(int(seed) & 0xFFFFFFFFFFFFFFFF), np.int64(t0 + a), np.int64(m), out,
+                 scratch))
+            del scratch
             counts = cupy.zeros(len(OUTCOMES) + 1, dtype=cupy.uint64)
             sums = cupy.zeros(len(SUMS), dtype=cupy.uint64)
             mx = cupy.full(1, np.iinfo(np.int64).min, dtype=cupy.int64)
             hists = cupy.zeros(len(HIST_METRICS) * HIST_BINS, dtype=cupy.uint64)
             blk_counts = cupy.zeros(nblocks * NEX, dtype=cupy.int32)
             blk_ex = cupy.zeros(nblocks * NEX * EXAMPLES, dtype=cupy.int32)
-            scratch = cupy.empty(max(1, m * sw), dtype=cupy.int64)
-            k((nblocks,), (REDUCE_BLOCK,),
-              (dP, np.uint64(int(seed) & 0xFFFFFFFFFFFFFFFF), np.int64(t0 + a), np.int64(m), scratch,
-               counts, sums, mx, hists, blk_counts, blk_ex))
+            red((nblocks,), (REDUCE_BLOCK,),
+                (out, np.int64(m), counts, sums, mx, hists, blk_counts, blk_ex))
             part = Aggregate(trials=m)
             c = cupy.asnumpy(counts).view(np.int64)
             if c[len(OUTCOMES)]:
@@ -237,7 +253,7 @@ class CupyEngine(Engine):
                                            lambda: cupy.asnumpy(blk_ex).reshape(nblocks, NEX, EXAMPLES),
                                            t0 + a)
             agg = part if agg.trials == 0 else agg.merge(part)
-            del counts, sums, mx, hists, blk_counts, blk_ex, scratch
+            del out, counts, sums, mx, hists, blk_counts, blk_ex
         return agg
 
     def default_batch(self, compiled: Compiled) -> int:
