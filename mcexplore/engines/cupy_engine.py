@@ -257,4 +257,8 @@ class CupyEngine(Engine):
         return agg
 
     def default_batch(self, compiled: Compiled) -> int:
-        return 1 << 24 if compiled.block is None else 1 << 16
+        # Large enough to fill the device, small enough that a batch of heavy trials (many
+        # tasks, many attempts) still reports progress.
+        if compiled.block is None:
+            return max(1 << 16, min(1 << 24, (1 << 28) // max(1, int(compiled.page.mapcount))))
+        return 1 << 16

@@ -49,8 +49,16 @@ def find_compiler() -> str | None:
 
 
 def cache_dir() -> Path:
+    """$MCEXPLORE_CACHE, else ~/.cache/mcexplore; a per-user temporary folder if that is not writable."""
     d = os.environ.get("MCEXPLORE_CACHE")
-    return Path(d) if d else Path.home() / ".cache" / "mcexplore"
+    p = Path(d) if d else Path.home() / ".cache" / "mcexplore"
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        if os.access(p, os.W_OK):
+            return p
+    except OSError:
+        pass
+    return Path(tempfile.gettempdir()) / f"mcexplore-cache-{os.getuid() if hasattr(os, 'getuid') else 0}"
 
 
 _compiler_ids: dict[str, str] = {}
@@ -210,7 +218,10 @@ class NativeEngine(Engine):
         return Records.from_matrix(t0, mat)
 
     def default_batch(self, compiled: Compiled) -> int:
-        return 1 << 16 if compiled.block is None else 1 << 10
+        # Batches of roughly equal work, so that progress is reported every few seconds.
+        if compiled.block is None:
+            return max(1024, min(1 << 16, (1 << 22) // max(1, int(compiled.page.mapcount))))
+        return 1 << 10
 
 
 def _cpu_count() -> int:
