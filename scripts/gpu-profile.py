@@ -1,0 +1,81 @@
+"""GPU throughput and profile helper (run on a machine with a GPU; see scripts/gpu-check.sh).
+
+  python3 scripts/gpu-profile.py bench            # trials/s, attempts/s per backend, JSON on stdout
+  python3 scripts/gpu-profile.py one CASE TRIALS  # one cupy launch of CASE (for ncu), JSON on stdout
+
+CASEs: thread-ref, thread-drop, thread-pte_wait (the shipped thread-2018 scenario), thread-ref-short
+(the same with max_attempts=50, for profiling), small-drop (4 PTEs, 3 tasks).
+A benchmark measures; it asserts nothing.
+"""
+
+import json
+import sys
+import time
+
+from mcexplore.engines.base import availability, get_engine
+from mcexplore.scenario import load_scenario
+
+
+def case(name):
+    if name.startswith("thread-"):
+        rest = name[len("thread-"):]
+        over = []
+        if rest.endswith("-short"):
+            rest = rest[: -len("-short")]
+            over.append("budget.max_attempts=50")
+        return load_scenario("thread-2018", over).compile(rest)
+    if name == "small-drop":
+        return load_scenario("thread-2018", ["page.mapcount=4", "page.active=3"]).compile("drop")
+    raise SystemExit(f"unknown case {name!r}")
+
+
+def measure(backend, c, n, chunk=None):
+    if backend == "cupy" and chunk:
+        from mcexplore.engines.cupy_engine import CupyEngine
+
+        eng = CupyEngine(chunk=chunk)
+    else:
+        eng = get_engine(backend)
+    eng.run_aggregate(c, 0, 10**9, 10**9 + min(n, 512))  # warm-up: compile, allocate
+    t = time.perf_counter()
+    agg = eng.run_aggregate(c, 0, 0, n)
+    w = time.perf_counter() - t
+    return {"backend": backend, "trials": n, "wall_s": w, "trials_per_s": n / w,
+            "attempts_per_s": agg.sums["attempts"] / w, "faults_per_s": agg.sums["faults"] / w,
+            "attempts_per_trial": agg.sums["attempts"] / n, "migrated": agg.counts["migrated"]}
+
+
+def main():
+    if sys.argv[1] == "one":
+        from mcexplore.engines.cupy_engine import CupyEngine
+
+        c, n = case(sys.argv[2]), int(sys.argv[3])
+        eng = CupyEngine(chunk=n)
+        t = time.perf_counter()
+        agg = eng.run_aggregate(c, 0, 0, n)
+        w = time.perf_counter() - t
+        print(json.dumps({"case": sys.argv[2], "trials": n, "wall_s": w,
+                          "attempts": agg.sums["attempts"], "faults": agg.sums["faults"]}))
+        return
+    sizes = {
+        "small-drop": {"numpy": 20_000, "native": 200_000, "cupy": 20_000_000},
+        "thread-pte_wait": {"numpy": 2000, "native": 20_000, "cupy": 1_000_000},
+        "thread-drop": {"numpy": 300, "native": 5_000, "cupy": 500_000},
+        "thread-ref": {"numpy": 10, "native": 400, "cupy": 65_536},
+    }
+    rows = []
+    for name, per in sizes.items():
+        c = case(name)
+        for b, n in per.items():
+            if not availability(b)[0]:
+                continue
+            r = measure(b, c, n)
+            r["case"] = name
+            rows.append(r)
+            print(f"{name:<16} {b:<7} {n:>10} trials {r['wall_s']:8.3f}s {r['trials_per_s']:14.1f} trials/s "
+                  f"{r['attempts_per_s']:14.1f} attempts/s", file=sys.stderr, flush=True)
+    print(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
