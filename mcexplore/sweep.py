@@ -62,7 +62,6 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 import time
 import tomllib
 from dataclasses import dataclass, field
@@ -73,6 +72,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
+from .io import atomic_path, atomic_write_bytes
 from .results import HIST_BINS, HIST_METRICS, OUTCOMES, SUMS, Aggregate
 
 DERIVED = ("window",)
@@ -422,41 +422,13 @@ def aggregate_from_row(row) -> Aggregate:
 # Files
 # ---------------------------------------------------------------------------------------------
 
-def _atomic_write_bytes(path: Path, data: bytes):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
 def write_table(df: pd.DataFrame, path: Path):
     """Write a table atomically as Parquet or CSV (by extension)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".", suffix=".tmp")
-    os.close(fd)
-    try:
-        if path.suffix == ".csv":
+    with atomic_path(path) as tmp:
+        if Path(path).suffix == ".csv":
             df.to_csv(tmp, index=False)
         else:
             df.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def load_results(path) -> pd.DataFrame:
@@ -548,7 +520,7 @@ def run_sweep(spec, out_dir, backend: str = "auto", resume: bool = True, progres
                           batch=batch, progress=False)
                 agg = res[label].aggregate
                 row = _row(spec, cell, seed, label, scen, agg, res.backend, time.perf_counter() - t, key, cell_id)
-                _atomic_write_bytes(f, json.dumps({"row": row, "examples": agg.examples}).encode())
+                atomic_write_bytes(f, json.dumps({"row": row, "examples": agg.examples}).encode())
             rows.append(row)
             if bar is not None:
                 bar.update(1)

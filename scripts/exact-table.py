@@ -10,11 +10,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from test_exact_mc import CASES, EXACT_TIMING  # noqa: E402
+from test_exact_mc import CASES, build_case  # noqa: E402
 
 from mcexplore import api  # noqa: E402
 from mcexplore.exact import exact_for  # noqa: E402
-from mcexplore.scenario import load_scenario  # noqa: E402
 from mcexplore.stats import proportion_ci  # noqa: E402
 
 ap = argparse.ArgumentParser()
@@ -24,11 +23,7 @@ a = ap.parse_args()
 print(f"| case | quantity | exact | estimate | 99.9% interval | backend |")
 print("|---|---|---|---|---|---|")
 for cid, strategy, overrides in CASES:
-    sc = load_scenario("thread-2018", EXACT_TIMING + overrides)
-    label = strategy if strategy in sc.labels() else sc.labels()[0]
-    if "strategies=" not in " ".join(overrides):
-        sc = sc.with_strategies([strategy])
-    sc = sc.set("budget.max_attempts", 60)
+    sc, label = build_case(strategy, overrides)
     ex = exact_for(sc.compile(label))
     res = api.run(sc, trials=a.trials, seed=20181119, backend=a.backend, records=True, progress=False)
     rec = res[label].records

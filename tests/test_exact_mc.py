@@ -45,6 +45,15 @@ CASES = [
 TRIALS = 6000
 
 
+def build_case(strategy, overrides):
+    """The scenario of a case (60 attempts at most) and the label of its strategy."""
+    sc = load_scenario("thread-2018", EXACT_TIMING + overrides)
+    label = strategy if strategy in sc.labels() else sc.labels()[0]
+    if "strategies=" not in " ".join(overrides):
+        sc = sc.with_strategies([strategy])
+    return sc.set("budget.max_attempts", 60), label
+
+
 def _inside(p_exact, count, n, what):
     ci = proportion_ci(count, n, LEVEL)
     # Table sampling rounds each time to whole ns; that bias is far below these intervals.
@@ -53,11 +62,7 @@ def _inside(p_exact, count, n, what):
 
 @pytest.mark.parametrize("cid,strategy,overrides", CASES, ids=[c[0] for c in CASES])
 def test_exact_values_lie_inside_the_monte_carlo_interval(cid, strategy, overrides):
-    sc = load_scenario("thread-2018", EXACT_TIMING + overrides)
-    label = strategy if strategy in sc.labels() else sc.labels()[0]
-    if "strategies=" not in " ".join(overrides):
-        sc = sc.with_strategies([strategy])
-    sc = sc.set("budget.max_attempts", 60)
+    sc, label = build_case(strategy, overrides)
     ex = exact_for(sc.compile(label))
     run = api.run(sc, trials=TRIALS, seed=20181119, backend="numpy", records=True, progress=False)[label]
     rec = run.records
@@ -80,8 +85,7 @@ def test_exact_values_lie_inside_the_monte_carlo_interval(cid, strategy, overrid
 def test_the_cases_span_near_zero_near_one_and_between():
     values = []
     for cid, strategy, overrides in CASES:
-        sc = load_scenario("thread-2018", EXACT_TIMING + overrides)
-        label = strategy if strategy in sc.labels() else sc.labels()[0]
+        sc, label = build_case(strategy, overrides)
         values.append(exact_for(sc.compile(label))["first_attempt_success"])
     values = np.array(values)
     assert (values < 0.05).any() and (values > 0.95).any() and ((values > 0.2) & (values < 0.8)).any()
