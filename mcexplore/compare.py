@@ -212,7 +212,10 @@ def format_comparison(c: Comparison, outcomes=None) -> str:
     """A plain-text report of a Comparison (one block per strategy vs the baseline)."""
 
     def pct(p):
-        return "nan" if p is None or (isinstance(p, float) and math.isnan(p)) else f"{100 * p:.3g}%"
+        if p is None or (isinstance(p, float) and math.isnan(p)):
+            return "nan"
+        # Bounds near 1 need more digits, or a lower bound of 99.985% would print as 100%.
+        return f"{100 * p:.5g}%" if 0.99 < p < 1 else f"{100 * p:.3g}%"
 
     def ci(p, lo, hi, one):
         return f"<= {pct(hi)}" if one and p == 0 else (f">= {pct(lo)}" if one else f"{pct(p)} [{pct(lo)}, {pct(hi)}]")
