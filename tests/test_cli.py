@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 from click.testing import CliRunner
 
 from mcexplore.cli import main
@@ -119,3 +120,29 @@ def test_importing_mcexplore_does_not_import_cupy():
             "print('cupy' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_exact_command_prints_exact_values_and_says_what_is_not_exact():
+    args = ["exact", "thread-2018", "--json", "--set", "page.mapcount=3", "--set", "page.active=2",
+            "--set", "timing.fault_entry=1us", "--set", "timing.ptl_hold=0.2us",
+            "--set", "timing.drop_hold=0.2us", "--set", "transient.rate=0/s",
+            "--set", 'timing.wake_latency={dist="exp", mean="30us"}', "-s", "ref", "-s", "lock_noref"]
+    r = invoke(*args)
+    assert r.exit_code == 0, r.output
+    js = json.loads(r.output)
+    assert abs(js["ref"]["first_attempt_success"] - np.exp(-1.6)) < 1e-12  # e^-(1.3 + 0.3)
+    assert "call_failed" in js["ref"] and "call_failed" not in js["lock_noref"]
+    r = invoke("exact", "thread-2018", "-s", "ref")  # the shipped timings are not exactly solvable
+    assert r.exit_code == 0 and "not_exact" in r.output
+
+
+def test_cupy_backend_without_a_gpu_fails_clearly():
+    from mcexplore.engines.cupy_engine import CupyEngine
+
+    ok, why = CupyEngine.availability()
+    if ok:
+        import pytest
+        pytest.skip("a GPU is usable here")
+    r = CliRunner().invoke(main, ["run", "thread-2018", "-n", "5", "-b", "cupy", "-s", "ref"])
+    assert r.exit_code == 2
+    assert "cupy" in r.output and "not usable" in r.output
