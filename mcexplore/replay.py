@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .engines.numpy_block import simulate_block
 from .engines.numpy_engine import simulate_page
 from .results import Records
 
@@ -40,11 +41,12 @@ class Replay:
 
 
 def replay_compiled(compiled, trial: int, seed: int = 0, label: str | None = None) -> Replay:
-    if compiled.block is not None:
-        raise ValueError("replay works at page level: rerun the hot page's class as a page-level "
-                         "scenario (level = \"page\") to see its timeline")
     trace: list = []
-    rec: Records = simulate_page(compiled, seed, np.array([trial], dtype=np.int64), trace=trace)
+    trials = np.array([trial], dtype=np.int64)
+    if compiled.block is not None:
+        rec: Records = simulate_block(compiled, seed, trials, trace=trace)
+    else:
+        rec = simulate_page(compiled, seed, trials, trace=trace)
     # Stable sort: events at one instant keep the order in which the engine processed them
     # (the migrator's stage before the tasks, tasks in rmap order).
     events = sorted(trace, key=lambda e: e[0])

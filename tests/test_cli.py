@@ -146,3 +146,19 @@ def test_cupy_backend_without_a_gpu_fails_clearly():
     r = CliRunner().invoke(main, ["run", "thread-2018", "-n", "5", "-b", "cupy", "-s", "ref"])
     assert r.exit_code == 2
     assert "cupy" in r.output and "not usable" in r.output
+
+
+def test_block_level_replay_shows_calls_pages_and_the_hot_pages_tasks():
+    overrides = ["level=block", "budget.max_attempts=25", "strategies=ref",
+                 "block.batch_pages=4", "block.pages=9",
+                 'block.classes=[{count=4, kind="file", mapcount=1}, '
+                 '{count=1, kind="file", mapcount=4, active=3, access_rate="1/us"}, '
+                 '{count=4, kind="anon", mapcount=1}]']
+    sc = load_scenario("thread-2018-block", overrides)
+    res = api.run(sc, trials=30, seed=1, backend="numpy", records=True, progress=False)["ref"]
+    t = 7
+    rp = replay(sc, "ref", t, seed=1)
+    assert rp.record == {k: int(v[t]) for k, v in res.records.columns.items()}
+    text = rp.format()
+    assert "call 1: isolate 4 page(s)" in text and "page 4: refcount check" in text
+    assert "page 0: attempt 1 (no waiters)" in text and "task 1" in text

@@ -38,7 +38,7 @@ def expand_pages(c: Compiled):
     return np.repeat(np.arange(len(c.block)), [pc.count for pc in c.block])
 
 
-def simulate_block(c: Compiled, seed: int, trials: np.ndarray) -> Records:
+def simulate_block(c: Compiled, seed: int, trials: np.ndarray, trace: list | None = None) -> Records:
     seed = int(seed)
     n = len(trials)
     tr = trials.astype(np.uint64)
@@ -59,6 +59,8 @@ def simulate_block(c: Compiled, seed: int, trials: np.ndarray) -> Records:
         cc.dists[D["access"]] = exponential(cc.page.access_mean_ns)
         s = _Sim(cc, seed, trials)
         s.page = pg
+        s.trace = trace
+        s.trace_prefix = f"page {pg}: "
         sims[pg] = s
     cold_M = np.array([pc.mapcount for pc in c.block], dtype=np.int64)
     cold_file = np.array([pc.file for pc in c.block], dtype=bool)
@@ -143,6 +145,10 @@ def simulate_block(c: Compiled, seed: int, trials: np.ndarray) -> Records:
             later = go[gk[go] > 0]
             if len(later):
                 last_T[later] = last_T[later] + gap(later, np.ones(len(later), dtype=bool))
+            if trace is not None and len(go):
+                n_iso = int(in_batch[go[0]].sum())
+                trace.append((int(last_T[go[0]]), 0, f"call {int(calls[go[0]])}: isolate {n_iso} page(s), "
+                              f"migrate_pages (pages {int(batch[go[0]][0])}..{int(batch[go[0]][n_iso - 1])})"))
         rows = np.nonzero(running & ~need_batch)[0]
         if len(rows) == 0:
             continue
@@ -168,6 +174,8 @@ def simulate_block(c: Compiled, seed: int, trials: np.ndarray) -> Records:
         rows, pg, j, arr = rows[~to], pg[~to], j[~to], arr[~to]
         # A page out of attempts is abandoned, not tried.
         capped = patt[rows, pg] >= c.max_attempts
+        if trace is not None and capped.any():
+            trace.append((int(arr[0]), 0, f"page {int(pg[0])}: max_attempts used, abandoned"))
         abandoned[rows[capped], pg[capped]] = True
         in_batch[rows[capped], j[capped]] = False
         rows, pg, j, arr = rows[~capped], pg[~capped], j[~capped], arr[~capped]
@@ -189,6 +197,10 @@ def simulate_block(c: Compiled, seed: int, trials: np.ndarray) -> Records:
                                    arr[cold], cold_M, cold_file, Mmax)
             ok[cold] = okc
             T[cold] = Tc
+            if trace is not None:
+                trace.append((int(arr[cold][0]), 0, f"page {int(pg[cold][0])}: attempt "
+                              f"{int(patt[rows[cold][0], pg[cold][0]])} (no waiters): "
+                              + ("moved" if okc[0] else "refcount check FAILS: a transient reference")))
         last_T[rows] = T
         moved[rows[ok], pg[ok]] = True
         in_batch[rows[ok], j[ok]] = False

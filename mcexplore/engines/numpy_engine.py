@@ -130,6 +130,7 @@ class _Sim:
         self.mig_w = np.zeros(n, dtype=np.int64)
         self.mig_sleeping = np.zeros(n, dtype=bool)
         self.trace = None  # replay: a list that receives (time, actor, text) tuples
+        self.trace_prefix = ""  # block level: which page the events are about
 
     # -- replay tracing (no effect on results) ----------------------------------------------
     def _log(self, t, who, text):
@@ -138,6 +139,8 @@ class _Sim:
             return
         t = np.atleast_1d(t)
         who = np.broadcast_to(np.atleast_1d(who), t.shape)
+        if self.trace_prefix:
+            text = self.trace_prefix + text
         for tt, ww in zip(t.tolist(), who.tolist()):
             self.trace.append((int(tt), int(ww), text))
 
