@@ -400,3 +400,13 @@ def test_first_examples_assembly_matches_from_records():
         ex = first_examples(bc, lambda: bx, 1000)
         for e, o in enumerate(EXAMPLE_OUTCOMES):
             assert ex[o] == [1000 + int(j) for j in np.nonzero(flags[:, e])[0][:EXAMPLES]]
+
+
+def test_both_cupy_extras_installed_is_refused_with_a_reason(monkeypatch):
+    from importlib import metadata
+
+    from mcexplore.engines import cupy_engine
+
+    monkeypatch.setattr(metadata, "version", lambda name: "14.0.0")
+    ok, why = cupy_engine.CupyEngine.availability()
+    assert not ok and "cupy-cuda12x and cupy-cuda13x" in why and "mutually exclusive" in why

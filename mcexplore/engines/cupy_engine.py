@@ -85,6 +85,20 @@ def get_module(overrides: dict | None = None):
         return mod
 
 
+def installed_cupy_wheels() -> list[str]:
+    """Which of the extras' CuPy distributions are installed (without importing cupy)."""
+    from importlib import metadata
+
+    found = []
+    for dist in ("cupy-cuda12x", "cupy-cuda13x"):
+        try:
+            metadata.version(dist)
+            found.append(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return found
+
+
 class CupyEngine(Engine):
     name = "cupy"
 
@@ -95,6 +109,12 @@ class CupyEngine(Engine):
 
     @classmethod
     def availability(cls) -> tuple[bool, str]:
+        both = installed_cupy_wheels()
+        if len(both) > 1:
+            # The two wheels install the same `cupy` package over each other: the import then
+            # loads whichever files won, usually against the wrong CUDA runtime.
+            return False, (f"{' and '.join(both)} are both installed; they are mutually exclusive: "
+                           f"keep the one matching your CUDA driver (pip uninstall the other)")
         try:
             import cupy
         except Exception as e:
