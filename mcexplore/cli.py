@@ -186,8 +186,15 @@ def run(config, overrides, strategies, trials, seed, backend, level, as_json, ou
     else:
         _print_summary(result, level)
         if rule is not None:
+            click.echo("\nadaptive stopping (anytime-valid confidence sequences):")
             for label, st in js["adaptive"].items():
-                click.echo(f"  adaptive[{label}]: {st}")
+                verdict = ""
+                if rule.until_upper_bound is not None:
+                    verdict = "; " + {"below": f"below {rule.until_upper_bound:g}",
+                                      "above": f"above {rule.until_upper_bound:g}"}.get(st.get("decision"), "undecided")
+                click.echo(f"  {label}: {st['trials']} trials, stopped by {st['stop_reason']}: "
+                           f"P({st['outcome']}) = {st['p']:.4g}, sequence [{st['cs_lo']:.4g}, "
+                           f"{st['cs_hi']:.4g}]" + verdict)
         click.echo(f"\nbackend: {result.backend}")
 
 

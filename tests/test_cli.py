@@ -162,3 +162,13 @@ def test_block_level_replay_shows_calls_pages_and_the_hot_pages_tasks():
     text = rp.format()
     assert "call 1: isolate 4 page(s)" in text and "page 4: refcount check" in text
     assert "page 0: attempt 1 (no waiters)" in text and "task 1" in text
+
+
+def test_adaptive_run_reports_its_stopping_decision():
+    r = invoke("run", "thread-2018", "-b", "numpy", "-s", "pte_wait_norecheck", "--stop-outcome", "hang",
+               "--target-rel-error", "0.3", "--batch-trials", "256", *SMALL)
+    assert r.exit_code == 0, r.output
+    assert "pte_wait_norecheck:" in r.output and "stopped by" in r.output and "P(hang)" in r.output
+    r = invoke("run", "thread-2018", "-b", "numpy", "-s", "ptl_pin", "--stop-outcome", "hang",
+               "--until-upper-bound", "0.02", "--batch-trials", "256", *SMALL)
+    assert r.exit_code == 0 and "below 0.02" in r.output
