@@ -2,6 +2,8 @@
 
   python3 scripts/gpu-profile.py bench            # trials/s, attempts/s per backend, JSON on stdout
   python3 scripts/gpu-profile.py one CASE TRIALS  # one cupy launch of CASE (for ncu), JSON on stdout
+  python3 scripts/gpu-profile.py variants OUTFILE # cupy throughput per NVRTC option set; the best
+                                                  # set for thread-ref-short is written to OUTFILE
 
 CASEs: thread-ref, thread-drop, thread-pte_wait (the shipped thread-2018 scenario), thread-ref-short
 (the same with max_attempts=50, for profiling), small-drop (4 PTEs, 3 tasks).
@@ -45,7 +47,47 @@ def measure(backend, c, n, chunk=None):
             "attempts_per_trial": agg.sums["attempts"] / n, "migrated": agg.counts["migrated"]}
 
 
+VARIANTS = ("", "--maxrregcount=64", "--maxrregcount=96")
+VARIANT_CASES = {"small-drop": 20_000_000, "thread-pte_wait": 1_000_000, "thread-drop": 500_000,
+                 "thread-ref-short": 131_072}
+
+
+def variants(outfile):
+    """Each NVRTC option set in its own process (modules are cached per process)."""
+    import os
+    import subprocess
+
+    rows = []
+    for opts in VARIANTS:
+        env = dict(os.environ, MCEXPLORE_NVRTC_OPTIONS=opts)
+        p = subprocess.run([sys.executable, __file__, "cupyonly"], env=env, capture_output=True,
+                           text=True, timeout=90)
+        for r in json.loads(p.stdout or "[]"):
+            r["nvrtc_extra"] = opts
+            rows.append(r)
+            print(f"{opts or '(default)':<22} {r['case']:<18} {r['trials']:>10} {r['trials_per_s']:14.1f} trials/s",
+                  file=sys.stderr, flush=True)
+        if p.returncode:
+            print(p.stderr[-2000:], file=sys.stderr)
+    ref = [r for r in rows if r["case"] == "thread-ref-short"]
+    best = max(ref, key=lambda r: r["trials_per_s"])["nvrtc_extra"] if ref else ""
+    with open(outfile, "w") as f:
+        f.write(best)
+    print(json.dumps(rows, indent=1))
+
+
 def main():
+    if sys.argv[1] == "variants":
+        variants(sys.argv[2])
+        return
+    if sys.argv[1] == "cupyonly":
+        rows = []
+        for name, n in VARIANT_CASES.items():
+            r = measure("cupy", case(name), n)
+            r["case"] = name
+            rows.append(r)
+        print(json.dumps(rows))
+        return
     if sys.argv[1] == "one":
         from mcexplore.engines.cupy_engine import CupyEngine
 
