@@ -26,7 +26,11 @@ from .base import Engine
 from .native import check_no_progress
 from .pack import pack
 
-NVRTC_OPTIONS = ("-std=c++17", "--fmad=false")
+# --maxrregcount=64: the trial loop is divergent and latency-bound, so occupancy matters more than
+# spills: on an H200 it nearly doubled throughput over the default 136 registers per thread
+# (thread-2018 drop 229k -> 437k trials/s, ref-short 46k -> 89k; 48 was no better, 32 worse;
+# scripts/gpu-profile.py variants). Integer-only code: the cap cannot change a result.
+NVRTC_OPTIONS = ("-std=c++17", "--fmad=false", "--maxrregcount=64")
 KERNELS = ("mcx_philox_kernel", "sample_draws", "sample_words", "hist_buckets", "simulate_records",
            "reduce_records")
 REDUCE_BLOCK = 256  # MCX_REDUCE_BLOCK in mcexplore.cu
