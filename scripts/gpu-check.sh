@@ -4,6 +4,7 @@
 #   bash scripts/gpu-check.sh            # from the repository root
 #
 # Runs tests/test_gpu.py (cupy == numpy == native bit for bit, the device reduction, chunking,
+# and tests/test_exact_scale.py: 10^8 trials against the exact solution;
 # 10^8 trials), then times the engines (numpy, native, cupy) on a small scenario and on the shipped
 # thread-2018 scenario, and writes a JSON summary to $OUT/gpu-check.json (or ./gpu-check.json),
 # with the test log beside it. Meant to finish in under 5 minutes on an H100/H200.
@@ -28,7 +29,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > 
 
 MARK="gpu"
 [ "${GPU_CHECK_SKIP_SLOW:-0}" = "1" ] && MARK="gpu and not slow"
-timeout 240 $PY -m pytest -q -rA -p no:cacheprovider -m "$MARK" tests/test_gpu.py \
+timeout 240 $PY -m pytest -q -rA -p no:cacheprovider -m "$MARK" tests/test_gpu.py tests/test_exact_scale.py \
     --junitxml="$DEST/gpu-tests.xml" > "$DEST/gpu-tests.log" 2>&1
 TEST_RC=$?
 tail -n 25 "$DEST/gpu-tests.log"
