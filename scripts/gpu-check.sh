@@ -4,8 +4,7 @@
 #   bash scripts/gpu-check.sh            # from the repository root
 #
 # Runs tests/test_gpu.py (cupy == numpy == native bit for bit, the device reduction, chunking,
-# and tests/test_exact_scale.py: 10^8 trials against the exact solution;
-# 10^8 trials), then times the engines (numpy, native, cupy) on a small scenario and on the shipped
+# 10^8 trials) and tests/test_exact_scale.py (10^8 trials against the exact solution), then times the engines (numpy, native, cupy) on a small scenario and on the shipped
 # thread-2018 scenario, and writes a JSON summary to $OUT/gpu-check.json (or ./gpu-check.json),
 # with the test log beside it. Meant to finish in under 5 minutes on an H100/H200.
 # Environment: PYTHON (default python3), MCX_WHEELS (a folder of wheels to install first, e.g.
