@@ -40,13 +40,12 @@ class RunResult:
 
 
 def _progress(total: int, desc: str, enabled):
+    """A progress bar unless ``enabled`` is False; it appears only once a run has lasted 2 s."""
     if enabled is False:
         return None
     from tqdm.auto import tqdm
 
-    # mininterval/delay: a bar only for runs that last more than a couple of seconds.
-    return tqdm(total=total, desc=desc, unit="trial", delay=2.0, disable=enabled is None and False,
-                leave=False)
+    return tqdm(total=total, desc=desc, unit="trial", delay=2.0, leave=False)
 
 
 def run_compiled(compiled, *, trials: int, seed: int = 0, t0: int = 0, backend: str = "auto",
