@@ -60,8 +60,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
-import os
 import time
 import tomllib
 from dataclasses import dataclass, field

@@ -20,7 +20,7 @@ ap = argparse.ArgumentParser()
 ap.add_argument("--trials", type=int, default=100_000)
 ap.add_argument("--backend", default="auto")
 a = ap.parse_args()
-print(f"| case | quantity | exact | estimate | 99.9% interval | backend |")
+print("| case | quantity | exact | estimate | 99.9% interval | backend |")
 print("|---|---|---|---|---|---|")
 for cid, strategy, overrides in CASES:
     sc, label = build_case(strategy, overrides)

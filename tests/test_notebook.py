@@ -2,7 +2,6 @@
 its asserts (each claim of the text checked against the computed results) hold, and the figures
 are produced. About 15 s on two cores."""
 
-import os
 from pathlib import Path
 
 import pytest

@@ -12,7 +12,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 from mcexplore.plots import PANEL, PlotError, cdf, curve, riskmap  # noqa: E402
-from mcexplore.results import HIST_METRICS, OUTCOMES, SUMS, Aggregate, hist_bucket, HIST_BINS  # noqa: E402
+from mcexplore.results import HIST_BINS, OUTCOMES, SUMS, Aggregate, hist_bucket  # noqa: E402
 from mcexplore.sweep import hist_to_json  # noqa: E402
 
 STRATS = ["ref", "drop", "ptl_pin"]

@@ -277,7 +277,7 @@ class CupyEngine(Engine):
                                            lambda: cupy.asnumpy(blk_ex).reshape(nblocks, NEX, EXAMPLES),
                                            t0 + a)
             agg = part if agg.trials == 0 else agg.merge(part)
-            del out, counts, sums, mx, hists, blk_counts, blk_ex
+            del out, counts, sums, mx, hists, blk_counts  # blk_ex is small; rebound next chunk
         return agg
 
     def default_batch(self, compiled: Compiled) -> int:

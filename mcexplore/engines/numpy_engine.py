@@ -36,7 +36,7 @@ import numpy as np
 
 from .. import rng
 from ..params import DIST_INDEX, STRATEGY_CODE, Compiled
-from ..results import FIELD_NAMES, Records
+from ..results import Records
 from .base import Engine
 
 INF = np.int64(np.iinfo(np.int64).max // 4)
@@ -57,7 +57,6 @@ EV_PTE_RES = 8   # virtual: pte_wait on PTE restore of attempt kw; R_kw,i now kn
 EV_RET = 9       # the task returns from the fault (ends its wait) and retries its access
 EV_TOUCH = 10    # lock_noref: touches the page and tries lock_page (y = p + noref_gap)
 EV_UNLOCK = 11   # lock_noref: unlock_page after lock_hold
-VIRTUAL = (EV_WAKE_RES, EV_SPIN_RES, EV_PTE_RES)
 
 D = DIST_INDEX
 SUB_SHIFT = 10  # draw sub-index = (fault number jf << 10) | wake number w
@@ -783,5 +782,3 @@ class NumpyEngine(Engine):
         cells = max(1, compiled.page.mapcount)
         return int(max(64, min(8192, 400_000 // cells)))
 
-
-assert FIELD_NAMES  # the record layout is shared with the kernels
