@@ -64,6 +64,16 @@ MCX_FN void mcx_sample_one(const mcx_i64* MCX_RESTRICT P, mcx_u64 seed, const mc
     *value = dist >= 0 ? mcx_sample(P, dist, w) : 0;
 }
 
+// Row j of a known-answer test: Philox of counter row j under key row j.
+MCX_FN void mcx_philox_row(mcx_i64 j, const mcx_u32* ctr, const mcx_u32* key, mcx_u32* out) {
+    const mcx_words w = mcx_philox4x32_10(ctr[4 * j], ctr[4 * j + 1], ctr[4 * j + 2],
+                                          ctr[4 * j + 3], key[2 * j], key[2 * j + 1]);
+    out[4 * j] = w.x0;
+    out[4 * j + 1] = w.x1;
+    out[4 * j + 2] = w.x2;
+    out[4 * j + 3] = w.x3;
+}
+
 #if defined(MCX_CUDA)
 // ---------------------------------------------------------------------------------------------
 // Device kernels. Names are extern "C" so cupy.RawModule finds them without name mangling.
@@ -72,12 +82,7 @@ extern "C" __global__ void mcx_philox_kernel(mcx_i64 n, const mcx_u32* ctr, cons
                                              mcx_u32* out) {
     const mcx_i64 j = (mcx_i64)blockIdx.x * blockDim.x + threadIdx.x;
     if (j >= n) return;
-    const mcx_words w = mcx_philox4x32_10(ctr[4 * j], ctr[4 * j + 1], ctr[4 * j + 2],
-                                          ctr[4 * j + 3], key[2 * j], key[2 * j + 1]);
-    out[4 * j] = w.x0;
-    out[4 * j + 1] = w.x1;
-    out[4 * j + 2] = w.x2;
-    out[4 * j + 3] = w.x3;
+    mcx_philox_row(j, ctr, key, out);
 }
 
 extern "C" __global__ void sample_draws(const mcx_i64* P, mcx_u64 seed, mcx_i64 n,
@@ -205,12 +210,7 @@ extern "C" int mcx_abi_version(void) { return MCX_ABI_VERSION; }
 
 extern "C" void mcx_philox(mcx_i64 n, const mcx_u32* ctr, const mcx_u32* key, mcx_u32* out) {
     for (mcx_i64 j = 0; j < n; ++j) {
-        const mcx_words w = mcx_philox4x32_10(ctr[4 * j], ctr[4 * j + 1], ctr[4 * j + 2],
-                                              ctr[4 * j + 3], key[2 * j], key[2 * j + 1]);
-        out[4 * j] = w.x0;
-        out[4 * j + 1] = w.x1;
-        out[4 * j + 2] = w.x2;
-        out[4 * j + 3] = w.x3;
+        mcx_philox_row(j, ctr, key, out);
     }
 }
 

@@ -6,16 +6,21 @@ from mcexplore.params import (DIST_NAMES, STRATEGY_CODE, Compiled, PageClass, co
 US = 1000.0
 
 
-def small(strategy="ref", *, M=3, A=2, access_us=1.0, file=True, recheck=True, flag_unmap_end=False,
-          max_attempts=50, timeout_ns=10**9, transient=0, **over):
-    base = {
+def base_timing() -> dict:
+    """MODEL.md 1.7's starting values as constants, with an exponential wake latency."""
+    return {
         "unmap_pte": const(1 * US), "pre_freeze": const(0.3 * US), "freeze_hold": const(0.2 * US),
         "copy": const(0.5 * US), "remap_pte": const(1 * US), "fault_entry": const(1 * US),
         "ptl_hold": const(0.2 * US), "drop_hold": const(0.2 * US), "noref_gap": const(0.2 * US),
         "lock_hold": const(0.2 * US), "wake_latency": exponential(30 * US),
         "free_delay": const(1 * US), "retry_gap": const(1 * US), "outer_gap": const(500 * US),
-        "access": exponential(access_us * US) if access_us else const(0),
     }
+
+
+def small(strategy="ref", *, M=3, A=2, access_us=1.0, file=True, recheck=True, flag_unmap_end=False,
+          max_attempts=50, timeout_ns=10**9, transient=0, **over):
+    base = base_timing()
+    base["access"] = exponential(access_us * US) if access_us else const(0)
     base.update(over)
     return Compiled(
         strategy=STRATEGY_CODE[strategy], dists=[base[n] for n in DIST_NAMES],

@@ -19,7 +19,7 @@ from mcexplore.params import (DIST_NAMES, STRATEGY_CODE, Compiled, PageClass, co
                               const, const_component, exp_component, exponential, table_component,
                               uniform)
 
-US = 1000.0
+from helpers import US, base_timing
 TRIALS = 96
 
 # (strategy, options) for every strategy and option value.
@@ -46,13 +46,7 @@ def _lognormal_like(median_ns):
 
 
 def timing(variant: str) -> dict:
-    base = {
-        "unmap_pte": const(1 * US), "pre_freeze": const(0.3 * US), "freeze_hold": const(0.2 * US),
-        "copy": const(0.5 * US), "remap_pte": const(1 * US), "fault_entry": const(1 * US),
-        "ptl_hold": const(0.2 * US), "drop_hold": const(0.2 * US), "noref_gap": const(0.2 * US),
-        "lock_hold": const(0.2 * US), "wake_latency": exponential(30 * US),
-        "free_delay": const(1 * US), "retry_gap": const(1 * US), "outer_gap": const(500 * US),
-    }
+    base = base_timing()
     if variant == "dists":
         # Every kind: uniform and lognormal-like tables, exp, mixtures with heavy tails.
         base.update({
