@@ -74,6 +74,17 @@ MCX_FN void mcx_philox_row(mcx_i64 j, const mcx_u32* ctr, const mcx_u32* key, mc
     out[4 * j + 3] = w.x3;
 }
 
+// Row j of a sampling test: distribution dist sampled from the given Philox words.
+MCX_FN void mcx_sample_row(const mcx_i64* P, mcx_i64 j, const mcx_u32* words, int dist,
+                           mcx_i64* values) {
+    mcx_words w;
+    w.x0 = words[4 * j];
+    w.x1 = words[4 * j + 1];
+    w.x2 = words[4 * j + 2];
+    w.x3 = words[4 * j + 3];
+    values[j] = mcx_sample(P, dist, w);
+}
+
 #if defined(MCX_CUDA)
 // ---------------------------------------------------------------------------------------------
 // Device kernels. Names are extern "C" so cupy.RawModule finds them without name mangling.
@@ -97,12 +108,7 @@ extern "C" __global__ void sample_words(const mcx_i64* P, mcx_i64 n, const mcx_u
                                         mcx_i64* values) {
     const mcx_i64 j = (mcx_i64)blockIdx.x * blockDim.x + threadIdx.x;
     if (j >= n) return;
-    mcx_words w;
-    w.x0 = words[4 * j];
-    w.x1 = words[4 * j + 1];
-    w.x2 = words[4 * j + 2];
-    w.x3 = words[4 * j + 3];
-    values[j] = mcx_sample(P, dist, w);
+    mcx_sample_row(P, j, words, dist, values);
 }
 
 extern "C" __global__ void hist_buckets(const mcx_i64* v, mcx_i64 n, mcx_i64* out) {
@@ -222,12 +228,7 @@ extern "C" void mcx_sample_draws(const mcx_i64* P, mcx_u64 seed, mcx_i64 n, cons
 extern "C" void mcx_sample_words(const mcx_i64* P, mcx_i64 n, const mcx_u32* words, int dist,
                                  mcx_i64* values) {
     for (mcx_i64 j = 0; j < n; ++j) {
-        mcx_words w;
-        w.x0 = words[4 * j];
-        w.x1 = words[4 * j + 1];
-        w.x2 = words[4 * j + 2];
-        w.x3 = words[4 * j + 3];
-        values[j] = mcx_sample(P, dist, w);
+        mcx_sample_row(P, j, words, dist, values);
     }
 }
 
