@@ -210,20 +210,23 @@ def test_block_matrix_reaches_every_outcome(engines):
         assert _seen_block.get(o, 0) > 0, f"no block trial reached {o}: {_seen_block}"
 
 
+def _assert_every_label_matches(engines, scenario, seed, trials, name):
+    numpy_engine, native_engine = engines
+    for label in scenario.labels():
+        c = scenario.compile(label)
+        assert_same(numpy_engine.run_records(c, seed, 0, trials),
+                    native_engine.run_records(c, seed, 0, trials), f"{name} {label}")
+
+
 def test_shipped_block_scenario_shrunk(engines):
     scenario = pytest.importorskip("mcexplore.scenario")
-    numpy_engine, native_engine = engines
     s = scenario.load_scenario("thread-2018-block", overrides=[
         "block.pages=40",
         'block.classes=[{count=20,kind="file",mapcount=0},'
         '{count=1,kind="file",mapcount=5,active="all",access_rate="1/us"},'
         '{count=19,kind="anon",mapcount=1}]',
         "block.batch_pages=16", "budget.max_attempts=12", 'budget.timeout="5ms"'])
-    for label in s.labels():
-        c = s.compile(label)
-        ref = numpy_engine.run_records(c, 11, 0, 32)
-        got = native_engine.run_records(c, 11, 0, 32)
-        assert_same(ref, got, f"thread-2018-block {label}")
+    _assert_every_label_matches(engines, s, 11, 32, "thread-2018-block")
 
 
 def test_batch_split_and_thread_count_do_not_matter(engines):
@@ -243,13 +246,8 @@ def test_batch_split_and_thread_count_do_not_matter(engines):
 def test_shipped_scenario_every_label(engines):
     """The shipped thread-2018 config, shrunk (6 PTEs, small budget), every strategy label."""
     scenario = pytest.importorskip("mcexplore.scenario")
-    numpy_engine, native_engine = engines
     s = scenario.load_scenario("thread-2018", overrides=["page.mapcount=6", "budget.max_attempts=40"])
-    for label in s.labels():
-        c = s.compile(label)
-        ref = numpy_engine.run_records(c, 2018, 0, 64)
-        got = native_engine.run_records(c, 2018, 0, 64)
-        assert_same(ref, got, f"thread-2018 {label}")
+    _assert_every_label_matches(engines, s, 2018, 64, "thread-2018")
 
 
 def test_seed_changes_results(engines):
