@@ -20,6 +20,7 @@
 #include "philox.h"
 #include "params.h"
 #include "sample.h"
+#include "drawcache.h"
 
 #if defined(MCX_CUDA)
 #define MCX_M __device__
@@ -43,6 +44,13 @@
 struct mcx_scratch {
     mcx_i64* base;
     mcx_i64 stride;
+    // The stride as the code uses it: a compile-time 1 on the host, so that a task word's address
+    // is base + constant offset (a multiply per access was 17% of the host's instructions).
+#if defined(MCX_CUDA)
+    __device__ __forceinline__ mcx_i64 st() const { return stride; }
+#else
+    inline mcx_i64 st() const { return 1; }
+#endif
 };
 
 // INF of the numpy engine: int64 max // 4.
@@ -102,6 +110,10 @@ struct mcx_sim {
     mcx_i64 transient_thresh;
     int trylock_passes;
     int access_dist;
+#if defined(MCX_HOST)
+    mcx_draw_cache* dc;  // this worker's batched draws (drawcache.h), or null
+    mcx_pick_tree* pt;   // lock_noref's pick while run_global runs, else null
+#endif
 
     // Migrator, this trial: attempt kc ("cur") and kc - 1 ("prev", complete).
     mcx_i64 kc;
@@ -114,6 +126,7 @@ struct mcx_sim {
     mcx_i64 free_t, last_t;
     // lock_noref
     mcx_i64 holder, mig_t, mig_w;
+    int n_sleep_lock;  // tasks asleep on the page lock (recounted by load, not saved)
     bool mig_sleeping;
     // outcomes
     bool uaf;
@@ -121,23 +134,52 @@ struct mcx_sim {
     bool error;
 
     // -- task state ------------------------------------------------------------------------------
-    MCX_M mcx_i64& tw(int c, int f) { return S.base[((mcx_i64)c * MCX_TW + f) * S.stride]; }
+    MCX_M mcx_i64& tw(int c, int f) { return S.base[((mcx_i64)c * MCX_TW + f) * S.st()]; }
     MCX_M int ev(int c) { return (int)(tw(c, TW_EV) & TF_EVMASK); }
     MCX_M bool flag(int c, mcx_i64 f) { return (tw(c, TW_EV) & f) != 0; }
     MCX_M void set_flag(int c, mcx_i64 f, bool on) {
         mcx_i64& w = tw(c, TW_EV);
         w = on ? (w | f) : (w & ~f);
+#if defined(MCX_HOST)
+        if (pt) pick_touch(c);
+#endif
     }
     MCX_M void schedule(int c, int e, mcx_i64 t) {
         mcx_i64& w = tw(c, TW_EV);
         w = (w & ~(mcx_i64)TF_EVMASK) | (mcx_i64)e;
         tw(c, TW_T) = t;
+#if defined(MCX_HOST)
+        if (pt) pick_touch(c);
+#endif
     }
+#if defined(MCX_HOST)
+    // lock_noref's tournament tree (drawcache.h), live while global_pick runs events.
+    MCX_M mcx_i64 pick_key(int c) {
+        const mcx_i64 w = tw(c, TW_EV);
+        return ((w & TF_EVMASK) == EV_NONE || (w & TF_PARKED)) ? MCX_PICK_NONE : tw(c, TW_T);
+    }
+    MCX_M void pick_touch(int c) { pt->set(c, pick_key(c)); }
+    MCX_M void pick_open() {
+        pt = mcx_tls_pick_tree;
+        if (!pt || A > pt->cap) {
+            pt = nullptr;
+            return;
+        }
+        for (int c = 0; c < pt->n; ++c) pt->key[pt->n + c] = c < A ? pick_key(c) : MCX_PICK_NONE;
+        pt->build();
+    }
+#endif
 
     // -- randomness ------------------------------------------------------------------------------
     MCX_M_NOINLINE mcx_i64 draw(int d, int purpose, mcx_i64 k, mcx_i64 i, mcx_i64 sub) {
         // A constant ignores the words: skip the Philox call (same value as numpy's).
         if (mcx_dist_is_const(P, d)) return mcx_dist(P, d)[MCX_D_VAL];
+#if defined(MCX_HOST)
+        // A task's draw: from the row batched for all tasks of the page (the same words).
+        if (dc && i >= 1 && i <= A && purpose >= MCX_DC_FIRST &&
+            purpose < MCX_DC_FIRST + MCX_DC_NSLOT && dc->wanted(purpose))
+            return mcx_sample(P, d, dc->get(trial, purpose, page, k, i, sub, A));
+#endif
         return mcx_sample(P, d, mcx_draw(seed, trial, purpose, page, k, i, sub));
     }
     MCX_M mcx_i64 draw_mig(int d, int purpose, mcx_i64 k) { return draw(d, purpose, k, 0, 0); }
@@ -218,6 +260,7 @@ struct mcx_sim {
         if (lc || lp) return;
         if (holder > 0) {
             set_flag(c, TF_SLEEP_LOCK, true);
+            n_sleep_lock += 1;
             schedule(c, EV_NONE, MCX_INF);
             return;
         }
@@ -228,8 +271,9 @@ struct mcx_sim {
     MCX_M void unlock(int c, mcx_i64 u) {
         touch_uaf(u);
         holder = 0;
-        for (int j = 0; j < A; ++j) {
+        for (int j = 0; j < A && n_sleep_lock > 0; ++j) {
             if (flag(j, TF_SLEEP_LOCK)) {
+                n_sleep_lock -= 1;
                 set_flag(j, TF_SLEEP_LOCK, false);
                 wake_after(j, u);
             }
@@ -420,6 +464,13 @@ struct mcx_sim {
 
     // lock_noref's pick: the eligible task with the smallest time, ties to the lowest index.
     MCX_M int global_pick(mcx_i64 horizon) {
+#if defined(MCX_HOST)
+        if (pt) {
+            // The smallest (time, index) of all tasks with an event: if it is before the horizon
+            // it is eligible, hence the pick. Otherwise only virtual events can be eligible: scan.
+            if (pt->top_key() < horizon) return pt->top();
+        }
+#endif
         int best = -1;
         mcx_i64 bt = MCX_INF;
         bool any = false;
@@ -443,15 +494,8 @@ struct mcx_sim {
         if (A == 0 || error) return;
         mcx_i64 steps = 0;
         if (strat == MCX_S_LOCK_NOREF) {
-            for (;;) {
-                const int c = global_pick(horizon);
-                if (c < 0) return;
-                process(c);
-                if (++steps > MCX_MAX_EVENTS) {
-                    error = true;
-                    return;
-                }
-            }
+            run_global(horizon, false);
+            return;
         }
         for (int c = 0; c < A; ++c) {
             while (eligible(c, horizon)) {
@@ -464,18 +508,28 @@ struct mcx_sim {
         }
     }
 
-    MCX_M void advance_until_mig() {
+    // lock_noref: run the eligible events in global order up to horizon (or, with until_mig, up
+    // to the migrator's wake time mig_t, which an event may change).
+    MCX_M void run_global(mcx_i64 horizon, bool until_mig) {
+#if defined(MCX_HOST)
+        pick_open();
+#endif
         mcx_i64 steps = 0;
         for (;;) {
-            const int c = global_pick(mig_t);
-            if (c < 0) return;
+            const int c = global_pick(until_mig ? mig_t : horizon);
+            if (c < 0) break;
             process(c);
             if (++steps > MCX_MAX_EVENTS) {
                 error = true;
-                return;
+                break;
             }
         }
+#if defined(MCX_HOST)
+        pt = nullptr;
+#endif
     }
+
+    MCX_M void advance_until_mig() { run_global(0, true); }
 
     // -- the migrator ----------------------------------------------------------------------------
     MCX_M void stage1(mcx_i64 L) {
@@ -625,11 +679,17 @@ struct mcx_sim {
         flag_unmap_end = P[MCX_H_FLAG_FROM_UNMAP_END] != 0;
         transient_thresh = P[MCX_H_TRANSIENT_THRESH];
         trylock_passes = (int)P[MCX_H_TRYLOCK_PASSES];
+#if defined(MCX_HOST)
+        dc = mcx_tls_draw_cache;
+        if (dc && A > dc->cap) dc = nullptr;  // rows are sized by max_mapcount; never wider
+        pt = nullptr;
+#endif
     }
 
     // The state at time 0 (numpy _Sim.__init__).
     MCX_M void reset() {
         kc = 1;
+        n_sleep_lock = 0;
         cur_unmapped = false;
         L_cur = MCX_INF;
         F_cur = 0;
@@ -668,7 +728,7 @@ struct mcx_sim {
     // the per-trial words below (MCX_SIMW), then its tasks' words.
     MCX_M void save(mcx_scratch W) {
         mcx_i64* b = W.base;
-        const mcx_i64 s = W.stride;
+        const mcx_i64 s = W.st();
         b[0 * s] = kc;
         b[1 * s] = (cur_unmapped ? 1 : 0) | (prev_unmapped ? 2 : 0) | (succ_prev ? 4 : 0) |
                    (final_ ? 8 : 0) | (migrated ? 16 : 0) | (mig_sleeping ? 32 : 0) |
@@ -691,7 +751,7 @@ struct mcx_sim {
     }
     MCX_M void load(mcx_scratch W) {
         const mcx_i64* b = W.base;
-        const mcx_i64 s = W.stride;
+        const mcx_i64 s = W.st();
         kc = b[0 * s];
         const mcx_i64 f = b[1 * s];
         cur_unmapped = f & 1;
@@ -717,6 +777,8 @@ struct mcx_sim {
         total_wait = b[14 * s];
         max_wait = b[15 * s];
         spin = b[16 * s];
+        n_sleep_lock = 0;
+        for (int c = 0; c < A; ++c) n_sleep_lock += flag(c, TF_SLEEP_LOCK) ? 1 : 0;
     }
     MCX_M bool hung_any() {
         for (int c = 0; c < A; ++c)
@@ -812,8 +874,8 @@ struct mcx_block {
     mcx_scratch S;
     mcx_i64 npages, B, nclasses;
 
-    MCX_M mcx_i64& pw(mcx_i64 pg) { return S.base[pg * S.stride]; }
-    MCX_M mcx_i64& bw(mcx_i64 b) { return S.base[(npages + b) * S.stride]; }
+    MCX_M mcx_i64& pw(mcx_i64 pg) { return S.base[pg * S.st()]; }
+    MCX_M mcx_i64& bw(mcx_i64 b) { return S.base[(npages + b) * S.st()]; }
     MCX_M int class_of(mcx_i64 pg) {
         for (int c = 0; c < nclasses; ++c) {
             const mcx_i64* C = mcx_class(P, c);
@@ -826,13 +888,13 @@ struct mcx_block {
     MCX_M mcx_scratch sim_words(const mcx_i64* C, mcx_i64 pg) {
         const mcx_i64 per = MCX_SIMW + C[MCX_C_ACTIVE] * MCX_TW;
         mcx_scratch w;
-        w.base = S.base + (C[MCX_C_SIM_OFF] + (pg - C[MCX_C_FIRST_PAGE]) * per) * S.stride;
+        w.base = S.base + (C[MCX_C_SIM_OFF] + (pg - C[MCX_C_FIRST_PAGE]) * per) * S.st();
         w.stride = S.stride;
         return w;
     }
     MCX_M mcx_scratch task_words(mcx_scratch w) {
         mcx_scratch t;
-        t.base = w.base + MCX_SIMW * w.stride;
+        t.base = w.base + MCX_SIMW * w.st();
         t.stride = w.stride;
         return t;
     }

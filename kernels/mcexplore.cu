@@ -14,7 +14,7 @@
 #include "sample.h"
 #include "engine.h"
 
-#define MCX_ABI_VERSION 1
+#define MCX_ABI_VERSION 2
 
 // Histograms (mcexplore.results.hist_bucket): 8 sub-buckets per power of two.
 #define MCX_HIST_SUB 8
@@ -232,17 +232,38 @@ extern "C" void mcx_sample_words(const mcx_i64* P, mcx_i64 n, const mcx_u32* wor
     }
 }
 
+// The implementation mcx_simulate uses for its batched draws (drawcache.h) when asked for
+// `simd` (< 0: the best this CPU has); -1 if this CPU or build cannot run it.
+extern "C" int mcx_simd_resolve(int simd) {
+    if (simd < 0) return mcx_simd_best();
+    if (simd > MCX_SIMD_AVX512 || !mcx_simd_supported(simd)) return -1;
+    return simd;
+}
+
+// Lanes of implementation `simd` (> MCX_SIMD_OFF, supported): the words of Philox counters
+// (c0, c1, c2, c3[j]) under key (k0, k1), j < n (n a multiple of MCX_DC_PAD), into x (4 x n).
+extern "C" int mcx_philox_lanes(int simd, mcx_i64 n, mcx_u32 c0, mcx_u32 c1, mcx_u32 c2,
+                                const mcx_u32* c3, mcx_u32 k0, mcx_u32 k1, mcx_u32* x) {
+    if (simd <= MCX_SIMD_OFF || mcx_simd_resolve(simd) != simd || n % MCX_DC_PAD) return -1;
+    mcx_lanes_of(simd)(n, c0, c1, c2, c3, k0, k1, x, x + n, x + 2 * n, x + 3 * n);
+    return 0;
+}
+
 extern "C" void mcx_hist_buckets(const mcx_i64* v, mcx_i64 n, mcx_i64* out) {
     for (mcx_i64 j = 0; j < n; ++j) out[j] = mcx_hist_bucket(v[j]);
 }
 
 // Per-trial records of trials [t0, t1) into out ((t1 - t0) x MCX_NFIELDS int64), on nthreads
-// worker threads (<= 0: all hardware threads). Trials are handed out in chunks from an atomic
-// counter; each record depends on (P, seed, trial) only, so the split never changes a result.
-// Returns 0, or -1 if P is not a parameter block of this version.
+// worker threads (<= 0: all hardware threads), batching draws with implementation simd
+// (mcx_simd_resolve; MCX_SIMD_OFF: none). Trials are handed out in chunks from an atomic
+// counter; each record depends on (P, seed, trial) only, so neither the split nor simd ever
+// changes a result. Returns 0, -1 if P is not a parameter block of this version, -2 if simd
+// cannot run here.
 extern "C" int mcx_simulate(const mcx_i64* P, mcx_u64 seed, mcx_i64 t0, mcx_i64 t1, mcx_i64* out,
-                            int nthreads) {
+                            int nthreads, int simd) {
     if (P[MCX_H_MAGIC] != MCX_PARAMS_MAGIC || P[MCX_H_VERSION] != MCX_PARAMS_VERSION) return -1;
+    simd = mcx_simd_resolve(simd);
+    if (simd < 0) return -2;
     const mcx_i64 n = t1 - t0;
     if (n <= 0) return 0;
     if (nthreads <= 0) nthreads = (int)std::thread::hardware_concurrency();
@@ -253,6 +274,16 @@ extern "C" int mcx_simulate(const mcx_i64* P, mcx_u64 seed, mcx_i64 t0, mcx_i64 
     std::atomic<mcx_i64> next(0);
     auto worker = [&]() {
         std::vector<mcx_i64> buf((size_t)(sw > 0 ? sw : 1));
+        // Batched draws for pages of up to max_mapcount active tasks (drawcache.h).
+        const mcx_i64 lanes = P[MCX_H_MAX_MAPCOUNT] > 0 ? P[MCX_H_MAX_MAPCOUNT] : 1;
+        std::vector<mcx_u32> rows((size_t)mcx_draw_cache::words(lanes));
+        mcx_draw_cache dc;
+        dc.init(seed, lanes, rows.data(), simd);
+        mcx_tls_draw_cache = simd == MCX_SIMD_OFF ? nullptr : &dc;
+        std::vector<mcx_i64> tree_mem((size_t)mcx_pick_tree::words(lanes));
+        mcx_pick_tree tree;
+        tree.init(lanes, tree_mem.data());
+        mcx_tls_pick_tree = &tree;
         mcx_scratch s;
         s.base = buf.data();
         s.stride = 1;
@@ -262,6 +293,8 @@ extern "C" int mcx_simulate(const mcx_i64* P, mcx_u64 seed, mcx_i64 t0, mcx_i64 
             const mcx_i64 b = a + chunk < n ? a + chunk : n;
             for (mcx_i64 j = a; j < b; ++j) mcx_trial(P, seed, t0 + j, out + j * MCX_NFIELDS, s);
         }
+        mcx_tls_draw_cache = nullptr;
+        mcx_tls_pick_tree = nullptr;
     };
     if (nthreads == 1) {
         worker();

@@ -256,3 +256,50 @@ def test_seed_changes_results(engines):
     a = native_engine.run_records(c, 1, 0, 200)
     b = native_engine.run_records(c, 2, 0, 200)
     assert not a.equals(b)
+
+
+# -- the native engine's batched draws and lock_noref's pick tree ---------------------------------
+# (kernels/drawcache.h). Neither may change a result: every lane implementation this CPU has, and
+# rows off, against the numpy reference, on pages with many tasks (rows wider than one vector
+# block, pick trees several levels deep, lanes padded past the last task). A library built with a
+# short warm-up and skip makes each purpose switch between rows and scalar draws many times.
+WIDE_SCENARIOS = {
+    "wide": dict(M=40, A=37, access_us=0.5, max_attempts=40),
+    "wide_contended": dict(variant="contended", M=24, A=21, access_us=0.7, max_attempts=30,
+                           trylock_passes=1, passes=4),
+    "wide_dists": dict(variant="dists", M=33, A=33, file=False, transient=2**29, max_attempts=25),
+}
+WIDE_CASES = [(s, o, sc) for s, o in STRATEGY_CASES for sc in WIDE_SCENARIOS]
+_wide_ref: dict = {}
+
+
+@pytest.fixture(scope="module")
+def switching_lib():
+    """The native library with rows decided every 64 lanes and skips of 50 draws."""
+    from mcexplore.engines import kernel_source, native
+
+    text = kernel_source.source_files()["drawcache.h"]
+    return native.build(overrides={"drawcache.h": "#define MCX_DC_WARMUP 64\n#define MCX_DC_SKIP 50\n" + text})
+
+
+@pytest.mark.parametrize("simd", ["off", "scalar", "sse2", "avx2", "avx512"])
+def test_draw_batching_never_changes_records(engines, switching_lib, simd):
+    from mcexplore.engines.native import NativeEngine
+    from mcexplore.engines.pack import pack
+    from mcexplore.results import Records
+
+    numpy_engine, _ = engines
+    if switching_lib.simd_resolve(simd) != simd:
+        pytest.skip(f"this CPU cannot run {simd}")
+    default = NativeEngine(simd=simd)
+    for case in WIDE_CASES:
+        strategy, opts, scen = case
+        c = make(strategy, opts, **WIDE_SCENARIOS[scen])
+        seed = 0xD2A5 + WIDE_CASES.index(case) * 65537
+        name = _case_id(case)
+        if name not in _wide_ref:
+            _wide_ref[name] = numpy_engine.run_records(c, seed, 0, 40)
+        ref = _wide_ref[name]
+        assert_same(ref, default.run_records(c, seed, 0, 40), f"{simd} {name}")
+        mat = switching_lib.simulate(pack(c), seed, 0, 40, 1, simd)
+        assert_same(ref, Records.from_matrix(0, mat), f"{simd} switching {name}")

@@ -6,7 +6,10 @@ shared library cached under ``$MCEXPLORE_CACHE`` (default ``~/.cache/mcexplore``
 sha256 cache key of the sources, options and compiler; a build is written to a temporary file and
 moved into place with os.replace, so concurrent processes never load a half-written library.
 Trials run on every core (``$MCEXPLORE_THREADS`` to choose), one trial at a time per thread; the
-results are bit for bit those of the numpy and cupy engines (tests/test_parity.py).
+results are bit for bit those of the numpy and cupy engines (tests/test_parity.py). Draws are
+batched across a page's tasks with the best SIMD the CPU has (kernels/drawcache.h;
+``$MCEXPLORE_SIMD`` = auto, off, scalar, sse2, avx2 or avx512 to choose); that never changes a
+result either.
 """
 
 from __future__ import annotations
@@ -28,8 +31,15 @@ from . import kernel_source
 from .base import Engine
 from .pack import pack
 
+# -fvisibility-inlines-hidden: the engine's member functions are inline; without it every call
+# between them in the shared library goes through the PLT.
 CXX_OPTIONS = ("-O3", "-std=c++17", "-shared", "-fPIC", "-pthread", "-ffp-contract=off",
-               "-fno-strict-aliasing", "-Wall", "-Wno-unused-function")
+               "-fno-strict-aliasing", "-fvisibility-inlines-hidden", "-Wall",
+               "-Wno-unused-function")
+
+# How the native engine batches draws (kernels/drawcache.h); values of mcx_simd_resolve.
+SIMD = {"off": 0, "scalar": 1, "sse2": 2, "avx2": 3, "avx512": 4}
+SIMD_NAMES = {v: k for k, v in SIMD.items()}
 
 
 class CompileError(RuntimeError):
@@ -112,7 +122,12 @@ class NativeLibrary:
         lib.mcx_hist_buckets.restype = None
         lib.mcx_hist_buckets.argtypes = [P, i64, P]
         lib.mcx_simulate.restype = ctypes.c_int
-        lib.mcx_simulate.argtypes = [P, ctypes.c_uint64, i64, i64, P, ctypes.c_int]
+        lib.mcx_simulate.argtypes = [P, ctypes.c_uint64, i64, i64, P, ctypes.c_int, ctypes.c_int]
+        lib.mcx_simd_resolve.restype = ctypes.c_int
+        lib.mcx_simd_resolve.argtypes = [ctypes.c_int]
+        lib.mcx_philox_lanes.restype = ctypes.c_int
+        lib.mcx_philox_lanes.argtypes = [ctypes.c_int, i64, ctypes.c_uint32, ctypes.c_uint32,
+                                         ctypes.c_uint32, U32, ctypes.c_uint32, ctypes.c_uint32, U32]
         self.lib = lib
 
     def philox(self, ctr, key):
@@ -140,17 +155,35 @@ class NativeLibrary:
                                   int(dist), values)
         return values
 
+    def simd_resolve(self, simd: str = "auto") -> str | None:
+        """The draw batching that ``simd`` ("auto" or a key of SIMD) gets here; None if unsupported."""
+        code = self.lib.mcx_simd_resolve(-1 if simd == "auto" else SIMD[simd])
+        return SIMD_NAMES.get(code)
+
+    def philox_lanes(self, simd: str, c0: int, c1: int, c2: int, c3, key):
+        """Words (4, n) of Philox counters (c0, c1, c2, c3[j]) by lane implementation ``simd``."""
+        c3 = np.ascontiguousarray(c3, dtype=np.uint32)
+        out = np.zeros((4, len(c3)), dtype=np.uint32)
+        rc = self.lib.mcx_philox_lanes(SIMD[simd], len(c3), c0, c1, c2, c3, int(key[0]),
+                                       int(key[1]), out)
+        if rc != 0:
+            raise ValueError(f"lanes {simd!r} cannot run {len(c3)} lanes here")
+        return out
+
     def hist_buckets(self, v):
         v = np.ascontiguousarray(v, dtype=np.int64)
         out = np.zeros_like(v)
         self.lib.mcx_hist_buckets(v, len(v), out)
         return out
 
-    def simulate(self, params: np.ndarray, seed: int, t0: int, t1: int, nthreads: int = 0):
+    def simulate(self, params: np.ndarray, seed: int, t0: int, t1: int, nthreads: int = 0,
+                 simd: str = "auto"):
         out = np.zeros((max(0, t1 - t0), NFIELDS), dtype=np.int64)
         rc = self.lib.mcx_simulate(np.ascontiguousarray(params, dtype=np.int64),
                                    int(seed) & 0xFFFFFFFFFFFFFFFF, int(t0), int(t1), out,
-                                   int(nthreads))
+                                   int(nthreads), -1 if simd == "auto" else SIMD[simd])
+        if rc == -2:
+            raise RuntimeError(f"draw batching {simd!r} cannot run on this CPU")
         if rc != 0:
             raise RuntimeError(f"mcx_simulate failed ({rc}): parameter block of another version?")
         check_no_progress(out, t0)
@@ -191,9 +224,14 @@ def build(overrides: dict | None = None, cxx: str | None = None) -> NativeLibrar
 class NativeEngine(Engine):
     name = "native"
 
-    def __init__(self, nthreads: int | None = None):
+    def __init__(self, nthreads: int | None = None, simd: str | None = None):
         env = os.environ.get("MCEXPLORE_THREADS")
         self.nthreads = nthreads if nthreads is not None else (int(env) if env else _cpu_count())
+        simd = simd if simd is not None else os.environ.get("MCEXPLORE_SIMD", "auto")
+        if simd != "auto" and simd not in SIMD:
+            raise ValueError(f"MCEXPLORE_SIMD / simd={simd!r} is not valid: choose one of auto, "
+                             f"{', '.join(SIMD)}")
+        self.simd = simd
         self._lib: NativeLibrary | None = None
 
     @classmethod
@@ -214,7 +252,7 @@ class NativeEngine(Engine):
 
     def run_records(self, compiled: Compiled, seed: int, t0: int, t1: int) -> Records:
         P = pack(compiled)
-        mat = self.lib.simulate(P, seed, t0, t1, self.nthreads)
+        mat = self.lib.simulate(P, seed, t0, t1, self.nthreads, self.simd)
         return Records.from_matrix(t0, mat)
 
     def default_batch(self, compiled: Compiled) -> int:
