@@ -535,8 +535,11 @@ struct mcx_sim {
     MCX_M void stage1(mcx_i64 L) {
         const mcx_i64 k = kc;
         mcx_i64 cu = L;
+        // A constant per-PTE time is the same value for every PTE (the loop runs M times per attempt).
+        const bool unmap_c = mcx_dist_is_const(P, MCX_DIST_UNMAP_PTE);
+        const mcx_i64 unmap_v = mcx_dist(P, MCX_DIST_UNMAP_PTE)[MCX_D_VAL];
         for (int i = 1; i <= M; ++i) {
-            cu += draw(MCX_DIST_UNMAP_PTE, MCX_P_UNMAP, k, i, 0);
+            cu += unmap_c ? unmap_v : draw(MCX_DIST_UNMAP_PTE, MCX_P_UNMAP, k, i, 0);
             if (i <= A) tw(i - 1, TW_U) = cu;
         }
         L_cur = L;
@@ -566,8 +569,10 @@ struct mcx_sim {
         const mcx_i64 fh = (file && ok) ? draw_mig(MCX_DIST_FREEZE_HOLD, MCX_P_FREEZE_HOLD, k) : 0;
         const mcx_i64 cp = ok ? draw_mig(MCX_DIST_COPY, MCX_P_COPY, k) : 0;
         mcx_i64 cr = F + (ok ? fh + cp : 0);
+        const bool remap_c = mcx_dist_is_const(P, MCX_DIST_REMAP_PTE);
+        const mcx_i64 remap_v = mcx_dist(P, MCX_DIST_REMAP_PTE)[MCX_D_VAL];
         for (int i = 1; i <= M; ++i) {
-            cr += draw(MCX_DIST_REMAP_PTE, MCX_P_REMAP, k, i, 0);
+            cr += remap_c ? remap_v : draw(MCX_DIST_REMAP_PTE, MCX_P_REMAP, k, i, 0);
             if (i <= A) tw(i - 1, TW_R) = cr;
         }
         T = cr;

@@ -42,16 +42,28 @@ MCX_FN mcx_words mcx_philox4x32_10(mcx_u32 c0, mcx_u32 c1, mcx_u32 c2, mcx_u32 c
                                    mcx_u32 k0, mcx_u32 k1) {
 #if defined(MCX_CUDA)
 #pragma unroll
+#elif defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll 10
+#elif defined(__clang__)
+#pragma unroll
 #endif
     for (int r = 0; r < 10; ++r) {
         if (r) {
             k0 += MCX_PHILOX_W0;
             k1 += MCX_PHILOX_W1;
         }
+#if defined(MCX_CUDA)
         const mcx_u32 hi0 = mcx_mulhi32(MCX_PHILOX_M0, c0);
         const mcx_u32 lo0 = MCX_PHILOX_M0 * c0;
         const mcx_u32 hi1 = mcx_mulhi32(MCX_PHILOX_M1, c2);
         const mcx_u32 lo1 = MCX_PHILOX_M1 * c2;
+#else
+        // One 64-bit product gives both halves (g++ otherwise multiplies twice per half).
+        const mcx_u64 p0 = (mcx_u64)MCX_PHILOX_M0 * c0;
+        const mcx_u64 p1 = (mcx_u64)MCX_PHILOX_M1 * c2;
+        const mcx_u32 hi0 = (mcx_u32)(p0 >> 32), lo0 = (mcx_u32)p0;
+        const mcx_u32 hi1 = (mcx_u32)(p1 >> 32), lo1 = (mcx_u32)p1;
+#endif
         const mcx_u32 n0 = hi1 ^ c1 ^ k0;
         const mcx_u32 n2 = hi0 ^ c3 ^ k1;
         c0 = n0;

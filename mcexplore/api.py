@@ -50,8 +50,11 @@ def _progress(total: int, desc: str, enabled):
 
 def run_compiled(compiled, *, trials: int, seed: int = 0, t0: int = 0, backend: str = "auto",
                  records: bool = False, batch: int | None = None, progress=None, desc: str = ""):
-    """Run one compiled strategy on trials [t0, t0 + trials). Returns (engine name, StrategyRun)."""
-    engine = get_engine(backend)
+    """Run one compiled strategy on trials [t0, t0 + trials). Returns (engine name, StrategyRun).
+
+    ``backend`` is a backend name or an Engine instance (the benchmark's one-thread native engine).
+    """
+    engine = get_engine(backend) if isinstance(backend, str) else backend
     batch = batch or engine.default_batch(compiled)
     agg = Aggregate()
     parts = []

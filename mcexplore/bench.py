@@ -1,8 +1,20 @@
-"""Throughput benchmark: trials/s and migration attempts/s per backend and strategy.
+"""Throughput benchmark: trials/s, attempts/s and faults/s per backend and strategy.
 
 Where it sits: beside the CLI (``mcexplore bench``), above mcexplore.api. A benchmark measures;
-it asserts nothing. Each backend gets a trial count sized to run for about a second or more, a
-warm-up run first (the native and cupy backends compile on first use), then one timed run.
+it asserts nothing.
+
+How it compares backends (docs/kernels.md, "Benchmark"):
+
+* numpy runs trials [0, n) of each strategy, n being the CLI's default trial count (1000) or fewer
+  when a 16-trial calibration says that numpy would need more than ``numpy_budget_s``. The numpy
+  engine advances a batch in lock step, so its speed depends on which trials are in the batch (the
+  slowest sets the pace); comparing backends on other trials would not be a comparison.
+* ``native/1`` runs the same trials [0, n) on one thread, repeated until it has run for at least
+  ``min_time_s``: the per-core speed-up is its trials/s over numpy's (numpy runs on one core).
+* ``native`` runs on every core, and ``cupy`` on the GPU, on larger trial counts: the throughput a
+  user gets.
+
+Every backend gets a warm-up run first (the native and cupy backends compile on first use).
 """
 
 from __future__ import annotations
@@ -13,46 +25,114 @@ import time
 from .api import run_compiled
 from .engines.base import availability
 
-DEFAULT_TRIALS = {"numpy": 200, "native": 2000, "cupy": 1_000_000}
+# Trials for the backends measured for throughput (numpy's count is chosen per strategy).
+THROUGHPUT_TRIALS = {"native": 20_000, "cupy": 1_000_000}
+NUMPY_MAX_TRIALS = 1000  # the CLI's default --trials
+NUMPY_MIN_TRIALS = 16
 
 
-def run_bench(scenario, backends=None, trials=None, seed: int = 0, echo=print):
+def _timed(compiled, engine, trials, seed, min_time_s=0.0):
+    """Run trials [0, trials) until min_time_s has passed; (runs, wall seconds, aggregate)."""
+    runs, wall = 0, 0.0
+    while True:
+        start = time.perf_counter()
+        _, sr = run_compiled(compiled, trials=trials, seed=seed, backend=engine, progress=False)
+        wall += time.perf_counter() - start
+        runs += 1
+        if wall >= min_time_s:
+            return runs, wall, sr.aggregate
+
+
+def _row(backend, label, threads, runs, wall, agg, **extra):
+    n = agg.trials * runs
+    return {
+        "backend": backend, "strategy": label, "threads": threads, "trials": agg.trials,
+        "runs": runs, "wall_s": wall, "trials_per_s": n / wall,
+        "attempts_per_s": agg.sums["attempts"] * runs / wall,
+        "faults_per_s": agg.sums["faults"] * runs / wall,
+        "attempts_per_trial": agg.sums["attempts"] / max(agg.trials, 1),
+        "cores": os.cpu_count(), **extra,
+    }
+
+
+def run_bench(scenario, backends=None, trials=None, seed: int = 0, echo=print,
+              numpy_budget_s: float = 10.0, min_time_s: float = 1.0):
+    """Measure every strategy of ``scenario`` on ``backends`` (default: every available one).
+
+    ``trials`` fixes the trial count of every run (numpy and native/1 included). Returns one dict
+    per (backend, strategy) measured; ``echo`` (None: silent) receives the printed lines.
+    """
+    from .engines.base import get_engine
+
     names = backends or [b for b in ("numpy", "native", "cupy") if availability(b)[0]]
-    rows = []
+    engines = {}
     for b in names:
         ok, why = availability(b)
         if not ok:
             if echo:
                 echo(f"{b}: unavailable ({why})")
             continue
-        n = trials or DEFAULT_TRIALS.get(b, 1000)
-        for label in scenario.labels():
-            c = scenario.compile(label)
-            run_compiled(c, trials=min(n, 64), seed=seed, t0=10**9, backend=b, progress=False)  # warm-up
+        engines[b] = get_engine(b)
+    one_thread = None
+    if "native" in engines:
+        from .engines.native import NativeEngine
+
+        one_thread = NativeEngine(nthreads=1)
+
+    rows = []
+
+    def say(r):
+        rows.append(r)
+        if echo:
+            name = r["backend"] + ("" if r["backend"] != "native" else f"/{r['threads']}")
+            echo(f"{name:<9} {r['strategy']:<20} {r['trials']:>9} trials x{r['runs']:<3} "
+                 f"{r['wall_s']:7.2f}s {r['trials_per_s']:>13,.1f} trials/s "
+                 f"{r['attempts_per_s']:>14,.1f} attempts/s {r['faults_per_s']:>15,.1f} faults/s")
+
+    per_core = {}
+    for label in scenario.labels():
+        c = scenario.compile(label)
+        n_same = trials
+        if "numpy" in engines:
             start = time.perf_counter()
-            _, sr = run_compiled(c, trials=n, seed=seed, backend=b, progress=False)
-            wall = time.perf_counter() - start
-            agg = sr.aggregate
-            row = {
-                "backend": b, "strategy": label, "trials": agg.trials, "wall_s": wall,
-                "trials_per_s": agg.trials / wall, "attempts_per_s": agg.sums["attempts"] / wall,
-                "faults_per_s": agg.sums["faults"] / wall,
-                "attempts_per_trial": agg.sums["attempts"] / max(agg.trials, 1),
-                "cores": os.cpu_count(),
-            }
-            rows.append(row)
-            if echo:
-                echo(f"{b:<7} {label:<20} {agg.trials:>9} trials {wall:8.2f}s "
-                     f"{row['trials_per_s']:>12.1f} trials/s {row['attempts_per_s']:>14.1f} attempts/s "
-                     f"{row['faults_per_s']:>14.1f} faults/s")
+            run_compiled(c, trials=NUMPY_MIN_TRIALS, seed=seed, t0=10**9, backend=engines["numpy"],
+                         progress=False)  # warm-up and calibration, on other trials
+            est = (time.perf_counter() - start) / NUMPY_MIN_TRIALS
+            if n_same is None:
+                n_same = int(max(NUMPY_MIN_TRIALS, min(NUMPY_MAX_TRIALS, numpy_budget_s / max(est, 1e-9))))
+            runs, wall, agg = _timed(c, engines["numpy"], n_same, seed)
+            say(_row("numpy", label, 1, runs, wall, agg))
+            np_rate = rows[-1]["trials_per_s"]
+        if "native" in engines:
+            start = time.perf_counter()
+            run_compiled(c, trials=64, seed=seed, t0=10**9, backend=one_thread, progress=False)
+            rate1 = 64 / max(time.perf_counter() - start, 1e-9)
+            if "numpy" in engines:
+                runs, wall, agg = _timed(c, one_thread, n_same, seed, min_time_s)
+                say(_row("native", label, 1, runs, wall, agg, simd=one_thread.lib.simd_resolve(one_thread.simd)))
+                per_core[label] = rows[-1]["trials_per_s"] / np_rate
+                rows[-1]["per_core_speedup"] = per_core[label]
+            eng = engines["native"]
+            if "per_core_speedup" in rows[-1]:
+                rate1 = rows[-1]["trials_per_s"]
+            # About 2 s on every core, at most THROUGHPUT_TRIALS.
+            n_all = trials or int(min(THROUGHPUT_TRIALS["native"], max(n_same or 0, 64, 2 * rate1 * eng.nthreads)))
+            runs, wall, agg = _timed(c, eng, n_all, seed)
+            say(_row("native", label, eng.nthreads, runs, wall, agg, simd=eng.lib.simd_resolve(eng.simd)))
+        if "cupy" in engines:
+            run_compiled(c, trials=min(trials or 1024, 1024), seed=seed, t0=10**9,
+                         backend=engines["cupy"], progress=False)
+            runs, wall, agg = _timed(c, engines["cupy"], trials or THROUGHPUT_TRIALS["cupy"], seed)
+            say(_row("cupy", label, 0, runs, wall, agg))
     if echo:
+        if per_core:
+            echo("per-core speed-up of native over numpy (one thread, the same trials):")
+            for label, v in per_core.items():
+                echo(f"  {label:<20} x{v:.1f}")
         by = {}
         for r in rows:
-            by.setdefault(r["strategy"], {})[r["backend"]] = r["trials_per_s"]
+            by.setdefault(r["strategy"], {}).setdefault(r["backend"], r["trials_per_s"])
         for label, d in by.items():
-            if "numpy" in d:
-                rel = ", ".join(f"{b} x{v / d['numpy']:.1f}" for b, v in d.items() if b != "numpy")
-                if rel:
-                    echo(f"speed-up over numpy, {label}: {rel}")
+            if "numpy" in d and "cupy" in d:
+                echo(f"cupy over numpy, {label}: x{d['cupy'] / d['numpy']:.0f} (different trial counts)")
     return rows
-
