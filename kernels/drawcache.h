@@ -54,17 +54,17 @@
 #define MCX_SIMD_AVX2 3
 #define MCX_SIMD_AVX512 4
 
-// Philox4x32-10 for counters (c0, c1, c2, c3[j]) and key (k0, k1), j < n (n a multiple of
+// Philox4x32-10 for counters (c0, c1, c2[j], c3[j]) and key (k0, k1), j < n (n a multiple of
 // MCX_DC_PAD); x0..x3 receive the words. Each lane is mcx_philox4x32_10, round for round.
-typedef void (*mcx_lanes_fn)(mcx_i64 n, mcx_u32 c0, mcx_u32 c1, mcx_u32 c2, const mcx_u32* c3,
+typedef void (*mcx_lanes_fn)(mcx_i64 n, mcx_u32 c0, mcx_u32 c1, const mcx_u32* c2, const mcx_u32* c3,
                              mcx_u32 k0, mcx_u32 k1, mcx_u32* x0, mcx_u32* x1, mcx_u32* x2,
                              mcx_u32* x3);
 
-static void mcx_lanes_scalar(mcx_i64 n, mcx_u32 c0, mcx_u32 c1, mcx_u32 c2, const mcx_u32* c3,
+static void mcx_lanes_scalar(mcx_i64 n, mcx_u32 c0, mcx_u32 c1, const mcx_u32* c2, const mcx_u32* c3,
                              mcx_u32 k0, mcx_u32 k1, mcx_u32* x0, mcx_u32* x1, mcx_u32* x2,
                              mcx_u32* x3) {
     for (mcx_i64 j = 0; j < n; ++j) {
-        const mcx_words w = mcx_philox4x32_10(c0, c1, c2, c3[j], k0, k1);
+        const mcx_words w = mcx_philox4x32_10(c0, c1, c2[j], c3[j], k0, k1);
         x0[j] = w.x0;
         x1[j] = w.x1;
         x2[j] = w.x2;
@@ -79,16 +79,17 @@ static void mcx_lanes_scalar(mcx_i64 n, mcx_u32 c0, mcx_u32 c1, mcx_u32 c2, cons
 // the stores keep the low halves.
 
 // SSE2 (every x86-64): two lanes per register, two registers interleaved.
-static void mcx_lanes_sse2(mcx_i64 n, mcx_u32 c0, mcx_u32 c1, mcx_u32 c2, const mcx_u32* c3,
+static void mcx_lanes_sse2(mcx_i64 n, mcx_u32 c0, mcx_u32 c1, const mcx_u32* c2, const mcx_u32* c3,
                            mcx_u32 k0, mcx_u32 k1, mcx_u32* x0, mcx_u32* x1, mcx_u32* x2,
                            mcx_u32* x3) {
     const __m128i m0 = _mm_set1_epi64x(MCX_PHILOX_M0), m1 = _mm_set1_epi64x(MCX_PHILOX_M1);
     const __m128i z = _mm_setzero_si128();
     for (mcx_i64 b = 0; b < n; b += 4) {
+        const __m128i c2v = _mm_loadu_si128((const __m128i*)(c2 + b));
         const __m128i c3v = _mm_loadu_si128((const __m128i*)(c3 + b));
-        __m128i a0 = _mm_set1_epi64x(c0), a1 = _mm_set1_epi64x(c1), a2 = _mm_set1_epi64x(c2);
-        __m128i a3 = _mm_unpacklo_epi32(c3v, z);
-        __m128i b0 = a0, b1 = a1, b2 = a2, b3 = _mm_unpackhi_epi32(c3v, z);
+        __m128i a0 = _mm_set1_epi64x(c0), a1 = _mm_set1_epi64x(c1);
+        __m128i a2 = _mm_unpacklo_epi32(c2v, z), a3 = _mm_unpacklo_epi32(c3v, z);
+        __m128i b0 = a0, b1 = a1, b2 = _mm_unpackhi_epi32(c2v, z), b3 = _mm_unpackhi_epi32(c3v, z);
         mcx_u32 q0 = k0, q1 = k1;
         for (int r = 0; r < 10; ++r) {
             const __m128i kq0 = _mm_set1_epi64x(q0), kq1 = _mm_set1_epi64x(q1);
@@ -117,13 +118,13 @@ static void mcx_lanes_sse2(mcx_i64 n, mcx_u32 c0, mcx_u32 c1, mcx_u32 c2, const 
 }
 
 __attribute__((target("avx2"))) static void mcx_lanes_avx2(
-    mcx_i64 n, mcx_u32 c0, mcx_u32 c1, mcx_u32 c2, const mcx_u32* c3, mcx_u32 k0, mcx_u32 k1,
-    mcx_u32* x0, mcx_u32* x1, mcx_u32* x2, mcx_u32* x3) {
+    mcx_i64 n, mcx_u32 c0, mcx_u32 c1, const mcx_u32* c2, const mcx_u32* c3, mcx_u32 k0,
+    mcx_u32 k1, mcx_u32* x0, mcx_u32* x1, mcx_u32* x2, mcx_u32* x3) {
     const __m256i m0 = _mm256_set1_epi64x(MCX_PHILOX_M0), m1 = _mm256_set1_epi64x(MCX_PHILOX_M1);
     const __m256i lows = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
     for (mcx_i64 b = 0; b < n; b += 4) {
         __m256i a0 = _mm256_set1_epi64x(c0), a1 = _mm256_set1_epi64x(c1);
-        __m256i a2 = _mm256_set1_epi64x(c2);
+        __m256i a2 = _mm256_cvtepu32_epi64(_mm_loadu_si128((const __m128i*)(c2 + b)));
         __m256i a3 = _mm256_cvtepu32_epi64(_mm_loadu_si128((const __m128i*)(c3 + b)));
         mcx_u32 q0 = k0, q1 = k1;
         for (int r = 0; r < 10; ++r) {
@@ -147,11 +148,12 @@ __attribute__((target("avx2"))) static void mcx_lanes_avx2(
 }
 
 __attribute__((target("avx512f"))) static void mcx_lanes_avx512(
-    mcx_i64 n, mcx_u32 c0, mcx_u32 c1, mcx_u32 c2, const mcx_u32* c3, mcx_u32 k0, mcx_u32 k1,
-    mcx_u32* x0, mcx_u32* x1, mcx_u32* x2, mcx_u32* x3) {
+    mcx_i64 n, mcx_u32 c0, mcx_u32 c1, const mcx_u32* c2, const mcx_u32* c3, mcx_u32 k0,
+    mcx_u32 k1, mcx_u32* x0, mcx_u32* x1, mcx_u32* x2, mcx_u32* x3) {
     const __m512i m0 = _mm512_set1_epi64(MCX_PHILOX_M0), m1 = _mm512_set1_epi64(MCX_PHILOX_M1);
     for (mcx_i64 b = 0; b < n; b += 8) {
-        __m512i a0 = _mm512_set1_epi64(c0), a1 = _mm512_set1_epi64(c1), a2 = _mm512_set1_epi64(c2);
+        __m512i a0 = _mm512_set1_epi64(c0), a1 = _mm512_set1_epi64(c1);
+        __m512i a2 = _mm512_cvtepu32_epi64(_mm256_loadu_si256((const __m256i*)(c2 + b)));
         __m512i a3 = _mm512_cvtepu32_epi64(_mm256_loadu_si256((const __m256i*)(c3 + b)));
         mcx_u32 q0 = k0, q1 = k1;
         for (int r = 0; r < 10; ++r) {
@@ -216,7 +218,13 @@ struct mcx_draw_cache {
     mcx_u64 seed;
     mcx_i64 cap;       // lanes per row, a multiple of MCX_DC_PAD
     mcx_u32* words_;   // [slot][parity][4][cap]: x0, x1, x2, x3 of the lanes
-    mcx_u32* c3;       // [cap]: counter word 3 of the lanes being computed
+    mcx_u32* c2;       // [cap]: counter words 2 and 3 of the lanes being computed
+    mcx_u32* c3;       // [cap]
+    // The wake row: lane c holds task c's own next wake draw (key k = own_k[c], sub = own_sub[c])
+    // for (own_trial, own_page), filled by engine.h before tasks run (wake_row).
+    mcx_u32* own_w;    // [4][cap]
+    mcx_i64 *own_k, *own_sub;
+    mcx_i64 own_trial, own_page;
     mcx_lanes_fn lanes;
     int lanes_per_draw;
     // Key of the row each (slot, parity) holds (tag_trial -1: none).
@@ -226,14 +234,19 @@ struct mcx_draw_cache {
     mcx_i64 requests[MCX_DC_NSLOT], row_lanes[MCX_DC_NSLOT], skip[MCX_DC_NSLOT];
 
     static mcx_i64 padded(mcx_i64 n) { return (n + MCX_DC_PAD - 1) / MCX_DC_PAD * MCX_DC_PAD; }
-    // 32-bit words of memory for pages of up to n active tasks.
-    static mcx_i64 words(mcx_i64 n) { return ((mcx_i64)MCX_DC_NSLOT * 2 * 4 + 1) * padded(n); }
+    // 64-bit words of memory for pages of up to n active tasks.
+    static mcx_i64 words(mcx_i64 n) { return (2 + ((mcx_i64)MCX_DC_NSLOT * 2 * 4 + 2 + 4) / 2) * padded(n); }
 
-    void init(mcx_u64 seed_, mcx_i64 n, mcx_u32* mem, int simd) {
+    void init(mcx_u64 seed_, mcx_i64 n, mcx_i64* mem, int simd) {
         seed = seed_;
         cap = padded(n);
-        words_ = mem;
-        c3 = mem + (mcx_i64)MCX_DC_NSLOT * 2 * 4 * cap;
+        own_k = mem;
+        own_sub = own_k + cap;
+        words_ = (mcx_u32*)(own_sub + cap);
+        c2 = words_ + (mcx_i64)MCX_DC_NSLOT * 2 * 4 * cap;
+        c3 = c2 + cap;
+        own_w = c3 + cap;
+        own_trial = -1;
         lanes = mcx_lanes_of(simd);
         lanes_per_draw = mcx_simd_lanes_per_draw(simd);
         for (int s = 0; s < MCX_DC_NSLOT; ++s) {
@@ -275,8 +288,11 @@ struct mcx_draw_cache {
             tag_sub[s][p] = sub;
             const mcx_u32 c1 = (mcx_u32)(((mcx_u64)purpose << 24) | ((mcx_u64)page & 0xFFFFFFull));
             const mcx_u32 c3sub = (mcx_u32)((mcx_u64)sub & 0xFFFFFull);
-            for (mcx_i64 j = 0; j < m; ++j) c3[j] = (mcx_u32)(((mcx_u64)(j + 1) << 20) | c3sub);
-            lanes(m, (mcx_u32)(mcx_u64)trial, c1, (mcx_u32)(mcx_u64)k, c3, (mcx_u32)seed,
+            for (mcx_i64 j = 0; j < m; ++j) {
+                c2[j] = (mcx_u32)(mcx_u64)k;
+                c3[j] = (mcx_u32)(((mcx_u64)(j + 1) << 20) | c3sub);
+            }
+            lanes(m, (mcx_u32)(mcx_u64)trial, c1, c2, c3, (mcx_u32)seed,
                   (mcx_u32)(seed >> 32), row, row + cap, row + 2 * cap, row + 3 * cap);
         }
         mcx_words w;
@@ -285,6 +301,34 @@ struct mcx_draw_cache {
         w.x2 = row[2 * cap + i - 1];
         w.x3 = row[3 * cap + i - 1];
         return w;
+    }
+
+    // The wake row: set task c's key (c < n), then wake_run computes lanes 0 .. n - 1.
+    void wake_key(int c, mcx_i64 k, mcx_i64 sub) {
+        own_k[c] = k;
+        own_sub[c] = sub;
+        c2[c] = (mcx_u32)(mcx_u64)k;
+        c3[c] = (mcx_u32)(((mcx_u64)(c + 1) << 20) | ((mcx_u64)sub & 0xFFFFFull));
+    }
+    void wake_run(mcx_i64 trial, mcx_i64 page, mcx_i64 n) {
+        const mcx_i64 m = padded(n);
+        for (mcx_i64 j = n; j < m; ++j) c2[j] = c3[j] = 0;
+        const mcx_u32 c1 = (mcx_u32)(((mcx_u64)MCX_P_WAKE << 24) | ((mcx_u64)page & 0xFFFFFFull));
+        lanes(m, (mcx_u32)(mcx_u64)trial, c1, c2, c3, (mcx_u32)seed, (mcx_u32)(seed >> 32), own_w,
+              own_w + cap, own_w + 2 * cap, own_w + 3 * cap);
+        own_trial = trial;
+        own_page = page;
+    }
+    // Task i - 1's wake draw (page, k, i, sub) from the wake row, if the row holds it.
+    bool wake_words(mcx_i64 trial, mcx_i64 page, mcx_i64 k, mcx_i64 i, mcx_i64 sub, mcx_words& w) {
+        const mcx_i64 c = i - 1;
+        if (own_trial != trial || own_page != page || own_k[c] != k || own_sub[c] != sub) return false;
+        own_sub[c] = -1;  // once
+        w.x0 = own_w[c];
+        w.x1 = own_w[cap + c];
+        w.x2 = own_w[2 * cap + c];
+        w.x3 = own_w[3 * cap + c];
+        return true;
     }
 };
 

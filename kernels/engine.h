@@ -177,8 +177,12 @@ struct mcx_sim {
 #if defined(MCX_HOST)
         // A task's draw: from the row batched for all tasks of the page (the same words).
         if (dc && i >= 1 && i <= A && purpose >= MCX_DC_FIRST &&
-            purpose < MCX_DC_FIRST + MCX_DC_NSLOT && dc->wanted(purpose))
-            return mcx_sample(P, d, dc->get(trial, purpose, page, k, i, sub, A));
+            purpose < MCX_DC_FIRST + MCX_DC_NSLOT) {
+            mcx_words w;
+            if (purpose == MCX_P_WAKE && dc->wake_words(trial, page, k, i, sub, w))
+                return mcx_sample(P, d, w);
+            if (dc->wanted(purpose)) return mcx_sample(P, d, dc->get(trial, purpose, page, k, i, sub, A));
+        }
 #endif
         return mcx_sample(P, d, mcx_draw(seed, trial, purpose, page, k, i, sub));
     }
@@ -497,6 +501,19 @@ struct mcx_sim {
             run_global(horizon, false);
             return;
         }
+#if defined(MCX_HOST)
+        if (dc && !mcx_dist_is_const(P, MCX_DIST_WAKE_LATENCY)) {
+            // Waiters whose lock holder is done wake first thing (wake_after): compute every
+            // task's next wake draw at once when enough of them are about to (drawcache.h).
+            int waking = 0;
+            for (int c = 0; c < A; ++c) {
+                dc->wake_key(c, tw(c, TW_KF), sub_of(c));
+                waking += (ev(c) == EV_WAKE_RES && eligible(c, horizon)) ? 1 : 0;
+            }
+            if ((mcx_i64)waking * dc->lanes_per_draw >= A) dc->wake_run(trial, page, A);
+            else dc->own_trial = -1;
+        }
+#endif
         for (int c = 0; c < A; ++c) {
             while (eligible(c, horizon)) {
                 process(c);

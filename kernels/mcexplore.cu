@@ -241,8 +241,8 @@ extern "C" int mcx_simd_resolve(int simd) {
 }
 
 // Lanes of implementation `simd` (> MCX_SIMD_OFF, supported): the words of Philox counters
-// (c0, c1, c2, c3[j]) under key (k0, k1), j < n (n a multiple of MCX_DC_PAD), into x (4 x n).
-extern "C" int mcx_philox_lanes(int simd, mcx_i64 n, mcx_u32 c0, mcx_u32 c1, mcx_u32 c2,
+// (c0, c1, c2[j], c3[j]) under key (k0, k1), j < n (n a multiple of MCX_DC_PAD), into x (4 x n).
+extern "C" int mcx_philox_lanes(int simd, mcx_i64 n, mcx_u32 c0, mcx_u32 c1, const mcx_u32* c2,
                                 const mcx_u32* c3, mcx_u32 k0, mcx_u32 k1, mcx_u32* x) {
     if (simd <= MCX_SIMD_OFF || mcx_simd_resolve(simd) != simd || n % MCX_DC_PAD) return -1;
     mcx_lanes_of(simd)(n, c0, c1, c2, c3, k0, k1, x, x + n, x + 2 * n, x + 3 * n);
@@ -276,7 +276,7 @@ extern "C" int mcx_simulate(const mcx_i64* P, mcx_u64 seed, mcx_i64 t0, mcx_i64 
         std::vector<mcx_i64> buf((size_t)(sw > 0 ? sw : 1));
         // Batched draws for pages of up to max_mapcount active tasks (drawcache.h).
         const mcx_i64 lanes = P[MCX_H_MAX_MAPCOUNT] > 0 ? P[MCX_H_MAX_MAPCOUNT] : 1;
-        std::vector<mcx_u32> rows((size_t)mcx_draw_cache::words(lanes));
+        std::vector<mcx_i64> rows((size_t)mcx_draw_cache::words(lanes));
         mcx_draw_cache dc;
         dc.init(seed, lanes, rows.data(), simd);
         mcx_tls_draw_cache = simd == MCX_SIMD_OFF ? nullptr : &dc;

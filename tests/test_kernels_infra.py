@@ -421,9 +421,9 @@ def test_philox_lanes_match_numpy(lib, simd):
         pytest.skip(f"this CPU cannot run {simd}")
     r = np.random.default_rng(7)
     for n in (16, 48, 208):
-        c0, c1, c2, k0, k1 = (int(x) for x in r.integers(0, 2**32, size=5, dtype=np.uint64))
-        c3 = r.integers(0, 2**32, size=n, dtype=np.uint64)
-        got = lib.philox_lanes(simd, c0, c1, c2, c3.astype(np.uint32), (k0, k1))
+        c0, c1, k0, k1 = (int(x) for x in r.integers(0, 2**32, size=4, dtype=np.uint64))
+        c2, c3 = r.integers(0, 2**32, size=(2, n), dtype=np.uint64)
+        got = lib.philox_lanes(simd, c0, c1, c2.astype(np.uint32), c3.astype(np.uint32), (k0, k1))
         ref = np.stack(rng.philox4x32(c0, c1, c2, c3, k0, k1))
         assert np.array_equal(got.astype(np.uint64), ref), (simd, n)
 
@@ -432,6 +432,7 @@ def test_simd_choice_is_checked(lib):
     assert lib.simd_resolve("auto") in native.SIMD
     assert lib.simd_resolve("off") == "off" and lib.simd_resolve("scalar") == "scalar"
     with pytest.raises(ValueError, match="lanes"):
-        lib.philox_lanes("scalar", 0, 0, 0, np.zeros(10, dtype=np.uint32), (0, 0))  # not 16k lanes
+        lib.philox_lanes("scalar", 0, 0, np.zeros(10, dtype=np.uint32), np.zeros(10, dtype=np.uint32),
+                         (0, 0))  # not a multiple of 16 lanes
     with pytest.raises(ValueError, match="MCEXPLORE_SIMD.*'avx9'.*auto, off, scalar"):
         native.NativeEngine(simd="avx9")

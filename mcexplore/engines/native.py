@@ -127,7 +127,7 @@ class NativeLibrary:
         lib.mcx_simd_resolve.argtypes = [ctypes.c_int]
         lib.mcx_philox_lanes.restype = ctypes.c_int
         lib.mcx_philox_lanes.argtypes = [ctypes.c_int, i64, ctypes.c_uint32, ctypes.c_uint32,
-                                         ctypes.c_uint32, U32, ctypes.c_uint32, ctypes.c_uint32, U32]
+                                         U32, U32, ctypes.c_uint32, ctypes.c_uint32, U32]
         self.lib = lib
 
     def philox(self, ctr, key):
@@ -160,8 +160,9 @@ class NativeLibrary:
         code = self.lib.mcx_simd_resolve(-1 if simd == "auto" else SIMD[simd])
         return SIMD_NAMES.get(code)
 
-    def philox_lanes(self, simd: str, c0: int, c1: int, c2: int, c3, key):
-        """Words (4, n) of Philox counters (c0, c1, c2, c3[j]) by lane implementation ``simd``."""
+    def philox_lanes(self, simd: str, c0: int, c1: int, c2, c3, key):
+        """Words (4, n) of Philox counters (c0, c1, c2[j], c3[j]) by lane implementation ``simd``."""
+        c2 = np.ascontiguousarray(c2, dtype=np.uint32)
         c3 = np.ascontiguousarray(c3, dtype=np.uint32)
         out = np.zeros((4, len(c3)), dtype=np.uint32)
         rc = self.lib.mcx_philox_lanes(SIMD[simd], len(c3), c0, c1, c2, c3, int(key[0]),
