@@ -108,6 +108,23 @@ def test_bench_prints_throughput():
     assert "trials/s" in r.output and "attempts/s" in r.output
 
 
+def test_bench_compares_one_native_thread_with_numpy_on_the_same_trials():
+    from mcexplore.bench import run_bench
+    from mcexplore.scenario import load_scenario
+
+    sc = load_scenario("thread-2018", ["page.mapcount=4", "page.active=3", "budget.max_attempts=30",
+                                       'strategies=["ptl_pin", "drop"]'])
+    lines = []
+    rows = run_bench(sc, backends=["numpy", "native"], echo=lines.append, numpy_budget_s=0.5,
+                     min_time_s=0.05)
+    by = {(r["backend"], r["threads"], r["strategy"]): r for r in rows}
+    for label in sc.labels():
+        np_row, one = by[("numpy", 1, label)], by[("native", 1, label)]
+        assert one["trials"] == np_row["trials"] and one["per_core_speedup"] > 0
+        assert one["simd"] in ("off", "scalar", "sse2", "avx2", "avx512")
+    assert any(line.startswith("per-core speed-up") for line in lines)
+
+
 def test_every_command_has_help_with_an_example():
     for name, cmd in main.commands.items():
         r = invoke(name, "--help")
