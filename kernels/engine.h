@@ -99,7 +99,11 @@ struct mcx_scratch {
 // Per-trial words of a saved page simulation (block level).
 #define MCX_SIMW 17
 
-struct mcx_sim {
+// SPEC is the strategy when it is known at compile time (the host compiles one page-level trial
+// per strategy: the dead arms of every `strategy() == ...` then go, which made ref 10% faster), or -1
+// (the strategy read from P at run time: the device, and block level everywhere).
+template <int SPEC>
+struct mcx_sim_t {
     const mcx_i64* P;
     mcx_u64 seed;
     mcx_i64 trial;
@@ -132,6 +136,8 @@ struct mcx_sim {
     bool uaf;
     mcx_i64 faults, total_wait, max_wait, spin;
     bool error;
+
+    MCX_M int strategy() const { return SPEC >= 0 ? SPEC : strat; }
 
     // -- task state ------------------------------------------------------------------------------
     MCX_M mcx_i64& tw(int c, int f) { return S.base[((mcx_i64)c * MCX_TW + f) * S.st()]; }
@@ -309,8 +315,8 @@ struct mcx_sim {
         tw(c, TW_P) = p;
         // get_page_unless_zero fails while a successful file attempt holds the count frozen.
         const bool frozen = inp && succ_prev && file && x < fe_prev;
-        if (strat == MCX_S_REF || strat == MCX_S_DROP || strat == MCX_S_FLAG_SPIN) {
-            const bool seen = strat == MCX_S_FLAG_SPIN &&
+        if (strategy() == MCX_S_REF || strategy() == MCX_S_DROP || strategy() == MCX_S_FLAG_SPIN) {
+            const bool seen = strategy() == MCX_S_FLAG_SPIN &&
                               ((inc && x >= fs_cur) || (inp && x < fe_prev));
             if (seen) {
                 set_flag(c, TF_SPINNING, true);
@@ -322,16 +328,16 @@ struct mcx_sim {
                 schedule(c, EV_RET, p);
             } else {
                 set_flag(c, TF_REF, true);
-                if (strat == MCX_S_DROP) {
+                if (strategy() == MCX_S_DROP) {
                     const mcx_i64 b = p + draw(MCX_DIST_DROP_HOLD, MCX_P_DROP_HOLD, kf, c + 1, sub);
                     schedule(c, EV_DROPB, b);
                 } else {
                     schedule(c, EV_PTL, p);
                 }
             }
-        } else if (strat == MCX_S_PTL_PIN) {
+        } else if (strategy() == MCX_S_PTL_PIN) {
             schedule(c, EV_PTL, p);
-        } else if (strat == MCX_S_LOCK_NOREF) {
+        } else if (strategy() == MCX_S_LOCK_NOREF) {
             const mcx_i64 y = p + draw(MCX_DIST_NOREF_GAP, MCX_P_NOREF_GAP, kf, c + 1, sub);
             schedule(c, EV_TOUCH, y);
         } else {  // MCX_S_PTE_WAIT
@@ -345,7 +351,7 @@ struct mcx_sim {
     }
 
     MCX_M void ptl(int c, mcx_i64 p) {
-        if (strat == MCX_S_PTL_PIN) {
+        if (strategy() == MCX_S_PTL_PIN) {
             // Enqueued under the PTL at x: any unlock of the fault's attempt after x wakes it.
             const mcx_i64 kw = tw(c, TW_KW);
             const bool lc = kw == kc;
@@ -416,9 +422,9 @@ struct mcx_sim {
                 break;
             }
             case EV_WAKE:
-                if (strat == MCX_S_LOCK_NOREF) {
+                if (strategy() == MCX_S_LOCK_NOREF) {
                     try_lock(c, t);
-                } else if (strat == MCX_S_REF || strat == MCX_S_FLAG_SPIN) {
+                } else if (strategy() == MCX_S_REF || strategy() == MCX_S_FLAG_SPIN) {
                     // Still holding its reference: if a later attempt locked the page again,
                     // keep it and sleep on; else put_page and return.
                     bool lc, lp;
@@ -497,7 +503,7 @@ struct mcx_sim {
     MCX_M void advance(mcx_i64 horizon) {
         if (A == 0 || error) return;
         mcx_i64 steps = 0;
-        if (strat == MCX_S_LOCK_NOREF) {
+        if (strategy() == MCX_S_LOCK_NOREF) {
             run_global(horizon, false);
             return;
         }
@@ -648,7 +654,7 @@ struct mcx_sim {
     // Attempt kc, the migrator arriving at arr (pass index pidx). Returns ok; T is set.
     MCX_M bool attempt(mcx_i64 arr, mcx_i64 pidx, mcx_i64& T) {
         mcx_i64 L = arr;
-        if (strat == MCX_S_LOCK_NOREF && !acquire(arr, pidx, L)) {
+        if (strategy() == MCX_S_LOCK_NOREF && !acquire(arr, pidx, L)) {
             trylock_fail(arr);
             T = arr;
             return false;
@@ -808,11 +814,13 @@ struct mcx_sim {
         return false;
     }
 };
+typedef mcx_sim_t<-1> mcx_sim;
 
 // One page-level trial: the migrate_pages/offline loop around attempts (numpy simulate_page).
+template <int SPEC>
 MCX_NOINLINE void mcx_trial_page(const mcx_i64* MCX_RESTRICT P, mcx_u64 seed, mcx_i64 trial,
-                           mcx_i64* MCX_RESTRICT rec, mcx_scratch scratch) {
-    mcx_sim sim;
+                                 mcx_i64* MCX_RESTRICT rec, mcx_scratch scratch) {
+    mcx_sim_t<SPEC> sim;
     sim.init(P, seed, trial, scratch);
     const mcx_i64 passes = P[MCX_H_PASSES];
     const mcx_i64 max_attempts = P[MCX_H_MAX_ATTEMPTS];
@@ -1157,8 +1165,20 @@ MCX_NOINLINE void mcx_trial_block(const mcx_i64* MCX_RESTRICT P, mcx_u64 seed, m
 // where the numpy engine raises; the Python side raises too).
 MCX_FN void mcx_trial(const mcx_i64* MCX_RESTRICT P, mcx_u64 seed, mcx_i64 trial,
                       mcx_i64* MCX_RESTRICT rec, mcx_scratch scratch) {
-    if (P[MCX_H_LEVEL])
+    if (P[MCX_H_LEVEL]) {
         mcx_trial_block(P, seed, trial, rec, scratch);
-    else
-        mcx_trial_page(P, seed, trial, rec, scratch);
+        return;
+    }
+#if defined(MCX_HOST)
+    switch ((int)P[MCX_H_STRATEGY]) {
+        case MCX_S_REF: mcx_trial_page<MCX_S_REF>(P, seed, trial, rec, scratch); return;
+        case MCX_S_DROP: mcx_trial_page<MCX_S_DROP>(P, seed, trial, rec, scratch); return;
+        case MCX_S_PTL_PIN: mcx_trial_page<MCX_S_PTL_PIN>(P, seed, trial, rec, scratch); return;
+        case MCX_S_LOCK_NOREF: mcx_trial_page<MCX_S_LOCK_NOREF>(P, seed, trial, rec, scratch); return;
+        case MCX_S_FLAG_SPIN: mcx_trial_page<MCX_S_FLAG_SPIN>(P, seed, trial, rec, scratch); return;
+        case MCX_S_PTE_WAIT: mcx_trial_page<MCX_S_PTE_WAIT>(P, seed, trial, rec, scratch); return;
+        default: break;
+    }
+#endif
+    mcx_trial_page<-1>(P, seed, trial, rec, scratch);
 }
