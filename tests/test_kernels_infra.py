@@ -436,3 +436,13 @@ def test_simd_choice_is_checked(lib):
                          (0, 0))  # not a multiple of 16 lanes
     with pytest.raises(ValueError, match="MCEXPLORE_SIMD.*'avx9'.*auto, off, scalar"):
         native.NativeEngine(simd="avx9")
+
+
+def test_gcc_is_told_apart_from_clang_by_its_macros(tmp_path):
+    # The GCC-only build options must not reach clang (which calls itself GNUC 4 too).
+    for name, macros, expect in (("fakegcc", "#define __GNUC__ 12", True),
+                                 ("fakeclang", "#define __GNUC__ 4\\n#define __clang__ 1", False)):
+        exe = tmp_path / name
+        exe.write_text(f"#!/bin/sh\nprintf '{macros}\\n'\n")
+        exe.chmod(0o755)
+        assert native.is_gcc(str(exe)) is expect, name

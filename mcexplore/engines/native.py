@@ -44,9 +44,20 @@ CXX_OPTIONS = ("-O3", "-std=c++17", "-shared", "-fPIC", "-pthread", "-ffp-contra
 GCC_OPTIONS = ("--param", "inline-unit-growth=1000")
 
 
+_is_gcc: dict[str, bool] = {}
+
+
 def is_gcc(cxx: str) -> bool:
-    v = compiler_id(cxx).lower()
-    return "clang" not in v and ("gcc" in v or "g++" in v or "free software foundation" in v)
+    """Whether ``cxx`` is GCC (its predefined macros: __GNUC__ without __clang__), whatever its name."""
+    if cxx not in _is_gcc:
+        try:
+            r = subprocess.run([cxx, "-dM", "-E", "-x", "c++", os.devnull], capture_output=True,
+                               text=True, timeout=30)
+            macros = r.stdout
+        except Exception:  # pragma: no cover
+            macros = ""
+        _is_gcc[cxx] = "__GNUC__" in macros and "__clang__" not in macros
+    return _is_gcc[cxx]
 
 
 # How the native engine batches draws (kernels/drawcache.h); values of mcx_simd_resolve.
