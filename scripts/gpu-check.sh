@@ -90,10 +90,13 @@ bench("block small (4 classes)", tp.make_block("ref", {}, "block_base"), {"numpy
 try:
     from mcexplore.scenario import load_scenario
     s = load_scenario("thread-2018")
-    for label in ("ref", "drop", "pte_wait"):
-        bench(f"thread-2018 {label}", s.compile(label),
-              {"numpy": 20 if label == "ref" else 200, "native": 200 if label == "ref" else 5000,
-               "cupy": 20_000 if label == "ref" else 200_000})
+    # numpy on about as many trials as `mcexplore bench` gives it (its lock-step speed depends on
+    # the batch), cupy on enough trials to fill the GPU (ref: 2^17 trials of 1000 attempts).
+    sizes = {"ref": {"numpy": 48, "native": 400, "cupy": 131_072},
+             "drop": {"numpy": 1000, "native": 20_000, "cupy": 500_000},
+             "pte_wait": {"numpy": 1000, "native": 20_000, "cupy": 1_000_000}}
+    for label, sz in sizes.items():
+        bench(f"thread-2018 {label}", s.compile(label), sz)
 except Exception as e:
     summary["errors"].append(f"thread-2018: {type(e).__name__}: {e}")
 
