@@ -1179,6 +1179,13 @@ MCX_FN void mcx_trial(const mcx_i64* MCX_RESTRICT P, mcx_u64 seed, mcx_i64 trial
         case MCX_S_PTE_WAIT: mcx_trial_page<MCX_S_PTE_WAIT>(P, seed, trial, rec, scratch); return;
         default: break;
     }
+#elif defined(MCX_DEVICE_SPEC)
+    // A device module built for one strategy (-DMCX_DEVICE_SPEC=<code> in $MCEXPLORE_NVRTC_OPTIONS;
+    // an experiment, docs/kernels.md) runs that strategy's specialised trial, any other the generic.
+    if ((int)P[MCX_H_STRATEGY] == MCX_DEVICE_SPEC) {
+        mcx_trial_page<MCX_DEVICE_SPEC>(P, seed, trial, rec, scratch);
+        return;
+    }
 #endif
     mcx_trial_page<-1>(P, seed, trial, rec, scratch);
 }

@@ -8,7 +8,8 @@
 # thread-2018 scenario, and writes a JSON summary to $OUT/gpu-check.json (or ./gpu-check.json),
 # with the test log beside it. Meant to finish in under 5 minutes on an H100/H200.
 # Environment: PYTHON (default python3), MCX_WHEELS (a folder of wheels to install first, e.g.
-# pydantic where the machine lacks it), GPU_CHECK_SKIP_SLOW=1 to skip the 10^8-trial test.
+# pydantic where the machine lacks it), GPU_CHECK_SKIP_SLOW=1 to skip the 10^8-trial test,
+# GPU_CHECK_SPEC=1 to also compare generic and strategy-specialised device modules.
 set -u
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -33,7 +34,7 @@ timeout 240 $PY -m pytest -q -rA -p no:cacheprovider -m "$MARK" tests/test_gpu.p
 TEST_RC=$?
 tail -n 25 "$DEST/gpu-tests.log"
 
-timeout 150 $PY - "$DEST" "$TEST_RC" "$START" <<'PYEOF'
+timeout 240 $PY - "$DEST" "$TEST_RC" "$START" <<'PYEOF'
 import json, os, subprocess, sys, time
 import numpy as np
 dest, test_rc, start = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -106,5 +107,9 @@ with open(os.path.join(dest, "gpu-check.json"), "w") as f:
 print(json.dumps({k: v for k, v in summary.items() if k != "bench"}, indent=1))
 PYEOF
 BENCH_RC=$?
+if [ "${GPU_CHECK_SPEC:-0}" = "1" ]; then
+    # Generic against strategy-specialised device modules (about a minute more; docs/kernels.md).
+    timeout 240 $PY scripts/gpu-profile.py spec > "$DEST/gpu-spec.json" 2> "$DEST/gpu-spec.log" || true
+fi
 echo "gpu-check: tests rc=$TEST_RC bench rc=$BENCH_RC, $(( $(date +%s) - START )) s; summary in $DEST/gpu-check.json"
 [ "$TEST_RC" = "0" ] && [ "$BENCH_RC" = "0" ]

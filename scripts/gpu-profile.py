@@ -4,6 +4,8 @@
   python3 scripts/gpu-profile.py one CASE TRIALS  # one cupy launch of CASE (for ncu), JSON on stdout
   python3 scripts/gpu-profile.py variants OUTFILE # cupy throughput per NVRTC option set; the best
                                                   # set for thread-ref-short is written to OUTFILE
+  python3 scripts/gpu-profile.py spec             # cupy throughput, generic module against one
+                                                  # built for the case's strategy (MCX_DEVICE_SPEC)
 
 CASEs: thread-ref, thread-drop, thread-pte_wait (the shipped thread-2018 scenario), thread-ref-short
 (the same with max_attempts=50, for profiling), small-drop (4 PTEs, 3 tasks).
@@ -76,9 +78,44 @@ def variants(outfile):
     print(json.dumps(rows, indent=1))
 
 
+SPEC_CASES = {"thread-drop": (1, 500_000), "thread-ref-short": (0, 131_072),
+              "thread-pte_wait": (5, 1_000_000)}
+
+
+def spec():
+    """Per case, a generic module and one specialised for its strategy, each in its own process
+    (modules are cached per process); the results must be equal, the speed is the question."""
+    import os
+    import subprocess
+
+    rows = []
+    for name, (code, n) in SPEC_CASES.items():
+        for opts in ("", f"-DMCX_DEVICE_SPEC={code}"):
+            env = dict(os.environ, MCEXPLORE_NVRTC_OPTIONS=opts)
+            p = subprocess.run([sys.executable, __file__, "cupycase", name, str(n)], env=env,
+                               capture_output=True, text=True, timeout=180)
+            if p.returncode:
+                print(p.stderr[-2000:], file=sys.stderr)
+                continue
+            r = json.loads(p.stdout)
+            r["nvrtc_extra"] = opts
+            rows.append(r)
+            print(f"{name:<18} {opts or '(generic)':<22} {r['trials_per_s']:14.1f} trials/s "
+                  f"migrated {r['migrated']}", file=sys.stderr, flush=True)
+    print(json.dumps(rows, indent=1))
+
+
 def main():
     if sys.argv[1] == "variants":
         variants(sys.argv[2])
+        return
+    if sys.argv[1] == "spec":
+        spec()
+        return
+    if sys.argv[1] == "cupycase":
+        r = measure("cupy", case(sys.argv[2]), int(sys.argv[3]))
+        r["case"] = sys.argv[2]
+        print(json.dumps(r))
         return
     if sys.argv[1] == "cupyonly":
         rows = []

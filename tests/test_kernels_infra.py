@@ -339,8 +339,10 @@ def _nvcc():
     return shutil.which("nvcc") or (os.path.exists("/usr/local/cuda/bin/nvcc") and "/usr/local/cuda/bin/nvcc")
 
 
-@pytest.mark.parametrize("arch", ["compute_80", "compute_90"])
-def test_device_code_compiles_to_ptx(tmp_path, arch):
+@pytest.mark.parametrize("arch,defines", [("compute_80", ()), ("compute_90", ()),
+                                          ("compute_90", ("-DMCX_DEVICE_SPEC=1",))])
+def test_device_code_compiles_to_ptx(tmp_path, arch, defines):
+    """Device-only code compiles (also a module specialised for one strategy, MCX_DEVICE_SPEC)."""
     nvcc = _nvcc()
     if not nvcc:
         pytest.skip("nvcc not installed")
@@ -348,7 +350,8 @@ def test_device_code_compiles_to_ptx(tmp_path, arch):
     src.write_text(kernel_source.assemble())
     out = tmp_path / f"k_{arch}.ptx"
     r = subprocess.run([nvcc, "-ptx", f"-arch={arch}", "-std=c++17", "--fmad=false", "-Werror",
-                        "all-warnings", str(src), "-o", str(out)], capture_output=True, text=True)
+                        "all-warnings", *defines, str(src), "-o", str(out)], capture_output=True,
+                       text=True)
     assert r.returncode == 0, r.stderr
     ptx = out.read_text()
     from mcexplore.engines.cupy_engine import KERNELS
