@@ -8,7 +8,7 @@
 // same attempt ask for the same (purpose, k, sub): their first access, fault, PTL hold, the n-th
 // wake of a waiter, and so on. So the first time a task asks for (purpose, k, sub) on its page,
 // that draw is computed for every task of the page at once, in SIMD lanes (AVX-512, AVX2 or
-// SSE2 intrinsics, chosen when the library loads; a plain loop elsewhere), and the other tasks read
+// SSE2 intrinsics, the best the CPU has unless a run asks for another; a plain loop elsewhere), and the other tasks read
 // theirs from the row.
 //
 // Why results cannot change. A row holds exactly the words mcx_draw returns for the same key (same
@@ -47,7 +47,8 @@
 #define MCX_DC_SKIP 65536      // draws a purpose found not worth batching goes scalar, unmeasured
 #endif
 
-// Lane implementations (mcx_set_simd picks one; tests run each the CPU has).
+// Lane implementations (mcx_simulate takes one, mcx_simd_resolve checks it; tests run each
+// the CPU has).
 #define MCX_SIMD_OFF 0     // no rows: every draw scalar
 #define MCX_SIMD_SCALAR 1  // rows, computed by a plain loop
 #define MCX_SIMD_SSE2 2
@@ -303,7 +304,7 @@ struct mcx_draw_cache {
         return w;
     }
 
-    // The wake row: set task c's key (c < n), then wake_run computes lanes 0 .. n - 1.
+    // The wake row: set the key of every task c < n, then wake_run computes lanes 0 .. n - 1.
     void wake_key(int c, mcx_i64 k, mcx_i64 sub) {
         own_k[c] = k;
         own_sub[c] = sub;
@@ -334,62 +335,5 @@ struct mcx_draw_cache {
 
 // The calling worker thread's rows (null: every draw takes the scalar path).
 static thread_local mcx_draw_cache* mcx_tls_draw_cache = nullptr;
-
-// lock_noref's pick on the host (engine.h, mcx_sim::global_pick): the task with the smallest
-// (event time, index) among those with an event to run, in a tournament tree updated whenever a
-// task's event changes, instead of a scan of every task per event (O(A) per event was 90% of
-// lock_noref's time with 201 tasks). The tree only finds the candidate; the rule stays in
-// global_pick.
-#define MCX_PICK_NONE MCX_I64_MAX  // key of a task with nothing to run
-
-struct mcx_pick_tree {
-    int n;          // leaves, a power of two
-    int cap;        // most tasks it can hold
-    mcx_i64* key;   // [2n]: node v's smallest (key, index) below it; leaf of task j is n + j,
-    int* idx;       // [2n]  its key the task's event time or MCX_PICK_NONE (also for j >= A)
-
-    static int leaves(mcx_i64 tasks) {
-        int n = 1;
-        while (n < tasks) n <<= 1;
-        return n;
-    }
-    // int64 words of memory for up to `tasks` tasks.
-    static mcx_i64 words(mcx_i64 tasks) { return 3 * (mcx_i64)leaves(tasks); }
-    void init(mcx_i64 tasks, mcx_i64* mem) {
-        n = leaves(tasks);
-        cap = (int)tasks;
-        key = mem;
-        idx = (int*)(mem + 2 * n);
-    }
-    // Node v from its children.
-    bool pull(int v) {
-        const int a = 2 * v, b = 2 * v + 1;
-        const int w = (key[b] < key[a] || (key[b] == key[a] && idx[b] < idx[a])) ? b : a;
-        if (key[v] == key[w] && idx[v] == idx[w]) return false;
-        key[v] = key[w];
-        idx[v] = idx[w];
-        return true;
-    }
-    // Call after setting the keys of leaves n .. 2n - 1.
-    void build() {
-        for (int j = 0; j < n; ++j) idx[n + j] = j;
-        for (int v = n - 1; v >= 1; --v) {
-            key[v] = MCX_PICK_NONE;
-            idx[v] = -1;
-            pull(v);
-        }
-    }
-    void set(int c, mcx_i64 k) {
-        if (key[n + c] == k) return;
-        key[n + c] = k;
-        // Stop where a node's winner did not change: nothing above it can.
-        for (int v = (n + c) >> 1; v >= 1 && pull(v); v >>= 1) {
-        }
-    }
-    int top() const { return idx[1]; }
-    mcx_i64 top_key() const { return key[1]; }
-};
-
-static thread_local mcx_pick_tree* mcx_tls_pick_tree = nullptr;
 
 #endif

@@ -21,6 +21,7 @@
 #include "params.h"
 #include "sample.h"
 #include "drawcache.h"
+#include "picktree.h"
 
 #if defined(MCX_CUDA)
 #define MCX_M __device__
@@ -159,7 +160,7 @@ struct mcx_sim_t {
 #endif
     }
 #if defined(MCX_HOST)
-    // lock_noref's tournament tree (drawcache.h), live while global_pick runs events.
+    // lock_noref's tournament tree (picktree.h), live while global_pick runs events.
     MCX_M mcx_i64 pick_key(int c) {
         const mcx_i64 w = tw(c, TW_EV);
         return ((w & TF_EVMASK) == EV_NONE || (w & TF_PARKED)) ? MCX_PICK_NONE : tw(c, TW_T);
@@ -512,12 +513,11 @@ struct mcx_sim_t {
             // Waiters whose lock holder is done wake first thing (wake_after): compute every
             // task's next wake draw at once when enough of them are about to (drawcache.h).
             int waking = 0;
-            for (int c = 0; c < A; ++c) {
-                dc->wake_key(c, tw(c, TW_KF), sub_of(c));
-                waking += (ev(c) == EV_WAKE_RES && eligible(c, horizon)) ? 1 : 0;
+            for (int c = 0; c < A; ++c) waking += (ev(c) == EV_WAKE_RES && eligible(c, horizon)) ? 1 : 0;
+            if ((mcx_i64)waking * dc->lanes_per_draw >= A) {
+                for (int c = 0; c < A; ++c) dc->wake_key(c, tw(c, TW_KF), sub_of(c));
+                dc->wake_run(trial, page, A);
             }
-            if ((mcx_i64)waking * dc->lanes_per_draw >= A) dc->wake_run(trial, page, A);
-            else dc->own_trial = -1;
         }
 #endif
         for (int c = 0; c < A; ++c) {

@@ -42,10 +42,6 @@ MCX_FN mcx_words mcx_philox4x32_10(mcx_u32 c0, mcx_u32 c1, mcx_u32 c2, mcx_u32 c
                                    mcx_u32 k0, mcx_u32 k1) {
 #if defined(MCX_CUDA)
 #pragma unroll
-#elif defined(__GNUC__) && !defined(__clang__)
-#pragma GCC unroll 10
-#elif defined(__clang__)
-#pragma unroll
 #endif
     for (int r = 0; r < 10; ++r) {
         if (r) {

@@ -22,28 +22,6 @@
 #define MCX_KIND_EXP 2
 #define MCX_FRAC_BITS 20
 
-// A TABLE component: the quantile table T at the 32-bit uniform x1.
-MCX_FN mcx_i64 mcx_table_value(const mcx_i64* MCX_RESTRICT T, mcx_u32 x1) {
-    const mcx_i64 idx = (mcx_i64)(x1 >> MCX_FRAC_BITS);
-    const mcx_i64 frac = (mcx_i64)(x1 & 0xFFFFFu);
-    const mcx_i64 lo = T[idx];
-    const mcx_i64 hi = T[idx + 1];
-    return lo + mcx_sar64(mcx_wmul64(hi - lo, frac), MCX_FRAC_BITS);
-}
-
-// An EXP component (val = round(mean ln 2), T its mantissa table) at the 64-bit uniform x1:x2.
-MCX_FN mcx_i64 mcx_exp_value(const mcx_i64* MCX_RESTRICT T, mcx_i64 val, mcx_u32 x1, mcx_u32 x2) {
-    mcx_u64 u = ((mcx_u64)x1 << 32) | (mcx_u64)x2;
-    if (u == 0) u = 1;
-    const mcx_i64 z = mcx_clz64(u);
-    const mcx_u64 s = u << z;
-    const mcx_i64 idx = (mcx_i64)((s >> 51) & 0xFFFull);
-    const mcx_i64 frac = (mcx_i64)((s >> 31) & 0xFFFFFull);
-    const mcx_i64 lo = T[idx];
-    const mcx_i64 hi = T[idx + 1];
-    return mcx_wmul64(z, val) + lo - mcx_sar64(mcx_wmul64(lo - hi, frac), MCX_FRAC_BITS);
-}
-
 // Sample distribution number `d` of the parameter block P from the words w.
 MCX_FN mcx_i64 mcx_sample(const mcx_i64* MCX_RESTRICT P, int d, mcx_words w) {
     const mcx_i64* D = mcx_dist(P, d);
@@ -53,8 +31,23 @@ MCX_FN mcx_i64 mcx_sample(const mcx_i64* MCX_RESTRICT P, int d, mcx_words w) {
     const mcx_i64 kind = D[MCX_D_KIND + c];
     if (kind == MCX_KIND_CONST) return D[MCX_D_VAL + c];
     const mcx_i64* T = P + D[MCX_D_OFF + c];
-    if (kind == MCX_KIND_TABLE) return mcx_table_value(T, w.x1);
-    return mcx_exp_value(T, D[MCX_D_VAL + c], w.x1, w.x2);  // MCX_KIND_EXP
+    if (kind == MCX_KIND_TABLE) {
+        const mcx_i64 idx = (mcx_i64)(w.x1 >> MCX_FRAC_BITS);
+        const mcx_i64 frac = (mcx_i64)(w.x1 & 0xFFFFFu);
+        const mcx_i64 lo = T[idx];
+        const mcx_i64 hi = T[idx + 1];
+        return lo + mcx_sar64(mcx_wmul64(hi - lo, frac), MCX_FRAC_BITS);
+    }
+    // MCX_KIND_EXP
+    mcx_u64 u = ((mcx_u64)w.x1 << 32) | (mcx_u64)w.x2;
+    if (u == 0) u = 1;
+    const mcx_i64 z = mcx_clz64(u);
+    const mcx_u64 s = u << z;
+    const mcx_i64 idx = (mcx_i64)((s >> 51) & 0xFFFull);
+    const mcx_i64 frac = (mcx_i64)((s >> 31) & 0xFFFFFull);
+    const mcx_i64 lo = T[idx];
+    const mcx_i64 hi = T[idx + 1];
+    return mcx_wmul64(z, D[MCX_D_VAL + c]) + lo - mcx_sar64(mcx_wmul64(lo - hi, frac), MCX_FRAC_BITS);
 }
 
 // Bernoulli draw: true with probability thresh / 2**32, decided by x0 (rng.bernoulli).

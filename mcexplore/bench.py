@@ -90,7 +90,6 @@ def run_bench(scenario, backends=None, trials=None, seed: int = 0, echo=print,
                  f"{r['wall_s']:7.2f}s {r['trials_per_s']:>13,.1f} trials/s "
                  f"{r['attempts_per_s']:>14,.1f} attempts/s {r['faults_per_s']:>15,.1f} faults/s")
 
-    per_core = {}
     for label in scenario.labels():
         c = scenario.compile(label)
         n_same = trials
@@ -107,20 +106,19 @@ def run_bench(scenario, backends=None, trials=None, seed: int = 0, echo=print,
                 run_compiled(c, trials=min(n_same, 256), seed=seed, t0=2 * 10**9,
                              backend=engines["numpy"], progress=False)
             runs, wall, agg = _timed(c, engines["numpy"], n_same, seed)
-            say(_row("numpy", label, 1, runs, wall, agg))
-            np_rate = rows[-1]["trials_per_s"]
+            np_row = _row("numpy", label, 1, runs, wall, agg)
+            say(np_row)
         if "native" in engines:
             start = time.perf_counter()
             run_compiled(c, trials=64, seed=seed, t0=10**9, backend=one_thread, progress=False)
             rate1 = 64 / max(time.perf_counter() - start, 1e-9)
             if "numpy" in engines:
                 runs, wall, agg = _timed(c, one_thread, n_same, seed, min_time_s)
-                say(_row("native", label, 1, runs, wall, agg, simd=one_thread.lib.simd_resolve(one_thread.simd)))
-                per_core[label] = rows[-1]["trials_per_s"] / np_rate
-                rows[-1]["per_core_speedup"] = per_core[label]
+                r = _row("native", label, 1, runs, wall, agg, simd=one_thread.lib.simd_resolve(one_thread.simd))
+                r["per_core_speedup"] = r["trials_per_s"] / np_row["trials_per_s"]
+                rate1 = r["trials_per_s"]
+                say(r)
             eng = engines["native"]
-            if "per_core_speedup" in rows[-1]:
-                rate1 = rows[-1]["trials_per_s"]
             # About 2 s on every core, at most THROUGHPUT_TRIALS.
             n_all = trials or int(min(THROUGHPUT_TRIALS["native"], max(n_same or 0, 64, 2 * rate1 * eng.nthreads)))
             runs, wall, agg = _timed(c, eng, n_all, seed)
@@ -131,10 +129,11 @@ def run_bench(scenario, backends=None, trials=None, seed: int = 0, echo=print,
             runs, wall, agg = _timed(c, engines["cupy"], trials or THROUGHPUT_TRIALS["cupy"], seed)
             say(_row("cupy", label, 0, runs, wall, agg))
     if echo:
+        per_core = [r for r in rows if "per_core_speedup" in r]
         if per_core:
             echo("per-core speed-up of native over numpy (one thread, the same trials):")
-            for label, v in per_core.items():
-                echo(f"  {label:<20} x{v:.1f}")
+            for r in per_core:
+                echo(f"  {r['strategy']:<20} x{r['per_core_speedup']:.1f}")
         by = {}
         for r in rows:
             by.setdefault(r["strategy"], {}).setdefault(r["backend"], r["trials_per_s"])

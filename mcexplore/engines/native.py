@@ -15,6 +15,7 @@ result either.
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import shlex
 import shutil
@@ -44,20 +45,15 @@ CXX_OPTIONS = ("-O3", "-std=c++17", "-shared", "-fPIC", "-pthread", "-ffp-contra
 GCC_OPTIONS = ("--param", "inline-unit-growth=1000")
 
 
-_is_gcc: dict[str, bool] = {}
-
-
+@functools.cache
 def is_gcc(cxx: str) -> bool:
     """Whether ``cxx`` is GCC (its predefined macros: __GNUC__ without __clang__), whatever its name."""
-    if cxx not in _is_gcc:
-        try:
-            r = subprocess.run([cxx, "-dM", "-E", "-x", "c++", os.devnull], capture_output=True,
-                               text=True, timeout=30)
-            macros = r.stdout
-        except Exception:  # pragma: no cover
-            macros = ""
-        _is_gcc[cxx] = "__GNUC__" in macros and "__clang__" not in macros
-    return _is_gcc[cxx]
+    try:
+        macros = subprocess.run([cxx, "-dM", "-E", "-x", "c++", os.devnull], capture_output=True,
+                                text=True, timeout=30).stdout
+    except Exception:  # pragma: no cover
+        macros = ""
+    return "__GNUC__" in macros and "__clang__" not in macros
 
 
 # How the native engine batches draws (kernels/drawcache.h); values of mcx_simd_resolve.
