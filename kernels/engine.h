@@ -180,7 +180,7 @@ struct mcx_sim_t {
     // -- randomness ------------------------------------------------------------------------------
     MCX_M_NOINLINE mcx_i64 draw(int d, int purpose, mcx_i64 k, mcx_i64 i, mcx_i64 sub) {
         // A constant ignores the words: skip the Philox call (same value as numpy's).
-        if (mcx_dist_is_const(P, d)) return mcx_dist(P, d)[MCX_D_VAL];
+        if (mcx_dist_is_const(P, d)) return mcx_dist_const(P, d);
 #if defined(MCX_HOST)
         // A task's draw: from the row batched for all tasks of the page (the same words).
         if (dc && i >= 1 && i <= A && purpose >= MCX_DC_FIRST &&
@@ -560,7 +560,7 @@ struct mcx_sim_t {
         mcx_i64 cu = L;
         // A constant per-PTE time is the same value for every PTE (the loop runs M times per attempt).
         const bool unmap_c = mcx_dist_is_const(P, MCX_DIST_UNMAP_PTE);
-        const mcx_i64 unmap_v = mcx_dist(P, MCX_DIST_UNMAP_PTE)[MCX_D_VAL];
+        const mcx_i64 unmap_v = mcx_dist_const(P, MCX_DIST_UNMAP_PTE);
         for (int i = 1; i <= M; ++i) {
             cu += unmap_c ? unmap_v : draw(MCX_DIST_UNMAP_PTE, MCX_P_UNMAP, k, i, 0);
             if (i <= A) tw(i - 1, TW_U) = cu;
@@ -593,7 +593,7 @@ struct mcx_sim_t {
         const mcx_i64 cp = ok ? draw_mig(MCX_DIST_COPY, MCX_P_COPY, k) : 0;
         mcx_i64 cr = F + (ok ? fh + cp : 0);
         const bool remap_c = mcx_dist_is_const(P, MCX_DIST_REMAP_PTE);
-        const mcx_i64 remap_v = mcx_dist(P, MCX_DIST_REMAP_PTE)[MCX_D_VAL];
+        const mcx_i64 remap_v = mcx_dist_const(P, MCX_DIST_REMAP_PTE);
         for (int i = 1; i <= M; ++i) {
             cr += remap_c ? remap_v : draw(MCX_DIST_REMAP_PTE, MCX_P_REMAP, k, i, 0);
             if (i <= A) tw(i - 1, TW_R) = cr;
@@ -939,7 +939,7 @@ struct mcx_block {
         sim.save(sim_words(C, pg));
     }
     MCX_M mcx_i64 draw(int d, int purpose, mcx_i64 page, mcx_i64 k, mcx_i64 i, mcx_i64 sub) {
-        if (mcx_dist_is_const(P, d)) return mcx_dist(P, d)[MCX_D_VAL];
+        if (mcx_dist_is_const(P, d)) return mcx_dist_const(P, d);
         return mcx_sample(P, d, mcx_draw(seed, trial, purpose, page, k, i, sub));
     }
     MCX_M mcx_i64 gap(mcx_i64 gk, bool outer) {

@@ -10,7 +10,7 @@
 //                                    the absolute word offset of component c's table in P
 //   P[tables_off .. len)             the quantile tables, concatenated
 //
-// Distributions 0..14 are mcexplore.params.DIST_NAMES in order; a page class's access
+// Distributions 0..15 are mcexplore.params.DIST_NAMES in order; a page class's access
 // distribution (exp with the class's mean) follows at the index its record names (or -1: the
 // class's tasks never touch the page).
 #pragma once
@@ -85,7 +85,8 @@
 #define MCX_DIST_RETRY_GAP 12
 #define MCX_DIST_OUTER_GAP 13
 #define MCX_DIST_ACCESS 14
-#define MCX_NAMED_DISTS 15
+#define MCX_DIST_TRANSIENT_HOLD 15
+#define MCX_NAMED_DISTS 16
 
 // Per-trial record fields (mcexplore.results.RECORD_FIELDS order).
 #define MCX_R_MIGRATED 0
@@ -112,6 +113,8 @@ MCX_FN const mcx_i64* mcx_class(const mcx_i64* MCX_RESTRICT P, mcx_i64 c) {
 MCX_FN const mcx_i64* mcx_dist(const mcx_i64* MCX_RESTRICT P, mcx_i64 d) {
     return P + P[MCX_H_DIST_OFF] + d * MCX_DIST_WORDS;
 }
+// The value of a constant distribution d (only meaningful when mcx_dist_is_const(P, d)).
+MCX_FN mcx_i64 mcx_dist_const(const mcx_i64* MCX_RESTRICT P, mcx_i64 d) { return mcx_dist(P, d)[MCX_D_VAL]; }
 // Is distribution d a single constant (lets the engine skip a Philox call where the numpy engine
 // would get the same value anyway: sampling a constant ignores the words).
 MCX_FN bool mcx_dist_is_const(const mcx_i64* MCX_RESTRICT P, mcx_i64 d) {

@@ -20,7 +20,7 @@ from .rng import KIND_CONST, KIND_EXP, KIND_TABLE, TABLE_POINTS
 DIST_NAMES = (
     "unmap_pte", "pre_freeze", "freeze_hold", "copy", "remap_pte", "fault_entry", "ptl_hold",
     "drop_hold", "noref_gap", "lock_hold", "wake_latency", "free_delay", "retry_gap", "outer_gap",
-    "access",
+    "access", "transient_hold",
 )
 DIST_INDEX = {n: i for i, n in enumerate(DIST_NAMES)}
 MAX_COMPONENTS = 4
@@ -144,7 +144,13 @@ class Compiled:
     trylock_passes: int = 3
     timeout_ns: int = 120_000_000_000
     max_attempts: int = 1000
-    transient_thresh: int = 0  # P(a transient reference is held at a check) * 2**32
+    # Transient references (MODEL.md 1.1): a Poisson process of this rate whose holds are
+    # dists[DIST_INDEX["transient_hold"]]; see mcexplore.transient for how the engines draw it.
+    transient_rate_per_ns: float = 0.0
+    # "process" (the specification) or "independent" (a named approximation: one Bernoulli draw
+    # per refcount check with probability transient_thresh / 2**64; see docs/model.md).
+    transient_model: str = "process"
+    transient_thresh: int = 0  # "independent" only: P(a reference held at a check) * 2**64
     # Block level (None: page level).
     block: list[PageClass] | None = None
     batch_pages: int = 256

@@ -64,7 +64,7 @@ __all__ = [
     "DEFAULT_SCENARIO",
 ]
 
-TIMING_NAMES = tuple(n for n in DIST_NAMES if n != "access")
+TIMING_NAMES = tuple(n for n in DIST_NAMES if n not in ("access", "transient_hold"))
 DEFAULT_SCENARIO = "thread-2018"
 DIST_KINDS = ("const", "uniform", "exp", "lognormal", "empirical", "histogram", "mixture")
 # Lognormal quantiles are cut at these probabilities: beyond them ndtri grows without bound, and a
@@ -866,7 +866,8 @@ class Scenario(_Model):
             # Each PageClass also carries its own access_mean_ns, which a block engine should use.
             rate = max((c.access_rate for c in self.block.classes if c.n_active > 0), default=0.0)
         access = params.exponential(1.0 / rate) if rate > 0 else params.const(0)
-        dists = [access if n == "access" else getattr(self.timing, n).compile() for n in DIST_NAMES]
+        named = {"access": access, "transient_hold": self.transient.hold.compile()}
+        dists = [named[n] if n in named else getattr(self.timing, n).compile() for n in DIST_NAMES]
         return Compiled(
             strategy=STRATEGY_CODE[strat.name],
             dists=dists,

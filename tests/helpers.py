@@ -14,6 +14,7 @@ def base_timing() -> dict:
         "ptl_hold": const(0.2 * US), "drop_hold": const(0.2 * US), "noref_gap": const(0.2 * US),
         "lock_hold": const(0.2 * US), "wake_latency": exponential(30 * US),
         "free_delay": const(1 * US), "retry_gap": const(1 * US), "outer_gap": const(500 * US),
+        "transient_hold": const(1 * US),
     }
 
 
