@@ -20,6 +20,7 @@
 #include "philox.h"
 #include "params.h"
 #include "sample.h"
+#include "transient.h"
 #include "drawcache.h"
 #include "picktree.h"
 
@@ -86,7 +87,9 @@ struct mcx_scratch {
 #define TW_E 8           // pte_wait without recheck: enqueue time
 #define TW_U 9           // U_cur (INF when attempt kc has not unmapped)
 #define TW_R 10          // R_prev
-#define MCX_TW 11
+#define TW_STAMP 11      // lock_noref: the tie key of the next event (when it was scheduled)
+#define TW_QUEUE 12      // lock_noref: word j holds the j-th sleeper on the page lock (FIFO)
+#define MCX_TW 13
 
 // Flag bits in TW_EV.
 #define TF_REF (1 << 8)
@@ -98,7 +101,7 @@ struct mcx_scratch {
 #define TF_EVMASK 0xFF
 
 // Per-trial words of a saved page simulation (block level).
-#define MCX_SIMW 17
+#define MCX_SIMW 18
 
 // SPEC is the strategy when it is known at compile time (the host compiles one page-level trial
 // per strategy: the dead arms of every `strategy() == ...` then go, which made ref 10% faster), or -1
@@ -112,7 +115,7 @@ struct mcx_sim_t {
     mcx_scratch S;
     int M, A, strat;
     bool file, recheck, flag_unmap_end;
-    mcx_i64 transient_thresh;
+    mcx_i64 timeout;
     int trylock_passes;
     int access_dist;
 #if defined(MCX_HOST)
@@ -131,7 +134,8 @@ struct mcx_sim_t {
     mcx_i64 free_t, last_t;
     // lock_noref
     mcx_i64 holder, mig_t, mig_w;
-    int n_sleep_lock;  // tasks asleep on the page lock (recounted by load, not saved)
+    mcx_i64 nstamp;    // the next event stamp (lock_noref)
+    int n_sleep_lock;  // tasks asleep on the page lock: the queue's length (recounted by load)
     bool mig_sleeping;
     // outcomes
     bool uaf;
@@ -155,6 +159,7 @@ struct mcx_sim_t {
         mcx_i64& w = tw(c, TW_EV);
         w = (w & ~(mcx_i64)TF_EVMASK) | (mcx_i64)e;
         tw(c, TW_T) = t;
+        if (strategy() == MCX_S_LOCK_NOREF) tw(c, TW_STAMP) = nstamp++;
 #if defined(MCX_HOST)
         if (pt) pick_touch(c);
 #endif
@@ -165,14 +170,17 @@ struct mcx_sim_t {
         const mcx_i64 w = tw(c, TW_EV);
         return ((w & TF_EVMASK) == EV_NONE || (w & TF_PARKED)) ? MCX_PICK_NONE : tw(c, TW_T);
     }
-    MCX_M void pick_touch(int c) { pt->set(c, pick_key(c)); }
+    MCX_M void pick_touch(int c) { pt->set(c, pick_key(c), tw(c, TW_STAMP)); }
     MCX_M void pick_open() {
         pt = mcx_tls_pick_tree;
         if (!pt || A > pt->cap) {
             pt = nullptr;
             return;
         }
-        for (int c = 0; c < pt->n; ++c) pt->key[pt->n + c] = c < A ? pick_key(c) : MCX_PICK_NONE;
+        for (int c = 0; c < pt->n; ++c) {
+            pt->key[pt->n + c] = c < A ? pick_key(c) : MCX_PICK_NONE;
+            pt->sec[pt->n + c] = c < A ? tw(c, TW_STAMP) : MCX_PICK_NONE;
+        }
         pt->build();
     }
 #endif
@@ -271,6 +279,7 @@ struct mcx_sim_t {
         if (lc || lp) return;
         if (holder > 0) {
             set_flag(c, TF_SLEEP_LOCK, true);
+            tw(n_sleep_lock, TW_QUEUE) = c;
             n_sleep_lock += 1;
             schedule(c, EV_NONE, MCX_INF);
             return;
@@ -282,13 +291,13 @@ struct mcx_sim_t {
     MCX_M void unlock(int c, mcx_i64 u) {
         touch_uaf(u);
         holder = 0;
-        for (int j = 0; j < A && n_sleep_lock > 0; ++j) {
-            if (flag(j, TF_SLEEP_LOCK)) {
-                n_sleep_lock -= 1;
-                set_flag(j, TF_SLEEP_LOCK, false);
-                wake_after(j, u);
-            }
+        // The page's wait queue is first in, first out: sleepers wake in the order they slept.
+        for (int q = 0; q < n_sleep_lock; ++q) {
+            const int j = (int)tw(q, TW_QUEUE);
+            set_flag(j, TF_SLEEP_LOCK, false);
+            wake_after(j, u);
         }
+        n_sleep_lock = 0;
         if (mig_sleeping) {
             const mcx_i64 wl = draw(MCX_DIST_WAKE_LATENCY, MCX_P_MIG_WAKE, kc, 0, mig_w);
             mig_w += 1;
@@ -403,7 +412,8 @@ struct mcx_sim_t {
     MCX_M_PROCESS void process(int c) {
         const int e = ev(c);
         const mcx_i64 t = tw(c, TW_T);
-        last_t = mcx_max64(last_t, e == EV_NONE ? 0 : t);
+        // The last event that changes state (an idle task's access after the restore is not one).
+        last_t = mcx_max64(last_t, (e == EV_NONE || e == EV_ACCESS) ? 0 : t);
         switch (e) {
             case EV_ACCESS:
                 access(c, t);
@@ -473,31 +483,26 @@ struct mcx_sim_t {
         return virt && tw(c, TW_KW) < kc;
     }
 
-    // lock_noref's pick: the eligible task with the smallest time, ties to the lowest index.
+    // lock_noref's pick: the eligible task with the smallest (time, stamp) (docs/model.md, "Ties").
     MCX_M int global_pick(mcx_i64 horizon) {
 #if defined(MCX_HOST)
         if (pt) {
-            // The smallest (time, index) of all tasks with an event: if it is before the horizon
+            // The smallest (time, stamp) of all tasks with an event: if it is before the horizon
             // it is eligible, hence the pick. Otherwise only virtual events can be eligible: scan.
             if (pt->top_key() < horizon) return pt->top();
         }
 #endif
         int best = -1;
-        mcx_i64 bt = MCX_INF;
-        bool any = false;
+        mcx_i64 bt = MCX_INF, bs = 0;
         for (int c = 0; c < A; ++c) {
             if (!eligible(c, horizon)) continue;
-            any = true;
-            const mcx_i64 t = tw(c, TW_T);
-            if (best < 0 || t < bt) {
+            const mcx_i64 t = tw(c, TW_T), st = tw(c, TW_STAMP);
+            if (best < 0 || t < bt || (t == bt && st < bs)) {
                 best = c;
                 bt = t;
+                bs = st;
             }
         }
-        if (!any) return -1;
-        // numpy's argmin over where(eligible, t, INF): an eligible event at INF or later loses
-        // to index 0 (never reached with finite event times, kept for exactness).
-        if (bt >= MCX_INF) return 0;
         return best;
     }
 
@@ -539,7 +544,7 @@ struct mcx_sim_t {
 #endif
         mcx_i64 steps = 0;
         for (;;) {
-            const int c = global_pick(until_mig ? mig_t : horizon);
+            const int c = global_pick(until_mig ? mcx_min64(mig_t, timeout) : horizon);
             if (c < 0) break;
             process(c);
             if (++steps > MCX_MAX_EVENTS) {
@@ -585,9 +590,7 @@ struct mcx_sim_t {
         const mcx_i64 F = F_cur;
         bool held = false;
         for (int c = 0; c < A && !held; ++c) held = flag(c, TF_REF);
-        if (transient_thresh && !held)
-            held = mcx_bernoulli((mcx_u64)transient_thresh,
-                                 mcx_draw(seed, trial, MCX_P_TRANSIENT, page, k, 0, 0));
+        if (!held) held = mcx_transient_held(P, seed, trial, page, k, F);
         const bool ok = !held;
         const mcx_i64 fh = (file && ok) ? draw_mig(MCX_DIST_FREEZE_HOLD, MCX_P_FREEZE_HOLD, k) : 0;
         const mcx_i64 cp = ok ? draw_mig(MCX_DIST_COPY, MCX_P_COPY, k) : 0;
@@ -618,8 +621,10 @@ struct mcx_sim_t {
         shift();
     }
 
-    // lock_noref: the migrator acquires the page lock. Returns false on a trylock failure.
-    MCX_M bool acquire(mcx_i64 arr, mcx_i64 pidx, mcx_i64& L) {
+    // lock_noref: the migrator acquires the page lock. Returns false on a trylock failure;
+    // late: it sleeps on a waiter's lock past the timeout.
+    MCX_M bool acquire(mcx_i64 arr, mcx_i64 pidx, mcx_i64& L, bool& late) {
+        late = false;
         advance(arr);
         if (holder <= 0) {
             L = arr;
@@ -630,15 +635,15 @@ struct mcx_sim_t {
         mig_sleeping = true;
         mig_t = MCX_INF;
         for (;;) {
-            // Tasks strictly before the migrator's run; the migrator first at a tie.
+            // Tasks strictly before the migrator's run (and the timeout); the migrator first at
+            // a tie.
             advance_until_mig();
             if (error) {
                 L = arr;
                 return true;
             }
-            if (mig_sleeping || mig_t >= MCX_INF) {
-                // The migrator sleeps on a lock nobody will release (numpy raises).
-                error = true;
+            if (mig_sleeping || mig_t >= timeout) {
+                late = true;
                 L = arr;
                 return true;
             }
@@ -651,17 +656,36 @@ struct mcx_sim_t {
         }
     }
 
-    // Attempt kc, the migrator arriving at arr (pass index pidx). Returns ok; T is set.
-    MCX_M bool attempt(mcx_i64 arr, mcx_i64 pidx, mcx_i64& T) {
+    // Attempt kc, the migrator arriving at arr < timeout (pass index pidx). Returns ok; T is set.
+    // timed: the attempt did not end before the timeout (numpy _Sim.attempt): not ok, and no
+    // task has run past the timeout.
+    MCX_M bool attempt(mcx_i64 arr, mcx_i64 pidx, mcx_i64& T, bool& timed) {
         mcx_i64 L = arr;
-        if (strategy() == MCX_S_LOCK_NOREF && !acquire(arr, pidx, L)) {
-            trylock_fail(arr);
-            T = arr;
-            return false;
+        timed = false;
+        T = arr;
+        if (strategy() == MCX_S_LOCK_NOREF) {
+            bool late;
+            if (!acquire(arr, pidx, L, late)) {
+                trylock_fail(arr);
+                return false;
+            }
+            if (late) {
+                timed = true;
+                return false;
+            }
         }
         stage1(L);
-        advance(F_cur);
-        const bool ok = stage2(T);
+        advance(mcx_min64(F_cur, timeout));
+        // A refcount check at or after the timeout never happens within the budget.
+        if (F_cur >= timeout) {
+            timed = true;
+            return false;
+        }
+        bool ok = stage2(T);
+        if (T >= timeout) {
+            timed = true;
+            return false;
+        }
         if (ok) {
             migrated = true;
             final_ = true;
@@ -705,7 +729,7 @@ struct mcx_sim_t {
         strat = (int)P[MCX_H_STRATEGY];
         recheck = P[MCX_H_RECHECK] != 0;
         flag_unmap_end = P[MCX_H_FLAG_FROM_UNMAP_END] != 0;
-        transient_thresh = P[MCX_H_TRANSIENT_THRESH];
+        timeout = P[MCX_H_TIMEOUT_NS];
         trylock_passes = (int)P[MCX_H_TRYLOCK_PASSES];
 #if defined(MCX_HOST)
         dc = mcx_tls_draw_cache;
@@ -738,12 +762,14 @@ struct mcx_sim_t {
         uaf = false;
         faults = total_wait = max_wait = spin = 0;
         error = false;
+        nstamp = A;
         for (int c = 0; c < A; ++c) {
             for (int f = 0; f < MCX_TW; ++f) tw(c, f) = 0;
             tw(c, TW_EV) = EV_ACCESS;
             tw(c, TW_T) = 0;
             tw(c, TW_U) = MCX_INF;
             tw(c, TW_R) = -1;
+            tw(c, TW_STAMP) = c;
         }
     }
 
@@ -776,6 +802,7 @@ struct mcx_sim_t {
         b[14 * s] = total_wait;
         b[15 * s] = max_wait;
         b[16 * s] = spin;
+        b[17 * s] = nstamp;
     }
     MCX_M void load(mcx_scratch W) {
         const mcx_i64* b = W.base;
@@ -805,6 +832,7 @@ struct mcx_sim_t {
         total_wait = b[14 * s];
         max_wait = b[15 * s];
         spin = b[16 * s];
+        nstamp = b[17 * s];
         n_sleep_lock = 0;
         for (int c = 0; c < A; ++c) n_sleep_lock += flag(c, TF_SLEEP_LOCK) ? 1 : 0;
     }
@@ -828,25 +856,29 @@ MCX_NOINLINE void mcx_trial_page(const mcx_i64* MCX_RESTRICT P, mcx_u64 seed, mc
     mcx_i64 arr = 0, attempts = 0, t_mig = -1, end = 0, last_T = 0;
     bool livelock = false, censored = false;
     for (;;) {
-        // Budget, checked when an attempt would start.
+        // Budget (docs/model.md, "Budget"): max_attempts is checked when an attempt would start
+        // (every earlier attempt ended before the timeout, or the trial would have stopped).
         const bool cap = attempts >= max_attempts;
         const bool to = !cap && arr >= timeout;
         if (cap || to) {
-            if (cap) {
-                censored = last_T < timeout;
-                livelock = !censored;
-            } else {
-                livelock = true;
-            }
-            // The attempt in progress at the timeout ran to completion.
-            end = censored ? last_T : mcx_max64(timeout, last_T);
+            censored = cap;
+            livelock = to;
+            end = cap ? last_T : timeout;
             sim.stop(end);
             break;
         }
         attempts += 1;
         mcx_i64 T = 0;
-        const bool ok = sim.attempt(arr, (attempts - 1) % passes, T);
+        bool timed = false;
+        const bool ok = sim.attempt(arr, (attempts - 1) % passes, T, timed);
         if (sim.error) break;
+        if (timed) {
+            // The timeout came during this attempt: a livelock, ended at the timeout.
+            livelock = true;
+            end = timeout;
+            sim.stop(end);
+            break;
+        }
         last_T = T;
         if (ok) {
             t_mig = T;
@@ -953,10 +985,7 @@ struct mcx_block {
         mcx_i64 UM = arr;
         for (mcx_i64 i = 1; i <= M; ++i) UM += draw(MCX_DIST_UNMAP_PTE, MCX_P_UNMAP, pg, k, i, 0);
         const mcx_i64 F = UM + draw(MCX_DIST_PRE_FREEZE, MCX_P_PRE_FREEZE, pg, k, 0, 0);
-        const mcx_i64 tt = P[MCX_H_TRANSIENT_THRESH];
-        const bool held = tt && mcx_bernoulli((mcx_u64)tt,
-                                              mcx_draw(seed, trial, MCX_P_TRANSIENT, pg, k, 0, 0));
-        const bool ok = !held;
+        const bool ok = !mcx_transient_held(P, seed, trial, pg, k, F);
         mcx_i64 S_ = F;
         if (ok) {
             if (C[MCX_C_FILE]) S_ += draw(MCX_DIST_FREEZE_HOLD, MCX_P_FREEZE_HOLD, pg, k, 0, 0);
@@ -1008,7 +1037,7 @@ MCX_NOINLINE void mcx_trial_block(const mcx_i64* MCX_RESTRICT P, mcx_u64 seed, m
     auto stop = [&](bool why_livelock) {
         livelock = livelock || why_livelock;
         censored = censored || !why_livelock;
-        end = why_livelock ? mcx_max64(timeout, last_T) : last_T;
+        end = why_livelock ? timeout : last_T;
         running = false;
         for (int c = 0; c < blk.nclasses; ++c) {
             const mcx_i64* C = mcx_class(P, c);
@@ -1108,14 +1137,17 @@ MCX_NOINLINE void mcx_trial_block(const mcx_i64* MCX_RESTRICT P, mcx_u64 seed, m
         const mcx_i64 k = blk.pw(pg) & MCX_PG_ATT;
         const mcx_i64* C = mcx_class(P, blk.class_of(pg));
         mcx_i64 T = arr;
-        bool ok;
+        bool ok, timed = false;
         if (blk.hot(C)) {
             blk.open_sim(sim, pg);
-            ok = sim.attempt(arr, pas, T);
+            ok = sim.attempt(arr, pas, T, timed);
             error = error || sim.error;
             blk.close_sim(sim, pg);
         } else {
             ok = blk.cold_attempt(pg, C, k, arr, T);
+            // An attempt that ends at or after the timeout has not moved the page in time.
+            timed = T >= timeout;
+            ok = ok && !timed;
         }
         last_T = T;
         if (ok) {
@@ -1124,6 +1156,7 @@ MCX_NOINLINE void mcx_trial_block(const mcx_i64* MCX_RESTRICT P, mcx_u64 seed, m
             blk.bw(j) &= ~MCX_B_IN;
             n_in_batch -= 1;
         }
+        if (timed && !error) stop(true);
     }
     if (error) {
         for (int f = 0; f < MCX_NFIELDS; ++f) rec[f] = -1;

@@ -1,6 +1,6 @@
 // picktree.h: lock_noref's pick on the host (native backend only; the GPU never includes this
-// code). engine.h's global_pick needs the task with the smallest (event time, index) among those
-// with an event to run; scanning every task per event was 90% of lock_noref's time with 201
+// code). engine.h's global_pick needs the task with the smallest (event time, stamp) among those
+// with an event to run (stamps are unique within a page, so nothing ties further); scanning every task per event was 90% of lock_noref's time with 201
 // tasks. This tournament tree, updated whenever a task's event changes, gives the candidate in
 // O(1) and an update in O(log A). The tree only finds the candidate; the rule stays in
 // global_pick.
@@ -14,8 +14,9 @@
 struct mcx_pick_tree {
     int n;          // leaves, a power of two
     int cap;        // most tasks it can hold
-    mcx_i64* key;   // [2n]: node v's smallest (key, index) below it; leaf of task j is n + j,
-    int* idx;       // [2n]  its key the task's event time or MCX_PICK_NONE (also for j >= A)
+    mcx_i64* key;   // [2n]: node v's smallest (key, sec) below it; leaf of task j is n + j,
+    mcx_i64* sec;   // [2n]  its key the task's event time or MCX_PICK_NONE (also for j >= A),
+    int* idx;       // [2n]  sec the event's stamp, idx the task
 
     static int leaves(mcx_i64 tasks) {
         int n = 1;
@@ -23,19 +24,21 @@ struct mcx_pick_tree {
         return n;
     }
     // int64 words of memory for up to `tasks` tasks.
-    static mcx_i64 words(mcx_i64 tasks) { return 3 * (mcx_i64)leaves(tasks); }
+    static mcx_i64 words(mcx_i64 tasks) { return 5 * (mcx_i64)leaves(tasks); }
     void init(mcx_i64 tasks, mcx_i64* mem) {
         n = leaves(tasks);
         cap = (int)tasks;
         key = mem;
-        idx = (int*)(mem + 2 * n);
+        sec = mem + 2 * n;
+        idx = (int*)(mem + 4 * n);
     }
     // Node v from its children.
     bool pull(int v) {
         const int a = 2 * v, b = 2 * v + 1;
-        const int w = (key[b] < key[a] || (key[b] == key[a] && idx[b] < idx[a])) ? b : a;
-        if (key[v] == key[w] && idx[v] == idx[w]) return false;
+        const int w = (key[b] < key[a] || (key[b] == key[a] && sec[b] < sec[a])) ? b : a;
+        if (key[v] == key[w] && sec[v] == sec[w] && idx[v] == idx[w]) return false;
         key[v] = key[w];
+        sec[v] = sec[w];
         idx[v] = idx[w];
         return true;
     }
@@ -44,13 +47,15 @@ struct mcx_pick_tree {
         for (int j = 0; j < n; ++j) idx[n + j] = j;
         for (int v = n - 1; v >= 1; --v) {
             key[v] = MCX_PICK_NONE;
+            sec[v] = MCX_PICK_NONE;
             idx[v] = -1;
             pull(v);
         }
     }
-    void set(int c, mcx_i64 k) {
-        if (key[n + c] == k) return;
+    void set(int c, mcx_i64 k, mcx_i64 s) {
+        if (key[n + c] == k && sec[n + c] == s) return;
         key[n + c] = k;
+        sec[n + c] = s;
         // Stop where a node's winner did not change: nothing above it can.
         for (int v = (n + c) >> 1; v >= 1 && pull(v); v >>= 1) {
         }

@@ -1,5 +1,7 @@
 """Hand-built compiled scenarios for engine tests (independent of the config layer)."""
 
+import math
+
 from mcexplore.params import (DIST_NAMES, STRATEGY_CODE, Compiled, PageClass, const,
                               exponential)
 
@@ -18,6 +20,12 @@ def base_timing() -> dict:
     }
 
 
+def transient_rate(p_held: float, hold_ns: float = 1 * US) -> float:
+    """The rate (per ns) at which references held for hold_ns are held at an instant with
+    probability p_held (stationary M/G/inf: p = 1 - exp(-rate * hold))."""
+    return -math.log1p(-p_held) / hold_ns if p_held else 0.0
+
+
 def small(strategy="ref", *, M=3, A=2, access_us=1.0, file=True, recheck=True, flag_unmap_end=False,
           max_attempts=50, timeout_ns=10**9, transient=0, **over):
     base = base_timing()
@@ -27,4 +35,5 @@ def small(strategy="ref", *, M=3, A=2, access_us=1.0, file=True, recheck=True, f
         strategy=STRATEGY_CODE[strategy], dists=[base[n] for n in DIST_NAMES],
         page=PageClass(1, file, M, A, access_us * US if access_us else 0.0),
         recheck=recheck, flag_from_unmap_end=flag_unmap_end, max_attempts=max_attempts,
-        timeout_ns=timeout_ns, transient_thresh=transient)
+        timeout_ns=timeout_ns,
+        transient_rate_per_ns=transient_rate(transient, base["transient_hold"].mean_ns))

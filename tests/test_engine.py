@@ -22,7 +22,7 @@ CASES = [
 def _contended(strategy, **kw):
     """Small page with long waits and lock holds, so waiters span attempts and contend."""
     return small(strategy, M=4, A=3, access_us=0.5, lock_hold=exponential(3000.0),
-                 noref_gap=uniform(0, 4000.0), transient=int(0.02 * 2**32), **kw)
+                 noref_gap=uniform(0, 4000.0), transient=0.02, **kw)
 
 
 @pytest.mark.parametrize("strategy,kw", CASES)
@@ -101,7 +101,7 @@ def test_lock_noref_trylock_failures_are_attempts():
     """Failed checks (transient refs) make the migrator retry 2 us later, just as woken waiters
     (0.5 us wake latency) take the page lock for ~3 us: its trylock passes then fail."""
     c = small("lock_noref", M=4, A=3, access_us=0.5, lock_hold=exponential(3000.0),
-              wake_latency=const(500.0), retry_gap=const(2000.0), transient=int(0.5 * 2**32),
+              wake_latency=const(500.0), retry_gap=const(2000.0), transient=0.5,
               max_attempts=40)
     base = ENGINE.run_records(c, 9, 0, 300).to_frame()
     # lower the trylock passes to 0: the migrator then sleeps for the lock instead of failing
@@ -129,6 +129,6 @@ def test_block_level_batches_and_outcomes():
     # without the hot page every page moves, each at its first attempt unless a transient ref hits
     cold = copy.copy(c)
     cold.block = [PageClass(40, True, 1, 0, 0.0)]
-    cold.transient_thresh = 0
+    cold.transient_rate_per_ns = 0.0
     rc = ENGINE.run_records(cold, 4, 0, 20).to_frame()
     assert (rc.migrated == 1).all() and (rc.attempts == 40).all() and (rc.calls == 5).all()

@@ -19,7 +19,7 @@ from mcexplore.params import (DIST_NAMES, STRATEGY_CODE, Compiled, PageClass, co
                               const, const_component, exp_component, exponential, table_component,
                               uniform)
 
-from helpers import US, base_timing
+from helpers import US, base_timing, transient_rate
 TRIALS = 96
 
 # (strategy, options) for every strategy and option value.
@@ -81,7 +81,8 @@ def make(strategy, opts, *, variant="base", file=True, M=4, A=3, access_us=1.0, 
         page=PageClass(1, file, M, A, access_us * US if access_us else 0.0),
         recheck=opts.get("recheck", True), flag_from_unmap_end=opts.get("flag_from_unmap_end", False),
         passes=passes, trylock_passes=trylock_passes, timeout_ns=timeout_ns,
-        max_attempts=max_attempts, transient_thresh=transient)
+        max_attempts=max_attempts,
+        transient_rate_per_ns=transient_rate(transient, t["transient_hold"].mean_ns))
 
 
 # name -> keyword arguments of make() besides the strategy.
@@ -89,8 +90,8 @@ SCENARIOS = {
     "base_file": dict(),
     "base_anon": dict(file=False),
     "dists_file": dict(variant="dists", M=5, A=4),
-    "dists_anon_transient": dict(variant="dists", file=False, transient=2**30),
-    "transient_high": dict(transient=3 * 2**30, max_attempts=30),
+    "dists_anon_transient": dict(variant="dists", file=False, transient=0.25),
+    "transient_high": dict(transient=0.75, max_attempts=30),
     "censored": dict(M=8, A=8, access_us=0.3, max_attempts=6),
     "timeout": dict(M=8, A=8, access_us=0.3, timeout_ns=300_000, max_attempts=10**6),
     "contended_file": dict(variant="contended", M=6, A=5, access_us=0.5, max_attempts=60,
@@ -98,7 +99,7 @@ SCENARIOS = {
     "contended_anon": dict(variant="contended", M=3, A=3, access_us=2.0, file=False,
                            max_attempts=60, passes=3),
     "cold": dict(M=3, A=0, access_us=0.0),
-    "few_active": dict(M=9, A=1, access_us=0.5, transient=2**29),
+    "few_active": dict(M=9, A=1, access_us=0.5, transient=0.125),
 }
 
 CASES = [(s, o, sc) for s, o in STRATEGY_CASES for sc in SCENARIOS]
@@ -171,9 +172,9 @@ BLOCK_SCENARIOS = {
     "block_contended": dict(classes=[(3, True, 1, 0, 0.0), (2, True, 5, 4, 500.0), (2, False, 2, 2, 800.0)],
                             batch=3, kw=dict(variant="contended", max_attempts=6, passes=3)),
     "block_timeout": dict(classes=[(4, True, 2, 0, 0.0), (1, True, 8, 8, 300.0), (4, False, 1, 0, 0.0)],
-                          batch=2, kw=dict(timeout_ns=150_000, max_attempts=10**6, transient=2**30)),
+                          batch=2, kw=dict(timeout_ns=150_000, max_attempts=10**6, transient=0.25)),
     "block_dists": dict(classes=[(5, False, 1, 0, 0.0), (2, True, 3, 3, 1000.0)], batch=8,
-                        kw=dict(variant="dists", max_attempts=15, transient=2**29)),
+                        kw=dict(variant="dists", max_attempts=15, transient=0.125)),
 }
 BLOCK_CASES = [(s, o, sc) for s, o in STRATEGY_CASES for sc in BLOCK_SCENARIOS]
 
@@ -267,7 +268,7 @@ WIDE_SCENARIOS = {
     "wide": dict(M=40, A=37, access_us=0.5, max_attempts=40),
     "wide_contended": dict(variant="contended", M=24, A=21, access_us=0.7, max_attempts=30,
                            trylock_passes=1, passes=4),
-    "wide_dists": dict(variant="dists", M=33, A=33, file=False, transient=2**29, max_attempts=25),
+    "wide_dists": dict(variant="dists", M=33, A=33, file=False, transient=0.125, max_attempts=25),
 }
 WIDE_CASES = [(s, o, sc) for s, o in STRATEGY_CASES for sc in WIDE_SCENARIOS]
 _wide_ref: dict = {}

@@ -24,10 +24,10 @@ import copy
 
 import numpy as np
 
-from .. import rng
+from .. import rng, transient
 from ..params import DIST_INDEX, Compiled, exponential
 from ..results import Records
-from .numpy_engine import _Sim
+from .numpy_engine import _Sim, transient_held
 
 BLOCK_PAGE = 0xFFFFFF  # page field of the migrator's own (gap) draws at block level
 D = DIST_INDEX
@@ -49,6 +49,7 @@ def simulate_block(c: Compiled, seed: int, trials: np.ndarray, trace: list | Non
     timeout = np.int64(c.timeout_ns)
     hot_of_class = [pc.active > 0 and pc.access_mean_ns > 0 for pc in c.block]
     hot_pages = [pg for pg in range(P) if hot_of_class[cls[pg]]]
+    lay = transient.layout(c)
     sims = {}
     for pg in hot_pages:
         cc = copy.copy(c)
@@ -57,7 +58,7 @@ def simulate_block(c: Compiled, seed: int, trials: np.ndarray, trace: list | Non
         # Each class has its own access rate: its own exponential (the kernels build the same).
         cc.dists = list(c.dists)
         cc.dists[D["access"]] = exponential(cc.page.access_mean_ns)
-        s = _Sim(cc, seed, trials)
+        s = _Sim(cc, seed, trials, lay)
         s.page = pg
         s.trace = trace
         s.trace_prefix = f"page {pg}: "
@@ -97,7 +98,7 @@ def simulate_block(c: Compiled, seed: int, trials: np.ndarray, trace: list | Non
     def stop(rows, why_livelock):
         livelock[rows] |= why_livelock
         censored[rows] |= ~why_livelock
-        end[rows] = np.where(why_livelock, np.maximum(timeout, last_T[rows]), last_T[rows])
+        end[rows] = np.where(why_livelock, timeout, last_T[rows])
         running[rows] = False
         for pg, s in sims.items():
             sel = rows[~moved[rows, pg]]
@@ -184,18 +185,22 @@ def simulate_block(c: Compiled, seed: int, trials: np.ndarray, trace: list | Non
         gk[rows] += 1
         patt[rows, pg] += 1
         ok = np.zeros(len(rows), dtype=bool)
+        timed = np.zeros(len(rows), dtype=bool)
         T = arr.copy()
         hot = np.isin(pg, hot_pages) if hot_pages else np.zeros(len(rows), dtype=bool)
         for h in np.unique(pg[hot]):
             m = pg == h
-            okh, Th = sims[int(h)].attempt(rows[m], arr[m], pas[rows[m]])
+            okh, Th, tdh = sims[int(h)].attempt(rows[m], arr[m], pas[rows[m]])
             ok[m] = okh
             T[m] = Th
+            timed[m] = tdh
         cold = ~hot
         if cold.any():
             okc, Tc = cold_attempt(c, seed, tr, rows[cold], pg[cold], cls[pg[cold]], patt[rows[cold], pg[cold]],
-                                   arr[cold], cold_M, cold_file, Mmax)
-            ok[cold] = okc
+                                   arr[cold], cold_M, cold_file, Mmax, lay)
+            # An attempt that ends at or after the timeout has not moved the page in time.
+            timed[cold] = Tc >= timeout
+            ok[cold] = okc & ~timed[cold]
             T[cold] = Tc
             if trace is not None:
                 trace.append((int(arr[cold][0]), 0, f"page {int(pg[cold][0])}: attempt "
@@ -204,6 +209,8 @@ def simulate_block(c: Compiled, seed: int, trials: np.ndarray, trace: list | Non
         last_T[rows] = T
         moved[rows[ok], pg[ok]] = True
         in_batch[rows[ok], j[ok]] = False
+        if timed.any():
+            stop(rows[timed], np.ones(int(timed.sum()), dtype=bool))
 
     out = {
         "migrated": offlined, "attempts": gk, "calls": calls, "t_migrated": t_off,
@@ -223,7 +230,7 @@ def simulate_block(c: Compiled, seed: int, trials: np.ndarray, trace: list | Non
     return Records(int(trials[0]) if n else 0, {k: np.asarray(v).astype(np.int64) for k, v in out.items()})
 
 
-def cold_attempt(c, seed, tr, rows, pg, cl, k, arr, cold_M, cold_file, Mmax):
+def cold_attempt(c, seed, tr, rows, pg, cl, k, arr, cold_M, cold_file, Mmax, lay):
     """One attempt on pages without tasks: the draws of ``_Sim.stage1/stage2`` with A = 0."""
     n = len(rows)
     M = cold_M[cl]
@@ -237,9 +244,7 @@ def cold_attempt(c, seed, tr, rows, pg, cl, k, arr, cold_M, cold_file, Mmax):
     UM = arr + np.where(valid, un, 0).sum(axis=1)
     k = k.astype(np.int64)
     F = UM + rng.sample(c.dists[D["pre_freeze"]], rng.draw_words(seed, tr[rows], rng.PRE_FREEZE, pg, k, 0, 0))
-    held = np.zeros(n, dtype=bool)
-    if c.transient_thresh:
-        held = rng.bernoulli(c.transient_thresh, rng.draw_words(seed, tr[rows], rng.TRANSIENT, pg, k, 0, 0))
+    held = transient_held(lay, c, seed, tr[rows], pg, k, F)
     ok = ~held
     file = cold_file[cl]
     fh = np.where(file, rng.sample(c.dists[D["freeze_hold"]], rng.draw_words(seed, tr[rows], rng.FREEZE_HOLD, pg, k, 0, 0)), 0)

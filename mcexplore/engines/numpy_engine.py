@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import rng
+from .. import rng, transient
 from ..params import DIST_INDEX, STRATEGY_CODE, Compiled
 from ..results import Records
 from .base import Engine
@@ -62,11 +62,56 @@ D = DIST_INDEX
 SUB_SHIFT = 10  # draw sub-index = (fault number jf << 10) | wake number w
 
 
+def _u64(words):
+    """The 64-bit uniform x0 << 32 | x1 of a draw."""
+    return (words[0] << np.uint64(32)) | words[1]
+
+
+def transient_held(lay: transient.Layout, c: Compiled, seed: int, trials, page, k, F):
+    """Is a transient reference held at each refcount check F (mcexplore.transient)?
+
+    trials (uint64), k (the attempt, used by the "independent" approximation only) and F (int64)
+    are aligned arrays; page is the counter's page field (an int or an aligned array)."""
+    F = np.asarray(F, dtype=np.int64)
+    held = np.zeros(F.shape, dtype=bool)
+    if lay.model == transient.MODEL_NONE or len(F) == 0:
+        return held
+    if lay.model == transient.MODEL_INDEPENDENT:
+        w = rng.draw_words(seed, trials, rng.TRANSIENT, page, k, 0, 0)
+        return _u64(w) < np.uint64(lay.independent_thresh)
+    W, H = np.int64(lay.window_ns), np.int64(lay.hold_max_ns)
+    hold = transient.hold_of(c)
+    wa = (F - H) // W
+    wb = (F - 1) // W
+    page = np.broadcast_to(np.asarray(page, dtype=np.int64), F.shape)
+    for w, sel in ((wa, np.ones(F.shape, dtype=bool)), (wb, wb != wa)):
+        if not sel.any():
+            continue
+        r = np.nonzero(sel)[0]
+        wk, wi = transient.window_key(w[r])
+        n = np.searchsorted(lay.thresholds, _u64(rng.draw_words(seed, trials[r], rng.TRANSIENT, page[r], wk, wi, 0)),
+                            side="right")
+        for j in range(int(n.max(initial=0))):
+            m = n > j
+            rj, wkj, wij = r[m], wk[m], wi[m]
+            u = _u64(rng.draw_words(seed, trials[rj], rng.TRANSIENT, page[rj], wkj, wij, 1 + 2 * j))
+            s = w[rj] * W + transient.mulhi64(u, np.uint64(W)).astype(np.int64)
+            # Only an arrival within the longest hold before F can still be held at F.
+            near = (s < F[rj]) & (s >= F[rj] - H)
+            rj, wkj, wij, s = rj[near], wkj[near], wij[near], s[near]
+            if len(rj):
+                h = rng.sample(hold, rng.draw_words(seed, trials[rj], rng.TRANSIENT, page[rj], wkj, wij, 2 + 2 * j))
+                held[rj[s + h >= F[rj]]] = True
+    return held
+
+
 class _Sim:
     """Lock-step simulation of one page for a batch of trials (page level)."""
 
-    def __init__(self, c: Compiled, seed: int, trials: np.ndarray):
+    def __init__(self, c: Compiled, seed: int, trials: np.ndarray, lay: transient.Layout | None = None):
         self.c = c
+        self.lay = transient.layout(c) if lay is None else lay
+        self.timeout = np.int64(c.timeout_ns)
         self.seed = int(seed)
         self.trial = trials.astype(np.uint64)
         self.page = 0
@@ -76,6 +121,9 @@ class _Sim:
         self.A = int(pc.active) if pc.access_mean_ns > 0 else 0
         self.file = bool(pc.file)
         self.strat = int(c.strategy)
+        # lock_noref runs one event per trial at a time in (time, stamp) order (docs/model.md,
+        # "Ties"); the other strategies' tasks are independent and need no order.
+        self.global_order = self.strat == LOCK_NOREF
         self.N = n
         A = max(self.A, 1)
         z = lambda dt=np.int64: np.zeros((n, A), dtype=dt)  # noqa: E731
@@ -100,6 +148,10 @@ class _Sim:
         self.max_wait = z()
         self.spin = z()
         self.uaf = np.zeros(n, dtype=bool)
+        # The tie key of a task's next event: when it was scheduled (a per-trial counter; the
+        # first accesses at time 0 in rmap order).
+        self.stamp = np.broadcast_to(np.arange(A, dtype=np.int64), (n, A)).copy()
+        self.nstamp = np.full(n, A, dtype=np.int64)
         if self.A:
             self.ev[:, :] = EV_ACCESS
             self.t[:, :] = 0
@@ -170,8 +222,7 @@ class _Sim:
         wl = self.draw("wake_latency", rng.WAKE, rows, self.kf[rows, cols], cols + 1,
                        self._sub(rows, cols))
         self.w[rows, cols] += 1
-        self.ev[rows, cols] = EV_WAKE
-        self.t[rows, cols] = base + wl
+        self._schedule(rows, cols, EV_WAKE, base + wl)
         self._tlog(rows, cols, base + wl, "woken task runs")
 
     def _sleep_on_unlock(self, rows, cols, lc, lp):
@@ -180,8 +231,7 @@ class _Sim:
             r, c = rows[lc], cols[lc]
             self._tlog(r, c, self.t[r, c], "sleeps until the migrator unlocks the page")
             self.kw[r, c] = self.kc[r]
-            self.ev[r, c] = EV_WAKE_RES
-            self.t[r, c] = self.F_cur[r]
+            self._schedule(r, c, EV_WAKE_RES, self.F_cur[r])
         if lp.any():
             r, c = rows[lp], cols[lp]
             self._tlog(r, c, self.t[r, c], "sleeps until the migrator unlocks the page")
@@ -190,6 +240,16 @@ class _Sim:
     def _schedule(self, rows, cols, ev, t):
         self.ev[rows, cols] = ev
         self.t[rows, cols] = t
+        if self.global_order and len(rows):
+            # Stamps in call order; a row named several times (the sleepers one unlock wakes)
+            # takes consecutive stamps in the order given.
+            rows = np.asarray(rows)
+            order = np.argsort(rows, kind="stable")
+            rs = rows[order]
+            first = np.searchsorted(rs, rs, side="left")
+            rank = np.arange(len(rs)) - first
+            self.stamp[rs, np.asarray(cols)[order]] = self.nstamp[rs] + rank
+            np.add.at(self.nstamp, rs, 1)
 
     def _access(self, rows, cols, r):
         """The task accesses the page at r: fault if its PTE is a migration entry then."""
@@ -280,6 +340,10 @@ class _Sim:
             urow = np.full(self.N, -1, dtype=np.int64)
             urow[rows] = u
             wr, wc = np.nonzero(sl)
+            # The page's wait queue is first in, first out: sleepers wake in the order they
+            # went to sleep (their stamps).
+            order = np.lexsort((self.stamp[wr, wc], wr))
+            wr, wc = wr[order], wc[order]
             self.sleep_lock[wr, wc] = False
             self._wake_after(wr, wc, urow[wr])
         ms = self.mig_sleeping[rows]
@@ -295,7 +359,9 @@ class _Sim:
     def process(self, rows, cols):
         ev = self.ev[rows, cols]
         t = self.t[rows, cols]
-        np.maximum.at(self.last_t, rows, np.where(ev == EV_NONE, 0, t))
+        # A trial ends at its last event that changes state: an idle task's access after the
+        # restore is not one (it touches the page and stays idle).
+        np.maximum.at(self.last_t, rows, np.where((ev == EV_NONE) | (ev == EV_ACCESS), 0, t))
         s = self.strat
         for code in np.unique(ev):
             m = ev == code
@@ -488,13 +554,16 @@ class _Sim:
         raise RuntimeError("simulation made no progress (zero-duration loop in the timing parameters?)")
 
     def _global_pick(self, el, horizon):
-        tm = np.where(el, self.t, INF)
-        # Virtual events sort at their own time; ties go to the lowest rmap index.
-        col = np.argmin(tm, axis=1)
         rows = np.nonzero(el.any(axis=1))[0]
         if len(rows) == 0:
             return None
-        return rows, col[rows]
+        # The eligible event with the smallest (time, stamp); virtual events sort at their own
+        # time (docs/model.md, "Ties").
+        el = el[rows]
+        tm = np.where(el, self.t[rows], INF)
+        first = el & (tm == tm.min(axis=1)[:, None])
+        col = np.argmin(np.where(first, self.stamp[rows], np.iinfo(np.int64).max), axis=1)
+        return rows, col
 
     # -- the migrator -------------------------------------------------------------------------
     def stage1(self, rows, L):
@@ -525,9 +594,7 @@ class _Sim:
         M = self.M
         F = self.F_cur[rows]
         held = self.ref[rows].any(axis=1) if self.A else np.zeros(len(rows), dtype=bool)
-        if self.c.transient_thresh:
-            w = rng.draw_words(self.seed, self.trial[rows], rng.TRANSIENT, self.page, k, 0, 0)
-            held |= rng.bernoulli(self.c.transient_thresh, w)
+        held |= transient_held(self.lay, self.c, self.seed, self.trial[rows], self.page, k, F)
         ok = ~held
         fh = self.draw_mig("freeze_hold", rng.FREEZE_HOLD, rows, k) if self.file else 0
         cp = self.draw_mig("copy", rng.COPY, rows, k)
@@ -578,10 +645,13 @@ class _Sim:
 
     # -- lock_noref phase 0: the migrator acquires the page lock --------------------------
     def acquire(self, rows_mask, arr, passes_idx):
-        """Returns (L, trylock_failed) for the trials in rows_mask (lock_noref only)."""
+        """Returns (L, trylock_failed, timed_out) for the trials in rows_mask (lock_noref only).
+
+        timed_out: the migrator, asleep on a waiter's lock, does not get it before the timeout."""
         n = self.N
         L = np.full(n, -1, dtype=np.int64)
         failed = np.zeros(n, dtype=bool)
+        timed = np.zeros(n, dtype=bool)
         horizon = np.where(rows_mask, arr, 0)
         self.advance(rows_mask, horizon)
         held = rows_mask & (self.holder > 0)
@@ -595,23 +665,26 @@ class _Sim:
         self.mig_t[sleep] = INF
         waiting = sleep.copy()
         while waiting.any():
-            # Tasks strictly before the migrator's run; the migrator first at a tie.
+            # Tasks strictly before the migrator's run (and the timeout); the migrator first at
+            # a tie.
             self._advance_until_mig(waiting)
-            run = waiting & ~self.mig_sleeping & (self.mig_t < INF)
-            if not run[waiting].any():
-                raise RuntimeError("lock_noref: the migrator sleeps on a lock nobody will release")
+            run = waiting & ~self.mig_sleeping & (self.mig_t < self.timeout)
+            late = waiting & ~run
+            timed |= late
+            waiting &= ~late
             got = run & (self.holder == 0)
             L[got] = self.mig_t[got]
             waiting &= ~got
             again = run & ~got
             self.mig_sleeping[again] = True
             self.mig_t[again] = INF
-        return L, failed
+        return L, failed, timed
 
     def _advance_until_mig(self, mask):
         for _ in range(10_000_000):
-            el = self._eligible(mask, self.mig_t)
-            pick = self._global_pick(el, self.mig_t)
+            horizon = np.minimum(self.mig_t, self.timeout)
+            el = self._eligible(mask, horizon)
+            pick = self._global_pick(el, horizon)
             if pick is None:
                 return
             self.process(*pick)
@@ -634,9 +707,13 @@ class _Sim:
 
     # -- one attempt, driven by the page-level loop or the block-level loop ------------
     def attempt(self, rows, arr, pidx):
-        """Attempt kc of this page for the trials ``rows``, the migrator arriving at ``arr``.
+        """Attempt kc of this page for the trials ``rows``, the migrator arriving at ``arr`` (before
+        the timeout).
 
-        Returns (ok, T) aligned with rows (a trylock failure is not ok, with T = arr). A trial
+        Returns (ok, T, timed) aligned with rows (a trylock failure is not ok, with T = arr).
+        timed: the attempt did not end before the timeout (the migrator got the lock too late,
+        or its refcount check or its unlock came at or after the timeout): the page has not moved
+        within the budget, whatever the check said, and no task has run past the timeout. A trial
         whose page moves is wound down at once: its tasks run until they return or hang.
         """
         n = self.N
@@ -647,25 +724,34 @@ class _Sim:
         if self.strat == LOCK_NOREF:
             pidx_f = np.zeros(n, dtype=np.int64)
             pidx_f[rows] = pidx
-            L, tfail = self.acquire(mask, arr_f, pidx_f)
+            L, tfail, late = self.acquire(mask, arr_f, pidx_f)
         else:
-            L, tfail = arr_f, np.zeros(n, dtype=bool)
+            L, tfail, late = arr_f, np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
         ok = np.zeros(len(rows), dtype=bool)
         T = np.array(arr, dtype=np.int64, copy=True)
+        timed = late[rows].copy()
         tf = tfail[rows]
         if tf.any():
             self._log(arr[tf], 0, "trylock_page fails (a waiter holds the lock): -EAGAIN")
             self.trylock_fail(rows[tf], arr[tf])
-        g = ~tf
+        g = ~tf & ~timed
         if g.any():
             grows = rows[g]
             self.stage1(grows, L[grows])
             gm = np.zeros(n, dtype=bool)
             gm[grows] = True
-            self.advance(gm, np.where(gm, self.F_cur, 0))
+            self.advance(gm, np.where(gm, np.minimum(self.F_cur, self.timeout), 0))
+            # A refcount check at or after the timeout never happens within the budget.
+            late_check = self.F_cur[grows] >= self.timeout
+            timed[np.nonzero(g)[0][late_check]] = True
+            g &= ~timed
+        if g.any():
+            grows = rows[g]
             okg, Tg = self.stage2(grows)
             ok[g] = okg
             T[g] = Tg
+            timed[g] = Tg >= self.timeout
+            ok &= ~timed
         srows = rows[ok]
         if len(srows):
             self.migrated[srows] = True
@@ -677,7 +763,7 @@ class _Sim:
             m = np.zeros(n, dtype=bool)
             m[srows] = True
             self.advance(m, np.where(m, INF, 0))
-        return ok, T
+        return ok, T, timed
 
     def stop(self, rows, end):
         """The budget ran out for these trials at ``end``: run the tasks up to it, cut waits."""
@@ -720,25 +806,30 @@ def simulate_page(c: Compiled, seed: int, trials: np.ndarray, trace: list | None
     last_T = np.zeros(n, dtype=np.int64)
     timeout = np.int64(c.timeout_ns)
     while running.any():
-        # Budget, checked when an attempt would start.
+        # Budget (docs/model.md, "Budget"): max_attempts is checked when an attempt would start
+        # (every earlier attempt ended before the timeout, or the trial would have stopped).
         cap = running & (attempts >= c.max_attempts)
-        cens = cap & (last_T < timeout)
-        censored |= cens
-        livelock |= cap & ~cens
+        censored |= cap
         to = running & ~cap & (arr >= timeout)
         livelock |= to
         stop = cap | to
         if stop.any():
             rows = np.nonzero(stop)[0]
-            # The attempt in progress at the timeout ran to completion.
-            end[rows] = np.where(censored[rows], last_T[rows], np.maximum(timeout, last_T[rows]))
+            end[rows] = np.where(censored[rows], last_T[rows], timeout)
             sim.stop(rows, end[rows])
             running &= ~stop
         rows = np.nonzero(running)[0]
         if len(rows) == 0:
             break
         attempts[rows] += 1
-        ok, T = sim.attempt(rows, arr[rows], (attempts[rows] - 1) % passes)
+        ok, T, timed = sim.attempt(rows, arr[rows], (attempts[rows] - 1) % passes)
+        if timed.any():
+            # The timeout came during this attempt: a livelock, ended at the timeout.
+            trows = rows[timed]
+            livelock[trows] = True
+            end[trows] = timeout
+            sim.stop(trows, end[trows])
+            running[trows] = False
         last_T[rows] = T
         srows = rows[ok]
         t_mig[srows] = T[ok]

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import transient
 from ..params import DIST_INDEX, Compiled, CompiledDist, PageClass, exponential
 
 MAGIC = 0x314D524150584D43  # b"CMXPARM1" read as a little-endian int64
@@ -33,6 +34,7 @@ H_MAGIC, H_VERSION, H_LEN, H_STRATEGY, H_RECHECK, H_FLAG_FROM_UNMAP_END = range(
 H_PASSES, H_TRYLOCK_PASSES, H_TIMEOUT_NS, H_MAX_ATTEMPTS, H_TRANSIENT_THRESH = range(6, 11)
 H_LEVEL, H_BATCH_PAGES, H_NCLASSES, H_CLASS_OFF, H_NDISTS, H_DIST_OFF = range(11, 17)
 H_TABLES_OFF, H_NPAGES, H_MAX_MAPCOUNT, H_SCRATCH_WORDS = range(17, 21)
+H_TRANSIENT_MODEL, H_TRANSIENT_W, H_TRANSIENT_HMAX, H_TRANSIENT_NTHR, H_TRANSIENT_THR_OFF = range(21, 26)
 HDR_WORDS = 32
 
 C_COUNT, C_FILE, C_MAPCOUNT, C_ACTIVE, C_ACCESS_DIST, C_FIRST_PAGE, C_SIM_OFF = range(7)
@@ -56,8 +58,8 @@ def access_dist(cls: PageClass) -> CompiledDist | None:
     return None
 
 
-TASK_WORDS = 11  # MCX_TW in kernels/engine.h: per-task state words
-SIM_WORDS = 17  # MCX_SIMW in kernels/engine.h: a saved page simulation (block level)
+TASK_WORDS = 13  # MCX_TW in kernels/engine.h: per-task state words
+SIM_WORDS = 18  # MCX_SIMW in kernels/engine.h: a saved page simulation (block level)
 
 
 def is_hot(cls: PageClass) -> bool:
@@ -128,7 +130,6 @@ def pack(compiled: Compiled) -> np.ndarray:
     P[H_TRYLOCK_PASSES] = int(compiled.trylock_passes)
     P[H_TIMEOUT_NS] = int(compiled.timeout_ns)
     P[H_MAX_ATTEMPTS] = int(compiled.max_attempts)
-    P[H_TRANSIENT_THRESH] = int(compiled.transient_thresh)
     P[H_LEVEL] = 0 if compiled.block is None else 1
     P[H_BATCH_PAGES] = int(compiled.batch_pages)
     P[H_NCLASSES] = len(classes)
@@ -166,7 +167,7 @@ def pack(compiled: Compiled) -> np.ndarray:
         P[pos:pos + n] = np.asarray(d.tables, dtype=np.int64)
         pos += n
     assert pos == total
-    return P
+    return _with_transient(P, compiled)
 
 
 def dist_index_of(compiled: Compiled, name_or_index) -> int:
@@ -176,3 +177,19 @@ def dist_index_of(compiled: Compiled, name_or_index) -> int:
     if isinstance(name_or_index, str):
         return DIST_INDEX[name_or_index]
     return int(name_or_index)
+
+
+def _with_transient(P: np.ndarray, compiled: Compiled) -> np.ndarray:
+    """The transient references' header words, and their Poisson thresholds appended to P."""
+    lay = transient.layout(compiled)
+    thr = np.zeros(0, dtype=np.uint64) if lay.thresholds is None else lay.thresholds
+    off = len(P)
+    P = np.concatenate([P, thr.view(np.int64)])
+    P[H_LEN] = len(P)
+    P[H_TRANSIENT_MODEL] = lay.model
+    P[H_TRANSIENT_THRESH] = np.uint64(lay.independent_thresh).view(np.int64)
+    P[H_TRANSIENT_W] = lay.window_ns
+    P[H_TRANSIENT_HMAX] = lay.hold_max_ns
+    P[H_TRANSIENT_NTHR] = len(thr)
+    P[H_TRANSIENT_THR_OFF] = off
+    return P

@@ -1,0 +1,61 @@
+// transient.h: is a transient reference held at a refcount check? (mcexplore/transient.py)
+//
+// Transient references are one stationary Poisson process (MODEL.md 1.1): window w = [w W, (w+1) W)
+// holds N_w arrivals (N_w = the number of 64-bit thresholds <= the uniform of draw (TRANSIENT,
+// page, w, sub 0)); arrival j comes at w W + mulhi64(u, W) (sub 1 + 2j) and is held for a
+// transient_hold draw (sub 2 + 2j). A check at F fails iff some arrival has s < F <= s + h. No hold
+// is longer than H <= W, so only windows floor((F - H) / W) .. floor((F - 1) / W) can matter. The
+// window index is split over the counter's k (low 32 bits) and i (12 more) words. The numpy engine
+// (numpy_engine.transient_held) draws the same words; the loops here stop as soon as the answer is
+// known, which changes nothing because every draw is a pure function of its key.
+#pragma once
+#include "portability.h"
+#include "philox.h"
+#include "params.h"
+#include "sample.h"
+
+#define MCX_TRANSIENT_NONE 0
+#define MCX_TRANSIENT_PROCESS 1
+#define MCX_TRANSIENT_INDEPENDENT 2
+
+MCX_FN mcx_u64 mcx_words_u64(mcx_words w) { return ((mcx_u64)w.x0 << 32) | (mcx_u64)w.x1; }
+
+// High 64 bits of the 128-bit product a * b.
+MCX_FN mcx_u64 mcx_tr_mulhi64(mcx_u64 a, mcx_u64 b) {
+#if defined(MCX_CUDA)
+    return __umul64hi(a, b);
+#else
+    return (mcx_u64)(((unsigned __int128)a * b) >> 64);
+#endif
+}
+
+// floor(a / b) for b > 0.
+MCX_FN mcx_i64 mcx_floordiv(mcx_i64 a, mcx_i64 b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+
+MCX_FN bool mcx_transient_held(const mcx_i64* MCX_RESTRICT P, mcx_u64 seed, mcx_i64 trial,
+                               mcx_i64 page, mcx_i64 k, mcx_i64 F) {
+    const mcx_i64 model = P[MCX_H_TRANSIENT_MODEL];
+    if (model == MCX_TRANSIENT_NONE) return false;
+    if (model == MCX_TRANSIENT_INDEPENDENT)
+        return mcx_words_u64(mcx_draw(seed, trial, MCX_P_TRANSIENT, page, k, 0, 0)) <
+               (mcx_u64)P[MCX_H_TRANSIENT_THRESH];
+    const mcx_i64 W = P[MCX_H_TRANSIENT_W], H = P[MCX_H_TRANSIENT_HMAX];
+    const mcx_i64 nthr = P[MCX_H_TRANSIENT_NTHR];
+    const mcx_i64* thr = P + P[MCX_H_TRANSIENT_THR_OFF];
+    const mcx_i64 wb = mcx_floordiv(F - 1, W);
+    for (mcx_i64 w = mcx_floordiv(F - H, W); w <= wb; ++w) {
+        const mcx_i64 wk = w & 0xFFFFFFFFLL, wi = mcx_sar64(w, 32) & 0xFFF;
+        const mcx_u64 u = mcx_words_u64(mcx_draw(seed, trial, MCX_P_TRANSIENT, page, wk, wi, 0));
+        mcx_i64 n = 0;
+        while (n < nthr && u >= (mcx_u64)thr[n]) ++n;
+        for (mcx_i64 j = 0; j < n; ++j) {
+            const mcx_u64 o = mcx_words_u64(mcx_draw(seed, trial, MCX_P_TRANSIENT, page, wk, wi, 1 + 2 * j));
+            const mcx_i64 s = w * W + (mcx_i64)mcx_tr_mulhi64(o, (mcx_u64)W);
+            if (s >= F || s < F - H) continue;
+            const mcx_i64 h = mcx_sample(P, MCX_DIST_TRANSIENT_HOLD,
+                                         mcx_draw(seed, trial, MCX_P_TRANSIENT, page, wk, wi, 2 + 2 * j));
+            if (s + h >= F) return true;
+        }
+    }
+    return false;
+}

@@ -1,0 +1,133 @@
+"""Transient references as one Poisson process, in a form every engine can draw identically.
+
+Where it sits: beside mcexplore.params (the compiled scenario). ``layout(compiled)`` turns the
+scenario's rate and hold distribution into integers; mcexplore.engines.pack appends them to the
+kernels' parameter block and the numpy engine reads them directly.
+
+The construction (MODEL.md 1.1 and 1.4; docs/model.md, "Transient references"). Time is cut into
+windows of ``window_ns`` = W: window w is [w W, (w + 1) W), w any integer (negative windows hold
+the references already taken at time 0: the process is stationary). Window w holds N_w arrivals,
+N_w ~ Poisson(rho W), drawn from the 64-bit uniform u1 of the draw (TRANSIENT, page, w, sub 0):
+N_w = the number of thresholds t_j <= u1, t_j = round(2**64 P(N <= j)). Arrival j of window w
+(j = 0, 1, ...) comes at s = w W + floor(u1 W / 2**64), u1 from the draw (TRANSIENT, page, w, sub
+1 + 2j), and is held for h from ``transient_hold`` sampled from the draw (TRANSIENT, page, w,
+sub 2 + 2j). A refcount check at F fails iff some arrival has s < F <= s + h (taken at F: misses
+the check; released at F: still counted). Every hold is at most ``hold_max_ns`` = H, so only
+arrivals with s >= F - H can matter: the windows floor((F - H) / W) .. floor((F - 1) / W), at most
+two because W >= H. The window index w goes into the counter's k word (low 32 bits) and the top
+12 bits of its i word (bits 32..43 of w), so every draw is a pure function of (seed, trial, page,
+w, j) and two checks that look at the same window see the same references: one long hold fails
+several consecutive checks, as it does in the kernel.
+
+W = max(H, sqrt(H / rho)) minimises the expected work of a check (about 1 + H / W window draws and
+rho (W + H) arrival draws).
+
+``model = "independent"`` is the approximation the engines used before: one Bernoulli draw per
+check with the stationary probability 1 - exp(-rho E[h]), independent between checks. It is right
+only when checks are further apart than any hold; it is kept, by name, for speed comparisons.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import poisson
+
+MODEL_NONE, MODEL_PROCESS, MODEL_INDEPENDENT = 0, 1, 2
+MODELS = ("process", "independent")
+# Arrival j of a window uses subs 1 + 2j and 2 + 2j of a 20-bit field.
+MAX_ARRIVALS = (1 << 19) - 2
+# Bits of the window index in a draw's counter (32 in k, 12 in i).
+WINDOW_BITS = 44
+
+
+@dataclass(frozen=True)
+class Layout:
+    model: int  # MODEL_*
+    window_ns: int = 0  # W
+    hold_max_ns: int = 0  # H: no hold is longer
+    thresholds: np.ndarray = None  # uint64, increasing: N_w = #{j: thresholds[j] <= u1}
+    independent_thresh: int = 0  # "independent": P(held) * 2**64
+
+
+def _prob_u64(p_low: float, p_high: float) -> int:
+    """round(2**64 * p) for p = p_low = 1 - p_high, computed from whichever side is accurate."""
+    if p_low < 0.5:
+        return int(round(math.ldexp(p_low, 64)))
+    return (1 << 64) - int(round(math.ldexp(p_high, 64)))
+
+
+def hold_of(compiled):
+    from .params import DIST_INDEX
+
+    return compiled.dists[DIST_INDEX["transient_hold"]]
+
+
+def layout(compiled) -> Layout:
+    """The integers the engines need to draw the transient process of ``compiled``."""
+    rho = float(compiled.transient_rate_per_ns)
+    hold = hold_of(compiled)
+    H = int(_max_ns(hold))
+    if rho <= 0.0 or H <= 0:
+        return Layout(MODEL_NONE)
+    if compiled.transient_model == "independent":
+        p = -math.expm1(-rho * float(hold.mean_ns))
+        return Layout(MODEL_INDEPENDENT, independent_thresh=min(_prob_u64(p, 1.0 - p), (1 << 64) - 1))
+    if compiled.transient_model != "process":
+        raise ValueError(f"transient model {compiled.transient_model!r}: expected one of {MODELS}")
+    W = max(H, int(math.ceil(math.sqrt(H / rho))), 1)
+    lam = rho * W
+    thr = []
+    j = 0
+    while True:
+        t = _prob_u64(float(poisson.cdf(j, lam)), float(poisson.sf(j, lam)))
+        if t >= 1 << 64:
+            break
+        thr.append(t)
+        j += 1
+        if j > MAX_ARRIVALS:
+            raise ValueError(
+                f"transient references: rate {rho * 1e9:g}/s with holds up to {H} ns puts "
+                f"{lam:.3g} references in a window of {W} ns on average; at most about "
+                f"{MAX_ARRIVALS} can be drawn per window (lower the rate or the longest hold)")
+    horizon = int(compiled.timeout_ns) + 2 * W
+    if horizon // W >= 1 << (WINDOW_BITS - 1):
+        raise ValueError(f"budget.timeout {compiled.timeout_ns} ns spans more than 2**43 transient "
+                         f"windows of {W} ns")
+    return Layout(MODEL_PROCESS, W, H, np.array(thr, dtype=np.uint64))
+
+
+def window_key(w):
+    """The (k, i) counter words of window w (two's complement in WINDOW_BITS bits)."""
+    w = np.asarray(w, dtype=np.int64)
+    return (w & 0xFFFFFFFF), ((w >> 32) & 0xFFF)
+
+
+_M32 = np.uint64(0xFFFFFFFF)
+_S32 = np.uint64(32)
+
+
+def mulhi64(a, b):
+    """The high 64 bits of the 128-bit products a * b (uint64 arrays), by 32-bit halves."""
+    a = np.asarray(a, dtype=np.uint64)
+    b = np.asarray(b, dtype=np.uint64)
+    al, ah, bl, bh = a & _M32, a >> _S32, b & _M32, b >> _S32
+    ll, lh, hl, hh = al * bl, al * bh, ah * bl, ah * bh
+    mid = (ll >> _S32) + (lh & _M32) + (hl & _M32)
+    return hh + (lh >> _S32) + (hl >> _S32) + (mid >> _S32)
+
+
+def _max_ns(d):
+    if hasattr(d, "max_ns"):
+        return d.max_ns
+    best = 0
+    for c in range(d.ncomp):
+        if int(d.kind[c]) == 0:
+            best = max(best, int(d.val[c]))
+        elif int(d.kind[c]) == 1:
+            best = max(best, int(d.tables[int(d.off[c]) + 4096]))
+        else:
+            best = max(best, 64 * int(d.val[c]) + int(d.tables[int(d.off[c])]))
+    return best
