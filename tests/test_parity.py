@@ -60,6 +60,13 @@ def timing(variant: str) -> dict:
             "free_delay": uniform(0.5 * US, 2 * US), "retry_gap": exponential(1 * US),
             "outer_gap": _lognormal_like(300 * US),
         })
+    elif variant == "ties":
+        # Constant waiter costs: sleepers woken by one unlock run at the same instant, so the
+        # page lock goes by the tie rule (first asleep, first served) in lock_noref.
+        base.update({
+            "noref_gap": const(3 * US), "lock_hold": const(7 * US), "ptl_hold": const(0.5 * US),
+            "wake_latency": const(2 * US), "free_delay": const(0.5 * US), "outer_gap": const(40 * US),
+        })
     elif variant == "contended":
         # Long waiter windows against a quick free: lost wake-ups (pte_wait without recheck),
         # stray page locks after the free (lock_noref), trylock failures and a sleeping migrator.
@@ -73,15 +80,18 @@ def timing(variant: str) -> dict:
 
 
 def make(strategy, opts, *, variant="base", file=True, M=4, A=3, access_us=1.0, transient=0,
-         max_attempts=200, timeout_ns=10**9, passes=10, trylock_passes=3) -> Compiled:
+         hold=None, transient_model="process", max_attempts=200, timeout_ns=10**9, passes=10,
+         trylock_passes=3) -> Compiled:
     t = timing(variant)
     t["access"] = exponential(access_us * US) if access_us else const(0)
+    if hold is not None:
+        t["transient_hold"] = hold
     return Compiled(
         strategy=STRATEGY_CODE[strategy], dists=[t[n] for n in DIST_NAMES],
         page=PageClass(1, file, M, A, access_us * US if access_us else 0.0),
         recheck=opts.get("recheck", True), flag_from_unmap_end=opts.get("flag_from_unmap_end", False),
         passes=passes, trylock_passes=trylock_passes, timeout_ns=timeout_ns,
-        max_attempts=max_attempts,
+        max_attempts=max_attempts, transient_model=transient_model,
         transient_rate_per_ns=transient_rate(transient, t["transient_hold"].mean_ns))
 
 
@@ -99,6 +109,17 @@ SCENARIOS = {
     "contended_anon": dict(variant="contended", M=3, A=3, access_us=2.0, file=False,
                            max_attempts=60, passes=3),
     "cold": dict(M=3, A=0, access_us=0.0),
+    # A timeout that falls inside attempts: some successes end after it (livelocks, not moves).
+    "timeout_mid": dict(M=6, A=4, access_us=2.0, transient=0.5, timeout_ns=61_000,
+                        max_attempts=10**6),
+    # Holds several times the spacing of refcount checks: one hold fails consecutive checks.
+    "long_holds": dict(M=2, A=2, access_us=3.0, transient=0.3, hold=exponential(20 * US),
+                       max_attempts=40),
+    "long_holds_cold": dict(M=3, A=0, access_us=0.0, transient=0.4,
+                            hold=uniform(5 * US, 40 * US), max_attempts=40),
+    "transient_independent": dict(transient=0.4, transient_model="independent", max_attempts=40),
+    "ties": dict(variant="ties", M=5, A=5, access_us=1.0, max_attempts=40, passes=4,
+                 trylock_passes=1),
     "few_active": dict(M=9, A=1, access_us=0.5, transient=0.125),
 }
 
