@@ -8,6 +8,7 @@ each grid value to whole nanoseconds moves the mean by at most 0.5 ns more. Henc
 """
 
 import json
+import dataclasses
 import math
 import tomllib
 from pathlib import Path
@@ -73,7 +74,7 @@ def test_shipped_config_loads_and_compiles_every_label(name):
             assert d.tables.dtype == np.int64 and int(d.thresh[d.ncomp - 1]) == 1 << 32
         assert c.passes == 10 and c.trylock_passes == 3 and c.max_attempts == 1000
         assert c.timeout_ns == 120 * 10**9
-        assert 0 < c.transient_thresh < 1 << 32
+        assert c.transient_rate_per_ns == pytest.approx(1e-6) and c.transient_model == "process"
     assert s.compile("pte_wait_norecheck").recheck is False
     assert s.compile("pte_wait").recheck is True
     assert s.compile("flag_spin").flag_from_unmap_end is False
@@ -86,8 +87,20 @@ def test_thread_2018_page():
     assert c.page == params.PageClass(count=1, file=True, mapcount=201, active=201, access_mean_ns=1000.0)
     acc = c.dists[DIST_NAMES.index("access")]
     assert int(acc.kind[0]) == rng.KIND_EXP and acc.mean_ns == 1000.0
-    # 1000/s held 1 us: P(held) = 1 - exp(-1e-3).
-    assert c.transient_thresh == round(-math.expm1(-1e-3) * 2**32)
+    # 1000/s held 1 us: one Poisson process, windows at least as long as the longest hold.
+    from mcexplore import transient
+
+    lay = transient.layout(c)
+    assert lay.model == transient.MODEL_PROCESS and lay.hold_max_ns == 1000
+    assert lay.window_ns == max(1000, math.ceil(math.sqrt(1000 / 1e-6)))
+    # The count thresholds are Poisson(rate * W) with 64-bit resolution: P(no arrival) first,
+    # computed from the side that float64 holds accurately (here 1 - P(no arrival) = 0.031).
+    lam = 1e-6 * lay.window_ns
+    assert int(lay.thresholds[0]) == (1 << 64) - round(-math.expm1(-lam) * 2**64)
+    assert all(int(a) < int(b) for a, b in zip(lay.thresholds[:-1], lay.thresholds[1:]))
+    # The named approximation: one draw per check, held with the stationary probability.
+    ind = transient.layout(dataclasses.replace(c, transient_model="independent"))
+    assert ind.independent_thresh == round(-math.expm1(-1e-3) * 2**64)
 
 
 def test_thread_2018_block():
@@ -491,8 +504,18 @@ def test_dists_in_dist_names_order():
 
 
 def test_transient_zero_rate():
+    from mcexplore import transient
+
     s = Scenario.from_dict(page_cfg(transient={"rate": "0/s"}))
-    assert s.compile("ref").transient_thresh == 0
+    assert transient.layout(s.compile("ref")).model == transient.MODEL_NONE
+
+
+def test_transient_model_is_validated_and_round_trips():
+    s = Scenario.from_dict(page_cfg(transient={"rate": "1/ms", "model": "independent"}))
+    assert s.compile("ref").transient_model == "independent"
+    assert Scenario.from_dict(s.to_dict()).transient.model == "independent"
+    assert_names(error_of(page_cfg(transient={"model": "bernoulli"})), "transient.model: 'bernoulli'",
+                 "'process' or 'independent'")
 
 
 def test_strategy_options_compile():
