@@ -96,7 +96,8 @@ def test_thread_2018_page():
     # The count thresholds are Poisson(rate * W) with 64-bit resolution: P(no arrival) first,
     # computed from the side that float64 holds accurately (here 1 - P(no arrival) = 0.031).
     lam = 1e-6 * lay.window_ns
-    assert int(lay.thresholds[0]) == (1 << 64) - round(-math.expm1(-lam) * 2**64)
+    # (equal up to float64 rounding of that tail, about 2**-52 of it: a few thousand units)
+    assert abs(int(lay.thresholds[0]) - ((1 << 64) - round(-math.expm1(-lam) * 2**64))) < 2**12
     assert all(int(a) < int(b) for a, b in zip(lay.thresholds[:-1], lay.thresholds[1:]))
     # The named approximation: one draw per check, held with the stationary probability.
     ind = transient.layout(dataclasses.replace(c, transient_model="independent"))
