@@ -11,6 +11,8 @@ import subprocess
 import sys
 import textwrap
 
+import math
+
 import numpy as np
 import pytest
 
@@ -205,17 +207,32 @@ def test_hist_bucket_native_vs_numpy(lib):
 def test_pack_layout():
     from mcexplore.params import PageClass
 
-    dists = [const(float(j)) for j in range(15)]
+    from mcexplore import transient
+
+    dists = [const(float(j)) for j in range(16)]  # transient_hold (the 16th) is 15 ns
     comp = Compiled(strategy=4, dists=dists, page=PageClass(1, True, 7, 3, 500.0), recheck=False,
                     flag_from_unmap_end=True, passes=9, trylock_passes=2, timeout_ns=123456789,
-                    max_attempts=77, transient_thresh=2**31 + 5)
+                    max_attempts=77, transient_rate_per_ns=0.01)
     P = pack.pack(comp)
     assert P.dtype == np.int64 and P[pack.H_LEN] == len(P)
     assert P[pack.H_MAGIC] == pack.MAGIC and P[pack.H_VERSION] == pack.VERSION
     assert [P[pack.H_STRATEGY], P[pack.H_RECHECK], P[pack.H_FLAG_FROM_UNMAP_END], P[pack.H_PASSES],
             P[pack.H_TRYLOCK_PASSES], P[pack.H_TIMEOUT_NS], P[pack.H_MAX_ATTEMPTS],
-            P[pack.H_TRANSIENT_THRESH], P[pack.H_LEVEL]] == [4, 0, 1, 9, 2, 123456789, 77, 2**31 + 5, 0]
-    assert P[pack.H_NCLASSES] == 1 and P[pack.H_NDISTS] == 15 and P[pack.H_NPAGES] == 1
+            P[pack.H_LEVEL]] == [4, 0, 1, 9, 2, 123456789, 77, 0]
+    assert P[pack.H_NCLASSES] == 1 and P[pack.H_NDISTS] == 16 and P[pack.H_NPAGES] == 1
+    # Transient references: windows of max(15, sqrt(15 / 0.01)) = 39 ns, their Poisson(0.39)
+    # count thresholds appended at the end of the block as uint64.
+    lay = transient.layout(comp)
+    assert [P[pack.H_TRANSIENT_MODEL], P[pack.H_TRANSIENT_W], P[pack.H_TRANSIENT_HMAX]] == [1, 39, 15]
+    n, off = int(P[pack.H_TRANSIENT_NTHR]), int(P[pack.H_TRANSIENT_THR_OFF])
+    assert n == len(lay.thresholds) > 5 and off + n == len(P)
+    assert (P[off:].view(np.uint64) == lay.thresholds).all()
+    comp.transient_model = "independent"
+    P2 = pack.pack(comp)
+    assert P2[pack.H_TRANSIENT_MODEL] == 2 and P2[pack.H_TRANSIENT_NTHR] == 0
+    assert int(P2[pack.H_TRANSIENT_THRESH:pack.H_TRANSIENT_THRESH + 1].view(np.uint64)[0]) == \
+        round(-math.expm1(-0.01 * 15) * 2**64)
+    comp.transient_model = "process"
     # Offsets of every component's table point inside the block.
     for d in range(int(P[pack.H_NDISTS])):
         base = int(P[pack.H_DIST_OFF]) + d * pack.DIST_WORDS
@@ -234,7 +251,7 @@ def test_pack_layout():
     assert P[pack.H_SCRATCH_WORDS] == 103 + 256 + 3 * (pack.SIM_WORDS + 50 * pack.TASK_WORDS)
     assert P[int(P[pack.H_CLASS_OFF]) + pack.C_ACCESS_DIST] == -1
     a1 = int(P[c1 + pack.C_ACCESS_DIST])
-    assert a1 == 15  # appended after the 15 dists of compiled.dists
+    assert a1 == 16  # appended after the 16 dists of compiled.dists
     base = int(P[pack.H_DIST_OFF]) + a1 * pack.DIST_WORDS
     assert P[base + pack.D_KIND] == 2 and P[base + pack.D_NCOMP] == 1  # exp(1000 ns)
 
