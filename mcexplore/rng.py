@@ -51,13 +51,13 @@ PHILOX_W1 = np.uint64(0xBB67AE85)
 _MASK32 = np.uint64(0xFFFFFFFF)
 _S32 = np.uint64(32)
 
-# Component kinds of a compiled distribution (see mcexplore.compile).
-KIND_CONST = 0
-KIND_TABLE = 1
-KIND_EXP = 2
-TABLE_BITS = 12
-TABLE_POINTS = (1 << TABLE_BITS) + 1
-FRAC_BITS = 20
+# Leaf kinds of a compiled distribution (mcexplore.params; kernels/sample.h MCX_LEAF_*).
+LEAF_SEG = 0  # uniform on [lo, lo + width) in fixed point; width 0: a constant
+LEAF_EXP = 1  # exponential: leading zeros of a 64-bit uniform and a mantissa table
+KIND_EXP = LEAF_EXP  # the old name of the exponential kind (mcexplore.exact reads it)
+FP_BITS = 16  # fixed point: a leaf's values are ns * 2**FP_BITS; the sample is floored to ns
+EXP_TABLE_BITS = 12  # an exponential's mantissa table has 2**12 + 1 points
+EXP_TABLE_POINTS = (1 << EXP_TABLE_BITS) + 1
 
 
 def philox4x32(c0, c1, c2, c3, k0, k1, rounds: int = 10):
@@ -90,6 +90,18 @@ def draw_words(seed: int, trial, purpose: int, page, k, i, sub):
                       seed & 0xFFFFFFFF, (seed >> 32) & 0xFFFFFFFF)
 
 
+def mulhi64(a, b):
+    """High 64 bits of the 128-bit product of uint64 values (kernels' mcx_mulhi64), from 32-bit pieces."""
+    a = np.asarray(a, dtype=np.uint64)
+    b = np.asarray(b, dtype=np.uint64)
+    al, ah = a & _MASK32, a >> _S32
+    bl, bh = b & _MASK32, b >> _S32
+    lh = al * bh
+    hl = ah * bl
+    mid = ((al * bl) >> _S32) + (lh & _MASK32) + (hl & _MASK32)  # < 3 * 2**32: no overflow
+    return ah * bh + (lh >> _S32) + (hl >> _S32) + (mid >> _S32)
+
+
 def _clz64(u):
     """Leading zeros of uint64 values (64 for 0), by binary search: exact, unlike float log2."""
     u = u.copy()
@@ -102,47 +114,71 @@ def _clz64(u):
     return z
 
 
-def sample(dist, words):
-    """Sample a compiled distribution (a CompiledDist) from Philox words -> int64 nanoseconds.
+def exp_leaf_value(z, s, val, table, off):
+    """The fixed-point value of an EXP leaf for leading zeros z and normalised word s = u << z.
 
-    dist: object with ncomp, thresh (uint64[4]), kind (int[4]), val (int64[4]), off (int64[4])
-    and tables (int64 array). words: the (x0, x1, x2, x3) of draw_words.
+    v = z * val + T[i] - mulhi64(T[i] - T[i+1], s << 13) with i = (s >> 51) & 0xFFF: T tabulates
+    -mean*ln(m) * 2**FP_BITS on m = 1/2 + j/8192 (j = 0..4096) and val = T[0] = mean*ln2 * 2**FP_BITS
+    (rounded), so that each leading zero adds exactly what halving the uniform adds. The 51 bits of
+    s below the index interpolate (s << 13 is their 64-bit fraction). Non-increasing in s.
     """
-    x0, x1, x2, _ = words
-    shape = np.broadcast(x0, x1).shape
-    out = np.zeros(shape, dtype=np.int64)
-    comp = np.zeros(shape, dtype=np.int64)
-    for c in range(dist.ncomp - 1):
-        comp += (x0 >= np.uint64(dist.thresh[c])).astype(np.int64)
-    tables = dist.tables
-    for c in range(dist.ncomp):
-        sel = comp == c
-        if not sel.any():
-            continue
-        kind = dist.kind[c]
-        if kind == KIND_CONST:
-            out = np.where(sel, np.int64(dist.val[c]), out)
-        elif kind == KIND_TABLE:
-            idx = (x1 >> np.uint64(FRAC_BITS)).astype(np.int64) + int(dist.off[c])
-            frac = (x1 & np.uint64((1 << FRAC_BITS) - 1)).astype(np.int64)
-            lo = tables[idx]
-            hi = tables[idx + 1]
-            v = lo + (((hi - lo) * frac) >> FRAC_BITS)
-            out = np.where(sel, v, out)
-        else:  # KIND_EXP
-            u = (x1 << _S32) | x2
-            u = np.where(u == 0, np.uint64(1), u)
-            z = _clz64(u)
-            shifted = u << z.astype(np.uint64)
-            idx = ((shifted >> np.uint64(51)) & np.uint64(0xFFF)).astype(np.int64) + int(dist.off[c])
-            frac = ((shifted >> np.uint64(31)) & np.uint64(0xFFFFF)).astype(np.int64)
-            lo = tables[idx]
-            hi = tables[idx + 1]
-            v = z * np.int64(dist.val[c]) + lo - (((lo - hi) * frac) >> FRAC_BITS)
-            out = np.where(sel, v, out)
+    idx = ((s >> np.uint64(51)) & np.uint64(0xFFF)).astype(np.int64) + off
+    lo = table[idx]
+    hi = table[idx + 1]
+    d = mulhi64((lo - hi).astype(np.uint64), s << np.uint64(13)).astype(np.int64)
+    return z * val + lo - d
+
+
+def sample(dist, words):
+    """Sample a compiled distribution (a params.CompiledDist) from Philox words -> int64 nanoseconds.
+
+    Integer only, bit for bit kernels/sample.h (mcx_sample):
+
+    * the leaf: with more than one leaf, u1 = x0 << 32 | x1 picks leaf c, the first with
+      u1 < cum[c] (the last leaf takes the rest), so leaf c has probability
+      (cum[c] - cum[c-1]) / 2**64; a distribution of one leaf reads neither x0 nor x1;
+    * within the leaf, u2 = x2 << 32 | x3:
+      SEG: v = (lo + mulhi64(u2, width)) >> FP_BITS, lo and width in ns * 2**FP_BITS;
+      EXP: u = u2 (0 -> 1), z = clz64(u), s = u << z, v = exp_leaf_value(...) >> FP_BITS.
+
+    dist: a CompiledDist (cum, kind, a, b, tables); words: the (x0, x1, x2, x3) of draw_words.
+    """
+    x0, x1, x2, x3 = (np.asarray(w, dtype=np.uint64) for w in words[:4])
+    shape = np.broadcast(x0, x1, x2, x3).shape
+    if dist.is_const:
+        return np.full(shape, dist.const_ns, dtype=np.int64)
+    if dist.nleaf == 1:
+        kind = np.full(shape, int(dist.kind[0]), dtype=np.int64)
+        a = np.full(shape, int(dist.a[0]), dtype=np.int64)
+        b = np.full(shape, int(dist.b[0]), dtype=np.int64)
+    else:
+        u1 = np.broadcast_to((x0 << _S32) | x1, shape)
+        c = np.searchsorted(dist.cum[:-1], u1, side="right")
+        kind, a, b = dist.kind[c], dist.a[c], dist.b[c]
+    u2 = np.broadcast_to((x2 << _S32) | x3, shape)
+    seg = kind == LEAF_SEG
+    out = ((a.astype(np.uint64) + mulhi64(u2, np.where(seg, b, 0).astype(np.uint64)))
+           >> np.uint64(FP_BITS)).astype(np.int64)
+    if not seg.all():
+        e = ~seg
+        u = u2[e]
+        u = u + (u == 0).astype(np.uint64)
+        z = _clz64(u)
+        s = u << z.astype(np.uint64)
+        v = exp_leaf_value(z, s, a[e], dist.tables, b[e])
+        out[e] = v >> FP_BITS
     return out
 
 
 def bernoulli(thresh: int, words):
     """True with probability thresh / 2**32, decided by word x0."""
     return words[0] < np.uint64(thresh)
+
+
+def bernoulli64(thresh: int, words):
+    """True with probability thresh / 2**64 (0 <= thresh <= 2**64), decided by u1 = x0 << 32 | x1."""
+    thresh = int(thresh)
+    if thresh >= 1 << 64:
+        return np.ones(np.broadcast(words[0], words[1]).shape, dtype=bool)
+    u1 = (np.asarray(words[0], dtype=np.uint64) << _S32) | np.asarray(words[1], dtype=np.uint64)
+    return u1 < np.uint64(thresh)

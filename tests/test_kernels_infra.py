@@ -5,13 +5,12 @@ against mcexplore.rng, the parameter block, #line directives, the cache key, a P
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import subprocess
 import sys
 import textwrap
-
-import math
 
 import numpy as np
 import pytest
