@@ -590,7 +590,7 @@ struct mcx_sim_t {
         const mcx_i64 F = F_cur;
         bool held = false;
         for (int c = 0; c < A && !held; ++c) held = flag(c, TF_REF);
-        if (!held) held = mcx_transient_held(P, seed, trial, page, k, F);
+        if (!held) held = mcx_transient_held(P, seed, trial, page, F);
         const bool ok = !held;
         const mcx_i64 fh = (file && ok) ? draw_mig(MCX_DIST_FREEZE_HOLD, MCX_P_FREEZE_HOLD, k) : 0;
         const mcx_i64 cp = ok ? draw_mig(MCX_DIST_COPY, MCX_P_COPY, k) : 0;
@@ -985,7 +985,7 @@ struct mcx_block {
         mcx_i64 UM = arr;
         for (mcx_i64 i = 1; i <= M; ++i) UM += draw(MCX_DIST_UNMAP_PTE, MCX_P_UNMAP, pg, k, i, 0);
         const mcx_i64 F = UM + draw(MCX_DIST_PRE_FREEZE, MCX_P_PRE_FREEZE, pg, k, 0, 0);
-        const bool ok = !mcx_transient_held(P, seed, trial, pg, k, F);
+        const bool ok = !mcx_transient_held(P, seed, trial, pg, F);
         mcx_i64 S_ = F;
         if (ok) {
             if (C[MCX_C_FILE]) S_ += draw(MCX_DIST_FREEZE_HOLD, MCX_P_FREEZE_HOLD, pg, k, 0, 0);

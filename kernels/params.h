@@ -30,7 +30,7 @@
 #define MCX_H_TRYLOCK_PASSES 7
 #define MCX_H_TIMEOUT_NS 8
 #define MCX_H_MAX_ATTEMPTS 9
-#define MCX_H_TRANSIENT_THRESH 10  // "independent": P(held) * 2**64 (uint64 as int64)
+#define MCX_H_TRANSIENT_MODEL 10  // transient references: 0 none, 1 the Poisson process
 #define MCX_H_LEVEL 11
 #define MCX_H_BATCH_PAGES 12
 #define MCX_H_NCLASSES 13
@@ -42,11 +42,10 @@
 #define MCX_H_MAX_MAPCOUNT 19
 #define MCX_H_SCRATCH_WORDS 20
 // Transient references (mcexplore/transient.py; kernels/transient.h).
-#define MCX_H_TRANSIENT_MODEL 21    // 0 none, 1 the Poisson process, 2 "independent" (one draw per check)
-#define MCX_H_TRANSIENT_W 22        // window width, ns
-#define MCX_H_TRANSIENT_HMAX 23     // the longest hold, ns
-#define MCX_H_TRANSIENT_NTHR 24     // Poisson count thresholds (uint64 as int64) ...
-#define MCX_H_TRANSIENT_THR_OFF 25  // ... at this offset of P
+#define MCX_H_TRANSIENT_W 21        // window width, ns
+#define MCX_H_TRANSIENT_HMAX 22     // the longest hold, ns
+#define MCX_H_TRANSIENT_NTHR 23     // Poisson count thresholds (uint64 as int64) ...
+#define MCX_H_TRANSIENT_THR_OFF 24  // ... at this offset of P
 #define MCX_HDR_WORDS 32
 
 // Page class records.

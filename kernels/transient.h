@@ -16,7 +16,6 @@
 
 #define MCX_TRANSIENT_NONE 0
 #define MCX_TRANSIENT_PROCESS 1
-#define MCX_TRANSIENT_INDEPENDENT 2
 
 MCX_FN mcx_u64 mcx_words_u64(mcx_words w) { return ((mcx_u64)w.x0 << 32) | (mcx_u64)w.x1; }
 
@@ -33,12 +32,8 @@ MCX_FN mcx_u64 mcx_tr_mulhi64(mcx_u64 a, mcx_u64 b) {
 MCX_FN mcx_i64 mcx_floordiv(mcx_i64 a, mcx_i64 b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
 MCX_FN bool mcx_transient_held(const mcx_i64* MCX_RESTRICT P, mcx_u64 seed, mcx_i64 trial,
-                               mcx_i64 page, mcx_i64 k, mcx_i64 F) {
-    const mcx_i64 model = P[MCX_H_TRANSIENT_MODEL];
-    if (model == MCX_TRANSIENT_NONE) return false;
-    if (model == MCX_TRANSIENT_INDEPENDENT)
-        return mcx_words_u64(mcx_draw(seed, trial, MCX_P_TRANSIENT, page, k, 0, 0)) <
-               (mcx_u64)P[MCX_H_TRANSIENT_THRESH];
+                               mcx_i64 page, mcx_i64 F) {
+    if (P[MCX_H_TRANSIENT_MODEL] == MCX_TRANSIENT_NONE) return false;
     const mcx_i64 W = P[MCX_H_TRANSIENT_W], H = P[MCX_H_TRANSIENT_HMAX];
     const mcx_i64 nthr = P[MCX_H_TRANSIENT_NTHR];
     const mcx_i64* thr = P + P[MCX_H_TRANSIENT_THR_OFF];

@@ -539,15 +539,8 @@ class Transient(_Model):
 
     rate: Rate = "1000/s"
     hold: Distribution = "1us"
-    # "process": the specification (one Poisson process; a long hold fails several checks).
-    # "independent": a named approximation, one draw per refcount check (docs/model.md).
-    model: Literal["process", "independent"] = "process"
-
     def to_config(self) -> dict:
-        out = {"rate": format_rate(self.rate), "hold": self.hold.to_config()}
-        if self.model != "process":
-            out["model"] = self.model
-        return out
+        return {"rate": format_rate(self.rate), "hold": self.hold.to_config()}
 
 
 _TAIL = [{"weight": 0.999, "dist": "uniform", "low": "0.1us", "high": "0.3us"},
@@ -885,7 +878,6 @@ class Scenario(_Model):
             timeout_ns=int(round(self.budget.timeout)),
             max_attempts=self.budget.max_attempts,
             transient_rate_per_ns=float(self.transient.rate),
-            transient_model=self.transient.model,
             block=block,
             batch_pages=self.block.batch_pages if self.block is not None else 256,
         )

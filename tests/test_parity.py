@@ -80,7 +80,7 @@ def timing(variant: str) -> dict:
 
 
 def make(strategy, opts, *, variant="base", file=True, M=4, A=3, access_us=1.0, transient=0,
-         hold=None, transient_model="process", max_attempts=200, timeout_ns=10**9, passes=10,
+         hold=None, max_attempts=200, timeout_ns=10**9, passes=10,
          trylock_passes=3) -> Compiled:
     t = timing(variant)
     t["access"] = exponential(access_us * US) if access_us else const(0)
@@ -91,7 +91,7 @@ def make(strategy, opts, *, variant="base", file=True, M=4, A=3, access_us=1.0, 
         page=PageClass(1, file, M, A, access_us * US if access_us else 0.0),
         recheck=opts.get("recheck", True), flag_from_unmap_end=opts.get("flag_from_unmap_end", False),
         passes=passes, trylock_passes=trylock_passes, timeout_ns=timeout_ns,
-        max_attempts=max_attempts, transient_model=transient_model,
+        max_attempts=max_attempts,
         transient_rate_per_ns=transient_rate(transient, t["transient_hold"].mean_ns))
 
 
@@ -117,7 +117,6 @@ SCENARIOS = {
                        max_attempts=40),
     "long_holds_cold": dict(M=3, A=0, access_us=0.0, transient=0.4,
                             hold=uniform(5 * US, 40 * US), max_attempts=40),
-    "transient_independent": dict(transient=0.4, transient_model="independent", max_attempts=40),
     "ties": dict(variant="ties", M=5, A=5, access_us=1.0, max_attempts=40, passes=4,
                  trylock_passes=1),
     "few_active": dict(M=9, A=1, access_us=0.5, transient=0.125),

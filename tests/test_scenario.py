@@ -8,7 +8,6 @@ each grid value to whole nanoseconds moves the mean by at most 0.5 ns more. Henc
 """
 
 import json
-import dataclasses
 import math
 import tomllib
 from pathlib import Path
@@ -74,7 +73,7 @@ def test_shipped_config_loads_and_compiles_every_label(name):
             assert d.tables.dtype == np.int64 and int(d.thresh[d.ncomp - 1]) == 1 << 32
         assert c.passes == 10 and c.trylock_passes == 3 and c.max_attempts == 1000
         assert c.timeout_ns == 120 * 10**9
-        assert c.transient_rate_per_ns == pytest.approx(1e-6) and c.transient_model == "process"
+        assert c.transient_rate_per_ns == pytest.approx(1e-6)
     assert s.compile("pte_wait_norecheck").recheck is False
     assert s.compile("pte_wait").recheck is True
     assert s.compile("flag_spin").flag_from_unmap_end is False
@@ -99,9 +98,6 @@ def test_thread_2018_page():
     # (equal up to float64 rounding of that tail, about 2**-52 of it: a few thousand units)
     assert abs(int(lay.thresholds[0]) - ((1 << 64) - round(-math.expm1(-lam) * 2**64))) < 2**12
     assert all(int(a) < int(b) for a, b in zip(lay.thresholds[:-1], lay.thresholds[1:]))
-    # The named approximation: one draw per check, held with the stationary probability.
-    ind = transient.layout(dataclasses.replace(c, transient_model="independent"))
-    assert ind.independent_thresh == round(-math.expm1(-1e-3) * 2**64)
 
 
 def test_thread_2018_block():
@@ -509,14 +505,6 @@ def test_transient_zero_rate():
 
     s = Scenario.from_dict(page_cfg(transient={"rate": "0/s"}))
     assert transient.layout(s.compile("ref")).model == transient.MODEL_NONE
-
-
-def test_transient_model_is_validated_and_round_trips():
-    s = Scenario.from_dict(page_cfg(transient={"rate": "1/ms", "model": "independent"}))
-    assert s.compile("ref").transient_model == "independent"
-    assert Scenario.from_dict(s.to_dict()).transient.model == "independent"
-    assert_names(error_of(page_cfg(transient={"model": "bernoulli"})), "transient.model: 'bernoulli'",
-                 "'process' or 'independent'")
 
 
 def test_strategy_options_compile():

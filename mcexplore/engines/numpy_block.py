@@ -244,7 +244,7 @@ def cold_attempt(c, seed, tr, rows, pg, cl, k, arr, cold_M, cold_file, Mmax, lay
     UM = arr + np.where(valid, un, 0).sum(axis=1)
     k = k.astype(np.int64)
     F = UM + rng.sample(c.dists[D["pre_freeze"]], rng.draw_words(seed, tr[rows], rng.PRE_FREEZE, pg, k, 0, 0))
-    held = transient_held(lay, c, seed, tr[rows], pg, k, F)
+    held = transient_held(lay, c, seed, tr[rows], pg, F)
     ok = ~held
     file = cold_file[cl]
     fh = np.where(file, rng.sample(c.dists[D["freeze_hold"]], rng.draw_words(seed, tr[rows], rng.FREEZE_HOLD, pg, k, 0, 0)), 0)

@@ -67,18 +67,15 @@ def _u64(words):
     return (words[0] << np.uint64(32)) | words[1]
 
 
-def transient_held(lay: transient.Layout, c: Compiled, seed: int, trials, page, k, F):
+def transient_held(lay: transient.Layout, c: Compiled, seed: int, trials, page, F):
     """Is a transient reference held at each refcount check F (mcexplore.transient)?
 
-    trials (uint64), k (the attempt, used by the "independent" approximation only) and F (int64)
-    are aligned arrays; page is the counter's page field (an int or an aligned array)."""
+    trials (uint64) and F (int64) are aligned arrays; page is the counter's page field (an int or
+    an aligned array)."""
     F = np.asarray(F, dtype=np.int64)
     held = np.zeros(F.shape, dtype=bool)
     if lay.model == transient.MODEL_NONE or len(F) == 0:
         return held
-    if lay.model == transient.MODEL_INDEPENDENT:
-        w = rng.draw_words(seed, trials, rng.TRANSIENT, page, k, 0, 0)
-        return _u64(w) < np.uint64(lay.independent_thresh)
     W, H = np.int64(lay.window_ns), np.int64(lay.hold_max_ns)
     hold = transient.hold_of(c)
     wa = (F - H) // W
@@ -594,7 +591,7 @@ class _Sim:
         M = self.M
         F = self.F_cur[rows]
         held = self.ref[rows].any(axis=1) if self.A else np.zeros(len(rows), dtype=bool)
-        held |= transient_held(self.lay, self.c, self.seed, self.trial[rows], self.page, k, F)
+        held |= transient_held(self.lay, self.c, self.seed, self.trial[rows], self.page, F)
         ok = ~held
         fh = self.draw_mig("freeze_hold", rng.FREEZE_HOLD, rows, k) if self.file else 0
         cp = self.draw_mig("copy", rng.COPY, rows, k)

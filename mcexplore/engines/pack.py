@@ -10,7 +10,9 @@ must agree word for word, and both document the layout:
                              count, file, mapcount, active, access_dist, first_page, sim_off, 0
     P[dist_off ..)           ndists descriptors of DIST_WORDS words:
                              ncomp, thresh[4], kind[4], val[4], off[4] (absolute offsets into P), 0 x3
-    P[tables_off .. len)     every distribution's quantile tables, concatenated
+    P[tables_off ..)         every distribution's quantile tables, concatenated
+    P[thr_off .. len)        transient references: the windows' Poisson count thresholds (uint64;
+                             mcexplore.transient), with model, W, H, count and offset in the header
 
 Distributions 0..14 are ``compiled.dists`` in DIST_NAMES order (any further entries of
 ``compiled.dists`` follow, which the sampling tests use). A class record's ``access_dist`` names
@@ -31,10 +33,10 @@ MAGIC = 0x314D524150584D43  # b"CMXPARM1" read as a little-endian int64
 VERSION = 1
 
 H_MAGIC, H_VERSION, H_LEN, H_STRATEGY, H_RECHECK, H_FLAG_FROM_UNMAP_END = range(6)
-H_PASSES, H_TRYLOCK_PASSES, H_TIMEOUT_NS, H_MAX_ATTEMPTS, H_TRANSIENT_THRESH = range(6, 11)
+H_PASSES, H_TRYLOCK_PASSES, H_TIMEOUT_NS, H_MAX_ATTEMPTS, H_TRANSIENT_MODEL = range(6, 11)
 H_LEVEL, H_BATCH_PAGES, H_NCLASSES, H_CLASS_OFF, H_NDISTS, H_DIST_OFF = range(11, 17)
 H_TABLES_OFF, H_NPAGES, H_MAX_MAPCOUNT, H_SCRATCH_WORDS = range(17, 21)
-H_TRANSIENT_MODEL, H_TRANSIENT_W, H_TRANSIENT_HMAX, H_TRANSIENT_NTHR, H_TRANSIENT_THR_OFF = range(21, 26)
+H_TRANSIENT_W, H_TRANSIENT_HMAX, H_TRANSIENT_NTHR, H_TRANSIENT_THR_OFF = range(21, 25)
 HDR_WORDS = 32
 
 C_COUNT, C_FILE, C_MAPCOUNT, C_ACTIVE, C_ACCESS_DIST, C_FIRST_PAGE, C_SIM_OFF = range(7)
@@ -187,7 +189,6 @@ def _with_transient(P: np.ndarray, compiled: Compiled) -> np.ndarray:
     P = np.concatenate([P, thr.view(np.int64)])
     P[H_LEN] = len(P)
     P[H_TRANSIENT_MODEL] = lay.model
-    P[H_TRANSIENT_THRESH] = np.uint64(lay.independent_thresh).view(np.int64)
     P[H_TRANSIENT_W] = lay.window_ns
     P[H_TRANSIENT_HMAX] = lay.hold_max_ns
     P[H_TRANSIENT_NTHR] = len(thr)
