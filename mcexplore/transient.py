@@ -67,9 +67,10 @@ def hold_of(compiled):
 def layout(compiled) -> Layout:
     """The integers the engines need to draw the transient process of ``compiled``."""
     rho = float(compiled.transient_rate_per_ns)
-    hold = hold_of(compiled)
-    H = int(_max_ns(hold))
-    if rho <= 0.0 or H <= 0:
+    if rho <= 0.0:
+        return Layout(MODEL_NONE)
+    H = int(_max_ns(hold_of(compiled)))
+    if H <= 0:
         return Layout(MODEL_NONE)
     W = max(H, int(math.ceil(math.sqrt(H / rho))), 1)
     lam = rho * W

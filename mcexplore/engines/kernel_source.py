@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MAIN = "mcexplore.cu"
-HEADERS = ("portability.h", "philox.h", "params.h", "sample.h", "drawcache.h", "picktree.h",
-           "engine.h")
+HEADERS = ("portability.h", "philox.h", "params.h", "sample.h", "transient.h", "drawcache.h",
+           "picktree.h", "engine.h")
 _INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"\s*$')
 _PRAGMA_ONCE = re.compile(r"^\s*#\s*pragma\s+once\s*$")
 
