@@ -235,8 +235,12 @@ Examples:
 @scenario_options
 @click.option("--json", "as_json", is_flag=True)
 def exact(config, overrides, strategies, as_json):
-    """Exact solutions (closed forms, small Markov chains) where the model has them."""
-    from .exact import NotExact, exact_for
+    """Exact solutions (closed forms, small Markov chains) where the model has them.
+
+    Every number is labelled: exact (for the model as specified), approximate (the assumption
+    named, with rigorous bounds where known) or refused (the reason given). See docs/exact.md.
+    """
+    from .exact import NotExact, exact_for, format_exact
 
     sc = _load(config, overrides, strategies)
     out = {}
@@ -249,13 +253,7 @@ def exact(config, overrides, strategies, as_json):
         click.echo(json.dumps(out, indent=2, default=float))
         return
     for label, d in out.items():
-        click.echo(f"== {label}")
-        for k, v in d.items():
-            if isinstance(v, (list, tuple)):
-                v = "[" + ", ".join(f"{x:.6g}" for x in v[:10]) + (", ..." if len(v) > 10 else "") + "]"
-            elif isinstance(v, float):
-                v = f"{v:.6g}"
-            click.echo(f"  {k}: {v}")
+        click.echo(format_exact(d, label))
 
 
 @main.command(epilog="\b\nExample:\n  mcexplore info")

@@ -1,7 +1,7 @@
 """Print exact values next to Monte Carlo estimates and 99.9% intervals (the closing-note table).
 
 Usage: python3 scripts/exact-table.py [--trials N] [--backend auto|numpy|native|cupy]
-The cases are those of tests/test_exact_mc.py.
+The cases are those of tests/test_exact_mc.py; only values the solver labels exact are shown.
 """
 import argparse
 import sys
@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from test_exact_mc import CASES, build_case  # noqa: E402
+from test_exact_mc import CASES, TRANSIENT_CASES, build_case, transient_scenario  # noqa: E402
 
 from mcexplore import api  # noqa: E402
 from mcexplore.exact import exact_for  # noqa: E402
@@ -22,19 +22,24 @@ ap.add_argument("--backend", default="auto")
 a = ap.parse_args()
 print("| case | quantity | exact | estimate | 99.9% interval | backend |")
 print("|---|---|---|---|---|---|")
-for cid, strategy, overrides in CASES:
-    sc, label = build_case(strategy, overrides)
+ALL = [(cid, *build_case(strategy, overrides)) for cid, strategy, overrides in CASES]
+ALL += [(f"transient-{cid}", transient_scenario(hold, rate), "ref") for cid, hold, rate in TRANSIENT_CASES]
+for cid, sc, label in ALL:
     ex = exact_for(sc.compile(label))
     res = api.run(sc, trials=a.trials, seed=20181119, backend=a.backend, records=True, progress=False)
     rec = res[label].records
     n = len(rec)
-    rows = [("P(first attempt)", ex["first_attempt_success"],
-             int(((rec["attempts"] == 1) & (rec["migrated"] == 1)).sum()))]
-    if "call_failed" in ex:
-        rows.append(("call_failed", ex["call_failed"], int(rec["call_failed"].sum())))
-    if "attempts_pmf" in ex:
-        pmf = np.asarray(ex["attempts_pmf"])
+    rows = []
+    if ex["first_attempt_success"]["status"] == "exact":
+        rows.append(("P(first attempt)", ex["first_attempt_success"]["value"],
+                     int(((rec["attempts"] == 1) & (rec["migrated"] == 1)).sum())))
+    if ex["call_failed"]["status"] == "exact":
+        rows.append(("call_failed", ex["call_failed"]["value"], int(rec["call_failed"].sum())))
+    if ex["attempts_pmf"]["exact_k"] >= 2:
+        pmf = np.asarray(ex["attempts_pmf"]["value"][:2], dtype=float)
         rows.append(("P(attempts=2)", float(pmf[1]), int(((rec["attempts"] == 2) & (rec["migrated"] == 1)).sum())))
+    if ex["attempts_tail"]["status"] == "exact":
+        rows.append(("P(not migrated)", ex["attempts_tail"]["value"], int((rec["migrated"] == 0).sum())))
     for q, e, c in rows:
         ci = proportion_ci(c, n, 0.999)
         ok = "" if ci.lo <= e <= ci.hi else " **outside**"

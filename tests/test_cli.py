@@ -147,10 +147,13 @@ def test_exact_command_prints_exact_values_and_says_what_is_not_exact():
     r = invoke(*args)
     assert r.exit_code == 0, r.output
     js = json.loads(r.output)
-    assert abs(js["ref"]["first_attempt_success"] - np.exp(-1.6)) < 1e-12  # e^-(1.3 + 0.3)
-    assert "call_failed" in js["ref"] and "call_failed" not in js["lock_noref"]
+    first = js["ref"]["first_attempt_success"]
+    assert first["status"] == "exact" and abs(first["value"] - np.exp(-1.6)) < 1e-12  # e^-(1.3 + 0.3)
+    assert js["ref"]["call_failed"]["status"] == "exact"
+    assert js["lock_noref"]["call_failed"]["status"] == "refused"
+    assert "lock_noref" in js["lock_noref"]["call_failed"]["why"]
     r = invoke("exact", "thread-2018", "-s", "ref")  # the shipped timings are not exactly solvable
-    assert r.exit_code == 0 and "not_exact" in r.output
+    assert r.exit_code == 0 and "refused: ref: attempt 1 needs constant fault_entry" in r.output
 
 
 def test_cupy_backend_without_a_gpu_fails_clearly():
