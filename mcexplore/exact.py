@@ -1031,29 +1031,17 @@ def exact_for(compiled) -> dict:
 
     conds = [f"strategy {strategy}, {'file' if page.file else 'anon'} page, mapcount "
              f"{page.mapcount}, passes {compiled.passes}"]
-    # Notes that make every value depending on the transient references approximate, and the
-    # scope of "exact" under the independent approximation.
+    # Notes that make every value depending on the transient references approximate.
     trans_approx: list[str] = []
-    scope = scope_under = ""
 
     # --- transient references ------------------------------------------------------------
-    rho = float(getattr(compiled, "transient_rate_per_ns", 0.0))
-    tmodel = getattr(compiled, "transient_model", "process")
+    rho = float(compiled.transient_rate_per_ns)
     hold = dist("transient_hold")
     present = rho > 0.0 and _hold_max(hold) > 0.0 and hold_mean(hold) > 0.0
     proc = False
-    q_ind = q_stat = 0.0
+    q_stat = 0.0
     if not present:
         conds.append("no transient references")
-    elif tmodel == "independent":
-        thresh = int(getattr(compiled, "transient_thresh", 0) or 0)
-        # The engines' Bernoulli threshold (P * 2**64), or the probability it is made from.
-        q_ind = thresh / 2.0 ** 64 if thresh > 0 else stationary_q(rho, hold)
-        scope_under = ("the independent transient approximation (transient model "
-                       f"'independent': one Bernoulli draw per check, P = {q_ind:.6g}), not "
-                       "MODEL.md's process")
-        scope = "exact for " + scope_under
-        conds.append("transient references: " + scope)
     else:
         proc = True
         q_stat = stationary_q(rho, hold)
@@ -1169,8 +1157,6 @@ def exact_for(compiled) -> dict:
             flag_from=("unmap_end" if compiled.flag_from_unmap_end else "lock"))
         if proc:
             kw.update(transient_rate=rho, transient_hold=hold)
-        else:
-            kw.update(q_transient=q_ind)
         kw.update(over)
         return ExactParams(**kw)
 
@@ -1200,7 +1186,7 @@ def exact_for(compiled) -> dict:
             [costs["outer_gap"].lo] if N > compiled.passes else [])
         spacing_lo = per_lo + min(gaps_used, default=math.inf)
         if not proc or _hold_max(hold) <= spacing_lo:
-            q = q_stat if proc else q_ind
+            q = q_stat
             alive = q ** np.arange(0, N + 1)
             nt = (1.0 - q) * alive[:-1]
             conds.append("attempts fail only by transient references"
@@ -1260,12 +1246,6 @@ def exact_for(compiled) -> dict:
 
     extra = list(trans_approx) if present else []
 
-    def scoped(e: Entry) -> Entry:
-        if scope and e.status == EXACT:
-            e.why = scope
-        elif scope and e.status == APPROXIMATE:
-            e.why = e.why + "; under " + scope_under
-        return e
 
     out: dict = {"strategy": strategy}
 
@@ -1302,8 +1282,6 @@ def exact_for(compiled) -> dict:
              "n_start": N, "entry_status": stat}
     if any(b is not None for b in bnds):
         pmf_e["entry_bounds"] = bnds
-    if scope and stat:
-        pmf_e["why"] += "; " + (scope if exact_k else "under " + scope_under)
     if N == 0:
         fe = Entry(EXACT, 0.0, "no attempt can start")
     elif stat:
@@ -1312,7 +1290,7 @@ def exact_for(compiled) -> dict:
         fe = Entry(stat[0], vals[0], why, bnds[0])
     else:
         fe = Entry(REFUSED, None, first_why or chain_why)
-    out["first_attempt_success"] = scoped(fe).to_dict()
+    out["first_attempt_success"] = fe.to_dict()
     out["attempts_pmf"] = pmf_e
 
     # --- attempts_tail, call_failed, mean_attempts ---------------------------------------------
@@ -1333,8 +1311,8 @@ def exact_for(compiled) -> dict:
                               "inequality)", f"the timeout may stop {what}: " + unc_why(ks, "S"),
                               extra)
 
-    out["call_failed"] = scoped(tail_entry(min(compiled.passes, N), "the first call")).to_dict()
-    out["attempts_tail"] = scoped(tail_entry(N, "attempts")).to_dict()
+    out["call_failed"] = tail_entry(min(compiled.passes, N), "the first call").to_dict()
+    out["attempts_tail"] = tail_entry(N, "attempts").to_dict()
     if N == 0:
         me = Entry(EXACT, 0.0, "no attempt can start")
     elif alive is None or N - 1 > K_ok:
@@ -1351,7 +1329,7 @@ def exact_for(compiled) -> dict:
                                 f"({unc_why(ks, 'L')}; rigorous bounds by Markov's inequality)",
                                 "the timeout may stop attempts from starting: "
                                 + unc_why(ks, "L"), extra)
-    out["mean_attempts"] = scoped(me).to_dict()
+    out["mean_attempts"] = me.to_dict()
     out["conditions"] = conds
     return out
 

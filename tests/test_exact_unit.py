@@ -153,8 +153,8 @@ def _std_dists(**over):
     return d
 
 
-def comp(strategy="ref", *, M=3, A=3, access_ns=1000.0, rate=1e-6, model="process",
-         timeout=120e9, max_attempts=1000, passes=10, file=True, thresh=0, **over):
+def comp(strategy="ref", *, M=3, A=3, access_ns=1000.0, rate=1e-6,
+         timeout=120e9, max_attempts=1000, passes=10, file=True, **over):
     """A compiled page-level scenario built from stand-in distributions."""
     from mcexplore import params as P
 
@@ -163,8 +163,6 @@ def comp(strategy="ref", *, M=3, A=3, access_ns=1000.0, rate=1e-6, model="proces
                    page=P.PageClass(1, file, M, A, access_ns), passes=passes,
                    timeout_ns=int(timeout), max_attempts=max_attempts)
     c.transient_rate_per_ns = rate
-    c.transient_model = model
-    c.transient_thresh = thresh
     return c
 
 
@@ -332,18 +330,6 @@ def test_a_tabulated_hold_is_an_approximation():
     # Without transient references the hold does not matter.
     out = exact.exact_for(comp("ptl_pin", rate=0.0, transient_hold=Lognormalish(1000.0)))
     assert statuses(out) == {n: "exact" for n in exact.QUANTITIES}
-
-
-def test_the_independent_model_says_so():
-    q = 0.2
-    out = exact.exact_for(comp("ref", rate=1e-5, transient_hold=ConstHold(50 * US),
-                               model="independent", thresh=int(q * 2 ** 64)))
-    assert statuses(out) == {n: "exact" for n in exact.QUANTITIES}
-    for name in exact.QUANTITIES:
-        assert "independent" in out[name]["why"], name
-    p = base(M=3, A=3, q_transient=q)
-    assert out["call_failed"]["value"] == pytest.approx(attempt_distribution(p, 10).call_failed,
-                                                        rel=1e-9)
 
 
 def test_chain_refused_when_a_hold_can_span_two_checks():
