@@ -6,9 +6,12 @@
 //   P[0 .. MCX_HDR_WORDS)            header of scalars (MCX_H_* below)
 //   P[class_off ..)                  nclasses records of MCX_CLASS_WORDS words (MCX_C_*)
 //   P[dist_off ..)                   ndists descriptors of MCX_DIST_WORDS words (MCX_D_*):
-//                                    ncomp, thresh[4], kind[4], val[4], off[4] where off[c] is
-//                                    the absolute word offset of component c's table in P
-//   P[tables_off .. len)             the quantile tables, concatenated
+//                                    nleaf, guide bits G, leaf offset, guide offset, leaf 0's
+//                                    kind, a, b inline, and the value of a constant (-1: not one)
+//   P[tables_off ..)                 per distribution: nleaf leaf records of MCX_LEAF_WORDS words
+//                                    (MCX_L_*: cum (uint64), kind, a, b; an EXP leaf's b is the
+//                                    absolute offset of its table in P), the guide table (2^G leaf
+//                                    indices, when G > 0) and the EXP tables (sample.h)
 //
 // Distributions 0..15 are mcexplore.params.DIST_NAMES in order; a page class's access
 // distribution (exp with the class's mean) follows at the index its record names (or -1: the
@@ -17,7 +20,7 @@
 #include "portability.h"
 
 #define MCX_PARAMS_MAGIC 0x314D524150584D43LL  // "CMXPARM1" little-endian
-#define MCX_PARAMS_VERSION 1
+#define MCX_PARAMS_VERSION 2
 
 // Header words.
 #define MCX_H_MAGIC 0
@@ -58,13 +61,22 @@
 #define MCX_C_SIM_OFF 6      // block level: scratch offset of the class's page simulations
 #define MCX_CLASS_WORDS 8
 
-// Distribution descriptors.
-#define MCX_D_NCOMP 0
-#define MCX_D_THRESH 1
-#define MCX_D_KIND 5
-#define MCX_D_VAL 9
-#define MCX_D_OFF 13
-#define MCX_DIST_WORDS 20
+// Distribution descriptors (offsets are absolute word indices into P).
+#define MCX_D_NLEAF 0
+#define MCX_D_GUIDE_BITS 1
+#define MCX_D_LEAF_OFF 2
+#define MCX_D_GUIDE_OFF 3
+#define MCX_D_KIND 4   // leaf 0, inline (the one-leaf path reads nothing else)
+#define MCX_D_A 5
+#define MCX_D_B 6
+#define MCX_D_CONST 7  // the value (ns) of a one-leaf constant, -1 for any other distribution
+#define MCX_DIST_WORDS 8
+// Leaf records.
+#define MCX_L_CUM 0
+#define MCX_L_KIND 1
+#define MCX_L_A 2
+#define MCX_L_B 3
+#define MCX_LEAF_WORDS 4
 
 // Strategies (mcexplore.params.STRATEGIES order).
 #define MCX_S_REF 0
@@ -119,10 +131,7 @@ MCX_FN const mcx_i64* mcx_dist(const mcx_i64* MCX_RESTRICT P, mcx_i64 d) {
     return P + P[MCX_H_DIST_OFF] + d * MCX_DIST_WORDS;
 }
 // The value of a constant distribution d (only meaningful when mcx_dist_is_const(P, d)).
-MCX_FN mcx_i64 mcx_dist_const(const mcx_i64* MCX_RESTRICT P, mcx_i64 d) { return mcx_dist(P, d)[MCX_D_VAL]; }
+MCX_FN mcx_i64 mcx_dist_const(const mcx_i64* MCX_RESTRICT P, mcx_i64 d) { return mcx_dist(P, d)[MCX_D_CONST]; }
 // Is distribution d a single constant (lets the engine skip a Philox call where the numpy engine
 // would get the same value anyway: sampling a constant ignores the words).
-MCX_FN bool mcx_dist_is_const(const mcx_i64* MCX_RESTRICT P, mcx_i64 d) {
-    const mcx_i64* D = mcx_dist(P, d);
-    return D[MCX_D_NCOMP] == 1 && D[MCX_D_KIND] == 0;
-}
+MCX_FN bool mcx_dist_is_const(const mcx_i64* MCX_RESTRICT P, mcx_i64 d) { return mcx_dist(P, d)[MCX_D_CONST] >= 0; }

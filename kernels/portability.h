@@ -9,7 +9,7 @@
 // integer types are our own: mcx_u32, mcx_u64, mcx_i64.
 //
 // Everything the simulation computes is integer arithmetic (times are int64 nanoseconds,
-// probabilities uint32 thresholds, distributions quantile tables built on the host). There is no
+// probabilities integer thresholds, distributions leaf tables built on the host). There is no
 // floating point anywhere on the simulation path, so FMA contraction (NVRTC contracts by default),
 // flush-to-zero (CuPy passes -ftz) or libm differences cannot change a result. We still compile
 // with --fmad=false / -ffp-contract=off, as a belt to those braces.
@@ -64,6 +64,16 @@ MCX_FN mcx_u32 mcx_mulhi32(mcx_u32 a, mcx_u32 b) {
     return __umulhi(a, b);
 #else
     return (mcx_u32)(((mcx_u64)a * (mcx_u64)b) >> 32);
+#endif
+}
+
+// High 64 bits of the 128-bit product of two 64-bit words (rng.mulhi64).
+MCX_FN mcx_u64 mcx_mulhi64(mcx_u64 a, mcx_u64 b) {
+#if defined(MCX_CUDA)
+    return __umul64hi(a, b);
+#else
+    __extension__ typedef unsigned __int128 mcx_u128;
+    return (mcx_u64)(((mcx_u128)a * (mcx_u128)b) >> 64);
 #endif
 }
 

@@ -1,57 +1,64 @@
 // sample.h: integer-only sampling of a compiled distribution, bit for bit as mcexplore/rng.py.
 //
-// A distribution is a mixture of at most 4 components (params.h gives the packed descriptor):
-//   component c is the first with x0 < thresh[c] (thresh is cumulative weight * 2**32);
-//   CONST: v = val;
-//   TABLE: a 4097-point int64 quantile table T; idx = x1 >> 20, frac = x1 & 0xFFFFF,
-//          v = T[idx] + ((T[idx+1] - T[idx]) * frac >> 20);
-//   EXP:   u = x1 << 32 | x2 (0 -> 1), z = clz64(u), s = u << z,
-//          idx = (s >> 51) & 0xFFF, frac = (s >> 31) & 0xFFFFF,
-//          v = z * val + T[idx] - ((T[idx] - T[idx+1]) * frac >> 20)
-//          (val = round(mean * ln 2): each leading zero halves u; T tabulates -mean*ln(m) for the
-//          mantissa m in [1/2, 1]).
-// No floating point: the result is the same on every compiler and device. Shifts of signed
-// values are floor divisions (mcx_sar64), as numpy's >> on int64.
+// A distribution is a list of n leaves (mcexplore/params.py; params.h gives the packed layout):
+//   the leaf: n == 1: leaf 0, read from the descriptor, no word used; n > 1: u1 = x0 << 32 | x1 and
+//     leaf c is the first with u1 < cum[c] (cum[n-1] is not read: the last leaf takes the rest),
+//     found by a scan from leaf 0 (G == 0) or from guide[u1 >> (64 - G)] (the leaf of the bucket's
+//     lowest u1: 2^G >= n entries, so the scan is O(1) on average);
+//   within the leaf, u2 = x2 << 32 | x3, fixed point ns * 2^16 (MCX_FP_BITS), floored at the end:
+//   SEG (a = lo, b = width): v = (lo + mulhi64(u2, width)) >> 16 (width 0: the constant lo >> 16);
+//   EXP (a = val, b = offset of the table T): u = u2 (0 -> 1), z = clz64(u), s = u << z,
+//          i = (s >> 51) & 0xFFF, v = (z * val + T[i] - mulhi64(T[i] - T[i+1], s << 13)) >> 16
+//          (T tabulates -mean*ln(m) * 2^16 for the mantissa m in [1/2, 1], 4097 points, and
+//          val = T[0] = mean*ln2 * 2^16: each leading zero halves u).
+// Segment ends and exponential means are clipped at 2^40 ns on the host, so nothing overflows.
+// No floating point: the result is the same on every compiler and device.
 #pragma once
 #include "portability.h"
 #include "philox.h"
 #include "params.h"
 
-#define MCX_KIND_CONST 0
-#define MCX_KIND_TABLE 1
-#define MCX_KIND_EXP 2
-#define MCX_FRAC_BITS 20
+#define MCX_LEAF_SEG 0
+#define MCX_LEAF_EXP 1
+#define MCX_FP_BITS 16
 
 // Sample distribution number `d` of the parameter block P from the words w.
 MCX_FN mcx_i64 mcx_sample(const mcx_i64* MCX_RESTRICT P, int d, mcx_words w) {
     const mcx_i64* D = mcx_dist(P, d);
-    const mcx_i64 ncomp = D[MCX_D_NCOMP];
-    int c = 0;
-    for (int j = 0; j < ncomp - 1; ++j) c += ((mcx_u64)w.x0 >= (mcx_u64)D[MCX_D_THRESH + j]) ? 1 : 0;
-    const mcx_i64 kind = D[MCX_D_KIND + c];
-    if (kind == MCX_KIND_CONST) return D[MCX_D_VAL + c];
-    const mcx_i64* T = P + D[MCX_D_OFF + c];
-    if (kind == MCX_KIND_TABLE) {
-        const mcx_i64 idx = (mcx_i64)(w.x1 >> MCX_FRAC_BITS);
-        const mcx_i64 frac = (mcx_i64)(w.x1 & 0xFFFFFu);
-        const mcx_i64 lo = T[idx];
-        const mcx_i64 hi = T[idx + 1];
-        return lo + mcx_sar64(mcx_wmul64(hi - lo, frac), MCX_FRAC_BITS);
+    const mcx_i64 n = D[MCX_D_NLEAF];
+    mcx_i64 kind = D[MCX_D_KIND], a = D[MCX_D_A], b = D[MCX_D_B];
+    if (n > 1) {
+        const mcx_u64 u1 = ((mcx_u64)w.x0 << 32) | (mcx_u64)w.x1;
+        const mcx_i64* L = P + D[MCX_D_LEAF_OFF];
+        const int g = (int)D[MCX_D_GUIDE_BITS];
+        mcx_i64 c = g ? P[D[MCX_D_GUIDE_OFF] + (mcx_i64)(u1 >> (64 - g))] : 0;
+        while (c < n - 1 && u1 >= (mcx_u64)L[MCX_LEAF_WORDS * c + MCX_L_CUM]) ++c;
+        const mcx_i64* R = L + MCX_LEAF_WORDS * c;
+        kind = R[MCX_L_KIND];
+        a = R[MCX_L_A];
+        b = R[MCX_L_B];
     }
-    // MCX_KIND_EXP
-    mcx_u64 u = ((mcx_u64)w.x1 << 32) | (mcx_u64)w.x2;
-    if (u == 0) u = 1;
+    const mcx_u64 u2 = ((mcx_u64)w.x2 << 32) | (mcx_u64)w.x3;
+    if (kind == MCX_LEAF_SEG) return (mcx_i64)(((mcx_u64)a + mcx_mulhi64(u2, (mcx_u64)b)) >> MCX_FP_BITS);
+    // MCX_LEAF_EXP
+    const mcx_u64 u = u2 + (u2 == 0 ? 1u : 0u);
     const mcx_i64 z = mcx_clz64(u);
     const mcx_u64 s = u << z;
-    const mcx_i64 idx = (mcx_i64)((s >> 51) & 0xFFFull);
-    const mcx_i64 frac = (mcx_i64)((s >> 31) & 0xFFFFFull);
-    const mcx_i64 lo = T[idx];
-    const mcx_i64 hi = T[idx + 1];
-    return mcx_wmul64(z, D[MCX_D_VAL + c]) + lo - mcx_sar64(mcx_wmul64(lo - hi, frac), MCX_FRAC_BITS);
+    const mcx_i64* T = P + b + (mcx_i64)((s >> 51) & 0xFFFull);
+    const mcx_i64 lo = T[0];
+    const mcx_i64 hi = T[1];
+    const mcx_i64 v = z * a + lo - (mcx_i64)mcx_mulhi64((mcx_u64)(lo - hi), s << 13);
+    return v >> MCX_FP_BITS;  // v >= 0
 }
 
 // Bernoulli draw: true with probability thresh / 2**32, decided by x0 (rng.bernoulli).
 MCX_FN bool mcx_bernoulli(mcx_u64 thresh, mcx_words w) { return (mcx_u64)w.x0 < thresh; }
+
+// Bernoulli draw with a 64-bit threshold: true with probability thresh / 2**64, decided by
+// u1 = x0 << 32 | x1 (rng.bernoulli64; thresh = 2**64 cannot be written: use a branch).
+MCX_FN bool mcx_bernoulli64(mcx_u64 thresh, mcx_words w) {
+    return (((mcx_u64)w.x0 << 32) | (mcx_u64)w.x1) < thresh;
+}
 
 // Draw and sample in one call.
 MCX_FN mcx_i64 mcx_draw_sample(const mcx_i64* MCX_RESTRICT P, int d, mcx_u64 seed, mcx_i64 trial,

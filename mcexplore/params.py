@@ -2,9 +2,39 @@
 
 Where it sits: between the scenario layer (mcexplore.scenario validates a config and calls
 ``compile_*`` here) and the engines (numpy, native, cupy), which see nothing but these objects.
-Everything is integer: times in int64 nanoseconds, probabilities as uint32 thresholds, and
-distributions as mixtures of at most four components, each a constant, a 4097-point quantile table
-(linear in between) or an exponential (see mcexplore.rng.sample).
+Everything is integer: times in int64 nanoseconds, probabilities as integer thresholds.
+
+Distributions (docs/model.md, "Randomness"). A ``CompiledDist`` is a flat list of *leaves*, each
+chosen with an exact 64-bit probability: leaf c is the first with u1 < cum[c], u1 = x0 << 32 | x1
+(the last leaf takes the rest), so its probability is (cum[c] - cum[c-1]) / 2**64; a distribution
+of one leaf reads no word for the choice. Within the leaf, u2 = x2 << 32 | x3 and values are in
+fixed point, ns * 2**FP_BITS (FP_BITS = 16), floored to whole ns at the end:
+
+* SEG (lo, width): ``(lo + mulhi64(u2, width)) >> 16``, the floor of a value uniform on
+  [lo, lo + width). A constant is a SEG of width 0 (lo = round(value) << 16). Histogram buckets,
+  empirical segments and ``uniform`` are SEG leaves, so they are sampled exactly; a tabulated
+  continuous distribution (lognormal, ``table_component(q)``) is a list of SEG leaves between
+  breakpoints of a probability grid refined until the CDF is within ``_grid_tol`` of q's everywhere
+  (see ``table_component``), with the outermost 2**-32 of mass per side at the clip quantile.
+* EXP (val, table): u = u2 (0 -> 1), z = clz64(u), s = u << z; the value is
+  z * val + T[i] - mulhi64(T[i] - T[i+1], s << 13), i = (s >> 51) & 0xFFF, where T (4097 points)
+  tabulates -mean * ln(m) * 2**16 on m in [1/2, 1] and val = T[0] = round(mean ln 2 * 2**16): the
+  exponential of -mean * ln(u / 2**64), cut only at u = 2**-64.
+
+Mixtures of any number of components, nested or not, flatten into one leaf list: weights are
+multiplied in float64 and the cumulative thresholds computed from them with exact integer
+arithmetic, so a weight of 1e-10 is 1e-10 to 64-bit resolution (a weight below 2**-65 rounds to no
+leaf). With GUIDE_MIN_LEAVES leaves or more the kernels find the leaf through a guide table
+(Chen and Asau): 2**G >= n entries, entry j the leaf of u1 = j << (64 - G), then a scan, O(1) on
+average; with fewer they scan from leaf 0.
+
+Clipping: segment ends and exponential means are clipped to [0, CLIP_NS] (2**40 ns, 18 minutes),
+so fixed-point values stay below 2**62 and no int64 overflows anywhere; an exponential's largest
+value is 64 * mean * ln 2 < 2**46 ns.
+
+``CompiledDist.cdf`` gives the exact distribution the sampler implements (it is a finite table),
+``mean_ns`` its mean, ``max_ns`` a bound on its values; tests/test_sampling.py compares them with the
+specified distributions.
 """
 
 from __future__ import annotations
@@ -14,7 +44,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .rng import KIND_CONST, KIND_EXP, KIND_TABLE, TABLE_POINTS
+from .rng import (EXP_TABLE_POINTS, FP_BITS, KIND_EXP, LEAF_EXP, LEAF_SEG, _clz64,  # noqa: F401
+                  exp_leaf_value)
 
 # Order of the distributions in the compiled arrays (the kernels use the same indices).
 DIST_NAMES = (
@@ -23,89 +54,468 @@ DIST_NAMES = (
     "access", "transient_hold",
 )
 DIST_INDEX = {n: i for i, n in enumerate(DIST_NAMES)}
-MAX_COMPONENTS = 4
-# Table values are clipped here so the 20-bit interpolation cannot overflow int64.
-TABLE_CLIP_NS = 1 << 40
+
+CLIP_NS = 1 << 40  # segment ends and exponential means are clipped to [0, CLIP_NS]
+TABLE_CLIP_NS = CLIP_NS  # the old name
+FP_ONE = 1 << FP_BITS
+MAX_LEAVES = 1 << 18  # a sanity cap on the leaves of one compiled distribution
+GUIDE_MIN_LEAVES = 5  # from this many leaves on, the kernels use the guide table
+TAIL_P = 2.0 ** -32  # a tabulated distribution keeps this much mass per side at its clip quantile
+_TWO64 = 1 << 64
 
 STRATEGIES = ("ref", "drop", "ptl_pin", "lock_noref", "flag_spin", "pte_wait")
 STRATEGY_CODE = {s: i for i, s in enumerate(STRATEGIES)}
 
 
-@dataclass
-class CompiledDist:
-    """A mixture of <= 4 components; ``thresh[c]`` is the cumulative weight * 2**32 (uint)."""
+def _to_fp(v) -> np.ndarray:
+    """ns (float) -> fixed point int64, clipped to [0, CLIP_NS] (NaN -> 0)."""
+    v = np.nan_to_num(np.asarray(v, dtype=np.float64), nan=0.0, posinf=float(CLIP_NS), neginf=0.0)
+    return np.round(np.clip(v, 0.0, float(CLIP_NS)) * FP_ONE).astype(np.int64)
 
-    ncomp: int
-    thresh: np.ndarray  # uint64[4]; component c is chosen when x0 < thresh[c] (first such c)
-    kind: np.ndarray  # int64[4]
-    val: np.ndarray  # int64[4]: const value, or round(mean * ln 2) for exp
-    off: np.ndarray  # int64[4]: offset of the component's table in ``tables``
-    tables: np.ndarray  # int64[...]: this distribution's own tables
-    mean_ns: float = 0.0  # for documentation and the exact solver
 
-    @property
-    def is_const(self) -> bool:
-        return self.ncomp == 1 and int(self.kind[0]) == KIND_CONST
+# --------------------------------------------------------------------------------------------
+# Components (groups of leaves before mixing)
 
 
 @dataclass
 class Component:
-    kind: int
-    val: int = 0
-    table: np.ndarray | None = None
-    mean_ns: float = 0.0
+    """Leaves of one distribution before mixing: probabilities (summing to 1) and leaf words.
+
+    kind: LEAF_SEG or LEAF_EXP; a: SEG lo / EXP val (fixed point); b: SEG width / EXP offset of
+    its table in ``tables``; exp_mean: an EXP leaf's mean in ns (0 for SEG); exact: False when a
+    tabulated approximation is involved.
+    """
+
+    prob: np.ndarray
+    kind: np.ndarray
+    a: np.ndarray
+    b: np.ndarray
+    exp_mean: np.ndarray
+    tables: np.ndarray
+    exact: bool = True
+
+
+def _seg_component(lo_fp, hi_fp, prob, exact: bool = True) -> Component:
+    lo_fp = np.asarray(lo_fp, dtype=np.int64).reshape(-1)
+    hi_fp = np.maximum(np.asarray(hi_fp, dtype=np.int64).reshape(-1), lo_fp)
+    prob = np.asarray(prob, dtype=np.float64).reshape(-1)
+    if not (np.all(np.isfinite(prob)) and np.all(prob >= 0) and prob.sum() > 0):
+        raise ValueError("segment probabilities must be finite, >= 0 and not all 0")
+    keep = prob > 0
+    n = int(keep.sum())
+    return Component(prob[keep], np.full(n, LEAF_SEG, dtype=np.int64), lo_fp[keep],
+                     (hi_fp - lo_fp)[keep], np.zeros(n), np.zeros(0, dtype=np.int64), exact)
 
 
 def const_component(v_ns: float) -> Component:
-    return Component(KIND_CONST, int(round(v_ns)), None, float(v_ns))
+    """A constant, round(v_ns) whole ns (clipped to [0, CLIP_NS])."""
+    v = int(round(min(max(float(v_ns), 0.0), float(CLIP_NS))))
+    return _seg_component([v << FP_BITS], [v << FP_BITS], [1.0])
 
 
-def table_component(quantile) -> Component:
-    """A component from a quantile function q(p) (vectorized over p in [0, 1])."""
-    p = np.arange(TABLE_POINTS, dtype=np.float64) / (TABLE_POINTS - 1)
-    q = np.asarray(quantile(p), dtype=np.float64)
-    q = np.clip(np.nan_to_num(q, nan=0.0, posinf=TABLE_CLIP_NS), 0, TABLE_CLIP_NS)
-    t = np.round(q).astype(np.int64)
-    t = np.maximum.accumulate(t)  # a quantile table is non-decreasing, whatever rounding did
-    # Mean of the tabulated (piecewise-linear) quantile function, as the engines sample it.
-    mean = float(np.mean((t[:-1] + t[1:]) / 2.0))
-    return Component(KIND_TABLE, 0, t, mean)
+def uniform_component(a_ns: float, b_ns: float) -> Component:
+    """Uniform on [a, b) (sampled values floor(Y): integers a..b-1 for integer a < b)."""
+    if not b_ns >= a_ns:
+        raise ValueError(f"uniform needs low <= high, got {a_ns} and {b_ns}")
+    return _seg_component(_to_fp([a_ns]), _to_fp([b_ns]), [1.0])
+
+
+def segments_component(lo_ns, hi_ns, prob) -> Component:
+    """Piecewise uniform: segment j is [lo_j, hi_j) with probability prob_j (normalised here).
+
+    Histogram buckets and the segments of an empirical CDF; zero-probability segments make no
+    leaf, zero-width ones a point mass. Exact.
+    """
+    return _seg_component(_to_fp(lo_ns), _to_fp(hi_ns), prob)
 
 
 def exp_component(mean_ns: float) -> Component:
-    j = np.arange(TABLE_POINTS, dtype=np.float64)
-    m = 0.5 + j / (2 * (TABLE_POINTS - 1))
-    t = np.round(mean_ns * -np.log(m)).astype(np.int64)
-    return Component(KIND_EXP, int(round(mean_ns * math.log(2.0))), t, float(mean_ns))
+    """Exponential with this mean (clipped to [0, CLIP_NS]); mean 0 is the constant 0."""
+    mean = min(max(float(mean_ns), 0.0), float(CLIP_NS))
+    if mean == 0.0:
+        return const_component(0.0)
+    j = np.arange(EXP_TABLE_POINTS, dtype=np.float64)
+    m = 0.5 + j / (2 * (EXP_TABLE_POINTS - 1))
+    t = np.round(mean * -np.log(m) * FP_ONE).astype(np.int64)
+    t[-1] = 0
+    t = np.minimum.accumulate(t)  # non-increasing, whatever rounding did
+    return Component(np.ones(1), np.array([LEAF_EXP], dtype=np.int64), np.array([t[0]], dtype=np.int64),
+                     np.zeros(1, dtype=np.int64), np.array([mean]), t, True)
 
 
-def compile_mixture(components: list[Component], weights: list[float] | None = None) -> CompiledDist:
-    if not 1 <= len(components) <= MAX_COMPONENTS:
-        raise ValueError(f"a distribution has 1 to {MAX_COMPONENTS} components, got {len(components)}")
-    if weights is None:
-        weights = [1.0] * len(components)
-    w = np.asarray(weights, dtype=np.float64)
+# Tolerance of a tabulated distribution's CDF (table_component), as a function of the tail
+# probability t = min(F, 1 - F): 0.25% of t in the far tails, 5e-10 (absolute) for t up to 1e-3,
+# then 5e-7 t, at most 5e-8 in the body. (The tests hold the result to 1% and 1e-9 in the tails.)
+GRID_TOL_REL = 0.0025
+GRID_TOL_TAIL_ABS = 5e-10
+GRID_TOL_BODY_REL = 5e-7
+GRID_TOL_BODY_ABS = 5e-8
+
+
+def _grid_tol(t):
+    return np.minimum(GRID_TOL_REL * t,
+                      np.maximum(GRID_TOL_TAIL_ABS, np.minimum(GRID_TOL_BODY_REL * t, GRID_TOL_BODY_ABS)))
+
+
+def _qx(quantile, p) -> np.ndarray:
+    p = np.asarray(p, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        x = np.broadcast_to(np.asarray(quantile(p), dtype=np.float64), p.shape)
+    x = np.nan_to_num(x, nan=0.0, posinf=float(CLIP_NS), neginf=0.0)
+    return np.clip(x, 0.0, float(CLIP_NS))
+
+
+def _natural_split(a, b, fr):
+    """Points at fractions fr of segments [a, b] of the probability axis, in the coordinate the
+    grid refines in: log p below 1/4, log(1 - p) above 3/4, p in between. Shapes (n,) x (k,)."""
+    a = a[:, None]
+    b = b[:, None]
+    fr = np.asarray(fr, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        lower = a * (b / a) ** fr
+        upper = 1.0 - (1.0 - a) * ((1.0 - b) / (1.0 - a)) ** fr
+    arith = a + (b - a) * fr
+    return np.where(b <= 0.25, lower, np.where(a >= 0.75, upper, arith))
+
+
+def _grid(quantile, max_rounds: int = 64) -> np.ndarray:
+    """Breakpoints 2**-32 = p_0 < ... < p_n = 1 - 2**-32 where the CDF that is linear between the
+    points (q(p_i), p_i) is within _grid_tol of q's own (checked at three points inside every
+    segment; a segment with no whole ns strictly inside it is exact where the sampled integers
+    can tell, and is kept as it is)."""
+    tail = [2.0 ** -k for k in range(32, 2, -1)]
+    pts = np.unique(np.concatenate([tail, 0.25 + np.arange(33) / 64.0, [1.0 - t for t in reversed(tail)]]))
+    pending = np.stack([pts[:-1], pts[1:]], axis=1)
+    done = [pts]
+    fr = np.array([0.25, 0.5, 0.75])
+    total = len(pts)
+    for _ in range(max_rounds):
+        if not len(pending):
+            break
+        a, b = pending[:, 0], pending[:, 1]
+        xa, xb = _qx(quantile, a), _qx(quantile, b)
+        pt = _natural_split(a, b, fr)
+        xt = _qx(quantile, pt)
+        span = xb - xa
+        with np.errstate(all="ignore"):
+            flin = a[:, None] + (b - a)[:, None] * (xt - xa[:, None]) / np.where(span > 0, span, 1.0)[:, None]
+        err = np.where(span[:, None] > 0, np.abs(flin - pt), 0.0)
+        ratio = (err / _grid_tol(np.minimum(pt, 1.0 - pt))).max(axis=1)
+        bad = (ratio > 1.0) & (np.floor(xa) + 1.0 < xb)
+        if total >= MAX_LEAVES:
+            break
+        a, b, ratio = a[bad], b[bad], ratio[bad]
+        k = np.clip(np.ceil(1.15 * np.sqrt(ratio)), 2, 64).astype(np.int64)
+        kmax = int(k.max()) if len(k) else 2
+        # Split segment i into k_i parts: fractions j / k_i, j = 1 .. k_i - 1.
+        j = np.arange(1, kmax)
+        frs = j[None, :] / k[:, None]
+        new = _natural_split(a, b, frs)
+        valid = (j[None, :] < k[:, None]) & (new > a[:, None]) & (new < b[:, None])
+        rowid = np.broadcast_to(np.arange(len(a))[:, None], new.shape)[valid]
+        inner = new[valid]
+        done.append(inner)
+        total += len(inner)
+        # The new segments: consecutive points of each split row.
+        e = np.concatenate([a, inner, b])
+        r = np.concatenate([np.arange(len(a)), rowid, np.arange(len(a))])
+        order = np.lexsort((e, r))
+        e, r = e[order], r[order]
+        same = (r[1:] == r[:-1]) & (e[1:] > e[:-1])
+        pending = np.stack([e[:-1][same], e[1:][same]], axis=1)
+    return np.unique(np.concatenate(done))
+
+
+def table_component(quantile) -> Component:
+    """A distribution with quantile function q(p) (vectorized over p in [0, 1]), tabulated.
+
+    SEG leaves between the breakpoints of ``_grid`` (p from 2**-32 to 1 - 2**-32, log-spaced in
+    both tails, refined until the CDF is within _grid_tol of q's); the outermost 2**-32 of mass on
+    each side is the segment [q(0), q(2**-32)) (or [q(1 - 2**-32), q(1))) where that end of q is
+    finite and at most CLIP_NS, else a point mass at the clip quantile. Values are clipped to
+    [0, CLIP_NS] and made non-decreasing. Not ``exact``.
+    """
+    p = _grid(quantile)
+    ends = _qx(quantile, np.array([0.0, 1.0]))
+    with np.errstate(all="ignore"):
+        raw = np.asarray(quantile(np.array([0.0, 1.0])), dtype=np.float64) * np.ones(2)
+    finite = np.isfinite(raw) & (raw >= 0) & (raw <= CLIP_NS)
+    xs = _qx(quantile, p)
+    xfp = np.maximum.accumulate(_to_fp(xs))
+    # The breakpoints are kept in fixed point (2**-16 ns), which moves each by up to 2**-17 ns: where
+    # the density is high (a lognormal's lower tail within a few ns), enough to shift the CDF by
+    # ~1e-8. So each breakpoint's probability is moved along the curve to where the rounded value
+    # sits, p + density * (rounded - exact), the density taken from the neighbours (first order;
+    # no move where q is flat, and never past the midpoints to the neighbours).
+    shift = xfp / FP_ONE - xs
+    pn = np.concatenate([[0.0], p, [1.0]])
+    xn = np.concatenate([[xs[0]], xs, [xs[-1]]])
+    dp = pn[2:] - pn[:-2]
+    dx = xn[2:] - xn[:-2]
+    with np.errstate(all="ignore"):
+        dens = np.where(dx > 0, dp / np.where(dx > 0, dx, 1.0), 0.0)
+    pc = p + dens * shift
+    pc = np.clip(pc, (pn[:-2] + p) / 2, (p + pn[2:]) / 2)
+    lo_end = _to_fp(ends[0]) if finite[0] else xfp[0]
+    hi_end = _to_fp(ends[1]) if finite[1] else xfp[-1]
+    x_all = np.maximum.accumulate(np.concatenate([[min(lo_end, xfp[0])], xfp, [max(hi_end, xfp[-1])]]))
+    prob = np.concatenate([[pc[0]], np.diff(pc), [1.0 - pc[-1]]])
+    return _seg_component(x_all[:-1], x_all[1:], prob, exact=False)
+
+
+# --------------------------------------------------------------------------------------------
+# Compiled distributions
+
+
+def _cum_thresholds(omega: np.ndarray) -> list[int]:
+    """Cumulative 64-bit thresholds round(2**64 * S_c / S_n) of non-negative float64 weights,
+    S_c the exact sum of omega[0..c] (exact integer arithmetic on the floats' binary values)."""
+    pos = omega > 0
+    m, e = np.frexp(omega)
+    mant = np.ldexp(m, 53).astype(np.int64)  # exact: omega = mant * 2**(e - 53)
+    ex = np.where(pos, e.astype(np.int64) - 53, 0)
+    e0 = int(ex[pos].min())
+    shifts = np.where(pos, ex - e0, 0)
+    total = 0
+    cums = []
+    for mi, si in zip(mant.tolist(), shifts.tolist()):
+        total += mi << si
+        cums.append(total)
+    return [((c << 65) + total) // (2 * total) for c in cums]
+
+
+def _leaf_means(kind, a, b, exp_mean) -> np.ndarray:
+    """Mean of each leaf's sampled integers (the floor included)."""
+    a = np.asarray(a, dtype=np.int64)
+    b = np.asarray(b, dtype=np.int64)
+    whole = (a >> FP_BITS).astype(np.float64)
+    lo = a & (FP_ONE - 1)
+    n = lo + np.where(kind == LEAF_SEG, b, 0)
+    q = (n >> FP_BITS).astype(np.float64)
+    r = (n & (FP_ONE - 1)).astype(np.float64)
+    with np.errstate(all="ignore"):
+        # sum_{j=lo}^{lo+W-1} floor(j / 2**16) / W, the j < 2**16 terms being 0.
+        seg = whole + np.where(b > 0, (FP_ONE * q * (q - 1) / 2 + r * q) / np.where(b > 0, b, 1), 0.0)
+        # E[floor(Y)] for Y exponential: sum_{k >= 1} e^{-k / mean}.
+        ex = 1.0 / np.expm1(1.0 / np.where(exp_mean > 0, exp_mean, 1.0))
+    return np.where(kind == LEAF_SEG, seg, ex)
+
+
+@dataclass(eq=False)
+class CompiledDist:
+    """A distribution as the engines sample it: n leaves (see the module docstring).
+
+    cum: uint64[n], cumulative thresholds (cum[n-1] is not read: the last leaf takes the rest);
+    kind: int64[n] (LEAF_SEG, LEAF_EXP); a, b: int64[n] (SEG: lo, width; EXP: val, offset of its
+    table in ``tables``), fixed point; tables: int64, the EXP tables; weight: float64[n], each
+    leaf's probability (cum differences / 2**64); exp_mean: float64[n] (EXP leaves: the mean in ns);
+    exact: whether the leaves are the specified distribution (up to the floor to whole ns).
+    """
+
+    cum: np.ndarray
+    kind: np.ndarray
+    a: np.ndarray
+    b: np.ndarray
+    tables: np.ndarray
+    weight: np.ndarray
+    exp_mean: np.ndarray
+    exact: bool = True
+    mean_ns: float = field(init=False)  # mean of the sampled integers
+    max_ns: int = field(init=False)  # no sample exceeds this
+
+    def __post_init__(self):
+        self.mean_ns = float(np.dot(self.weight, _leaf_means(self.kind, self.a, self.b, self.exp_mean)))
+        seg = self.kind == LEAF_SEG
+        top = np.where(seg, self.a + np.maximum(self.b - 1, 0), 64 * self.a) >> FP_BITS
+        self.max_ns = int(top.max())
+
+    # -- shape ---------------------------------------------------------------------------------
+
+    @property
+    def nleaf(self) -> int:
+        return len(self.kind)
+
+    @property
+    def is_const(self) -> bool:
+        return self.nleaf == 1 and int(self.kind[0]) == LEAF_SEG and int(self.b[0]) == 0
+
+    @property
+    def const_ns(self) -> int:
+        """The value of a constant distribution (is_const), in ns."""
+        return int(self.a[0]) >> FP_BITS
+
+    @property
+    def ncomp(self) -> int:
+        """The old name of ``nleaf``."""
+        return self.nleaf
+
+    @property
+    def val(self) -> np.ndarray:
+        """Compatibility: each leaf's ``a`` in whole ns (a constant's value; an EXP leaf's mean ln 2)."""
+        return self.a >> FP_BITS
+
+    @property
+    def guide_bits(self) -> int:
+        """G of the guide table (0: none, the kernels scan from leaf 0): 2**G >= nleaf."""
+        n = self.nleaf
+        return 0 if n < GUIDE_MIN_LEAVES else (n - 1).bit_length()
+
+    def guide(self) -> np.ndarray:
+        """The guide table: entry j is the leaf of u1 = j << (64 - G), the first c with u1 < cum[c]."""
+        g = self.guide_bits
+        if g == 0:
+            return np.zeros(0, dtype=np.int64)
+        j = np.arange(1 << g, dtype=np.uint64) << np.uint64(64 - g)
+        return np.searchsorted(self.cum[:-1], j, side="right").astype(np.int64)
+
+    def component(self) -> Component:
+        """This distribution as a component of a mixture (its leaves, unchanged)."""
+        return Component(self.weight.copy(), self.kind.copy(), self.a.copy(), self.b.copy(),
+                         self.exp_mean.copy(), self.tables.copy(), self.exact)
+
+    # -- the distribution the sampler implements -----------------------------------------------
+
+    def cdf(self, x) -> np.ndarray:
+        """P(sampled value < x) for integer ns x (array), exactly as the tables give it.
+
+        SEG leaf: the fraction of the 2**64 values of u2 with lo + mulhi64(u2, width) < x << 16,
+        taken as m / width, m = clip(x << 16 - lo, 0, width) (the exact count ceil(m 2**64 / width)
+        differs by less than 2**-64); EXP leaf: the values of u2 counted octave by octave (the
+        sampled value is monotone in u2 within one). Summed in float64.
+        """
+        x = np.asarray(x)
+        shape = x.shape
+        xs = np.clip(np.asarray(x, dtype=np.float64).reshape(-1), -1.0, float(1 << 46))
+        xi = np.ceil(xs).astype(np.int64)  # P(v < x) = P(v < ceil(x)) for integer v
+        out = np.zeros(len(xi), dtype=np.float64)
+        X = np.maximum(xi, 0) << FP_BITS
+        for c in _chains(self.kind, self.a, self.b):
+            out += self._chain_cdf(c, X)
+        for c in np.nonzero(self.kind == LEAF_EXP)[0]:
+            out += self.weight[c] * _exp_cdf(int(self.a[c]), self.tables, int(self.b[c]), X)
+        out[xi <= 0] = 0.0
+        return np.clip(out, 0.0, 1.0).reshape(shape)
+
+    def _chain_cdf(self, c: np.ndarray, X: np.ndarray) -> np.ndarray:
+        """P(v < X) of SEG leaves c (disjoint, in increasing order), weighted: the leaves wholly
+        below X (prefix sum) plus the one X falls in."""
+        a, w = self.a[c], self.b[c]
+        key = np.where(w > 0, a + w, a + 1)  # the leaf is wholly below X iff key <= X
+        cw = np.concatenate([[0.0], np.cumsum(self.weight[c])])
+        k = np.searchsorted(key, X, side="right")
+        kk = np.minimum(k, len(c) - 1)
+        part = (k < len(c)) & (a[kk] < X) & (w[kk] > 0)
+        frac = np.where(part, (X - a[kk]) / np.where(w[kk] > 0, w[kk], 1), 0.0)
+        return cw[k] + self.weight[c][kk] * frac
+
+    def survival_integral(self, x: float, y: float = math.inf) -> float:
+        """∫_x^y P(Y >= u) du for the continuous Y the samples are the floor of (x <= y, y may be inf).
+
+        SEG leaves: Y uniform on [lo, lo + width) (a point mass for width 0); EXP leaves: the
+        analytic exponential of their mean.
+        """
+        x, y = float(x), float(y)
+        if not x <= y:
+            raise ValueError(f"survival_integral needs x <= y, got {x} and {y}")
+        seg = self.kind == LEAF_SEG
+        A = self.a / FP_ONE
+        B = (self.a + np.where(seg, self.b, 0)) / FP_ONE
+        below = np.clip(np.minimum(y, A) - x, 0.0, None)  # the part of [x, y] left of A: S = 1
+        lo = np.maximum(x, A)
+        hi = np.minimum(y, B)
+        width = B - A
+        with np.errstate(all="ignore"):
+            ramp = np.where((hi > lo) & (width > 0),
+                            ((B - lo) ** 2 - (B - hi) ** 2) / (2 * np.where(width > 0, width, 1.0)), 0.0)
+            mu = np.where(seg, 1.0, self.exp_mean)
+            x0 = max(x, 0.0)
+            ex = np.clip(min(y, 0.0) - x, 0.0, None) + (
+                mu * (np.exp(-x0 / mu) - (np.exp(-y / mu) if math.isfinite(y) else 0.0)) if y > 0 else 0.0)
+        per = np.where(seg, below + ramp, ex)
+        return float(np.dot(self.weight, per))
+
+
+def _chains(kind, a, b) -> list[np.ndarray]:
+    """The SEG leaves split into runs (in leaf order) of disjoint leaves in increasing order: the
+    leaves of one table, histogram or empirical component form one run."""
+    seg = np.nonzero(kind == LEAF_SEG)[0]
+    if not len(seg):
+        return []
+    sa, sw = a[seg], b[seg]
+    key = np.where(sw > 0, sa + sw, sa + 1)
+    brk = np.nonzero(sa[1:] < key[:-1])[0] + 1
+    return np.split(seg, brk)
+
+
+def _exp_cdf(val: int, table: np.ndarray, off: int, X: np.ndarray) -> np.ndarray:
+    """P(EXP leaf's fixed-point value < X) over the 2**64 values of u2 (u2 = 0 counts as 1)."""
+    X = np.asarray(X, dtype=np.int64)
+    z = np.arange(64, dtype=np.int64)[:, None]  # octave: u in [2**(63-z), 2**(64-z))
+    zz = np.broadcast_to(z, (64, len(X)))
+    n_oct = np.uint64(1) << (np.uint64(63) - z.astype(np.uint64))  # values of u in the octave
+    lo = np.zeros((64, len(X)), dtype=np.uint64)
+    hi = np.broadcast_to(n_oct, (64, len(X))).copy()
+    top = np.uint64(1) << np.uint64(63)
+    vals = np.full(zz.shape, val, dtype=np.int64)
+    for _ in range(64):  # smallest k with v(z, k) < X (v non-increasing in k); hi = n_oct: none
+        active = lo < hi
+        if not active.any():
+            break
+        mid = lo + ((hi - lo) >> np.uint64(1))
+        s = top + (np.minimum(mid, n_oct - np.uint64(1)) << zz.astype(np.uint64))
+        v = exp_leaf_value(zz, s, vals, table, off)
+        below = (v < X[None, :]) & active
+        hi = np.where(below, mid, hi)
+        lo = np.where(active & ~below, mid + np.uint64(1), lo)
+    count = (np.broadcast_to(n_oct, lo.shape) - lo).astype(np.float64)
+    total = count.sum(axis=0)
+    # u2 = 0 is sampled as u = 1 (octave 63, k = 0).
+    v1 = exp_leaf_value(np.array([63]), np.array([top], dtype=np.uint64), np.array([val]), table, off)[0]
+    total += (v1 < X).astype(np.float64)
+    return total / 2.0 ** 64
+
+
+def compile_mixture(components: list, weights: list[float] | None = None) -> CompiledDist:
+    """One CompiledDist from components (Component or CompiledDist: nested mixtures flatten) and
+    their weights (any non-negative numbers, normalised here; default equal)."""
+    comps = [c.component() if isinstance(c, CompiledDist) else c for c in components]
+    if not comps:
+        raise ValueError("a distribution has at least one component")
+    w = np.ones(len(comps)) if weights is None else np.asarray(weights, dtype=np.float64).reshape(-1)
+    if len(w) != len(comps):
+        raise ValueError(f"{len(comps)} components but {len(w)} weights")
+    if not (np.all(np.isfinite(w)) and np.all(w >= 0) and w.sum() > 0):
+        raise ValueError(f"mixture weights must be finite, >= 0 and not all 0, got {list(w)}")
     w = w / w.sum()
-    cum = np.cumsum(w)
-    thresh = np.zeros(MAX_COMPONENTS, dtype=np.uint64)
-    for c in range(len(components)):
-        thresh[c] = np.uint64(min(1 << 32, int(round(cum[c] * 2**32))))
-    thresh[len(components) - 1] = np.uint64(1 << 32)
-    kind = np.zeros(MAX_COMPONENTS, dtype=np.int64)
-    val = np.zeros(MAX_COMPONENTS, dtype=np.int64)
-    off = np.zeros(MAX_COMPONENTS, dtype=np.int64)
-    tables = []
+    omega, kind, a, b, mu, tabs = [], [], [], [], [], []
     pos = 0
-    for c, comp in enumerate(components):
-        kind[c] = comp.kind
-        val[c] = comp.val
-        if comp.table is not None:
-            off[c] = pos
-            tables.append(comp.table)
-            pos += len(comp.table)
-    tab = np.concatenate(tables) if tables else np.zeros(1, dtype=np.int64)
-    mean = float(sum(wc * comp.mean_ns for wc, comp in zip(w, components)))
-    return CompiledDist(len(components), thresh, kind, val, off, tab.astype(np.int64), mean)
+    for wc, comp in zip(w, comps):
+        psum = float(np.sum(comp.prob))
+        omega.append(wc * (comp.prob / psum))
+        kind.append(comp.kind)
+        a.append(comp.a)
+        b.append(np.where(comp.kind == LEAF_EXP, comp.b + pos, comp.b))
+        mu.append(comp.exp_mean)
+        tabs.append(comp.tables)
+        pos += len(comp.tables)
+    omega = np.concatenate(omega)
+    kind, a, b, mu = (np.concatenate(v) for v in (kind, a, b, mu))
+    tables = np.concatenate(tabs).astype(np.int64) if pos else np.zeros(0, dtype=np.int64)
+    keep = omega > 0
+    omega, kind, a, b, mu = omega[keep], kind[keep], a[keep], b[keep], mu[keep]
+    cum = _cum_thresholds(omega)
+    prev = [0] + cum[:-1]
+    diff = [c - p for c, p in zip(cum, prev)]
+    nz = np.array([d > 0 for d in diff])
+    if nz.sum() > MAX_LEAVES:
+        raise ValueError(f"a distribution compiles to at most {MAX_LEAVES} leaves, this one to {int(nz.sum())}")
+    cum = [c for c, k in zip(cum, nz) if k]
+    weight = np.array([d / 2.0 ** 64 for d, k in zip(diff, nz) if k], dtype=np.float64)
+    cum_u = np.array([min(c, _TWO64 - 1) for c in cum], dtype=np.uint64)
+    cum_u[-1] = np.uint64(_TWO64 - 1)
+    return CompiledDist(cum_u, kind[nz].astype(np.int64), a[nz].astype(np.int64), b[nz].astype(np.int64),
+                        tables, weight, mu[nz].astype(np.float64),
+                        exact=all(c.exact for c in comps))
 
 
 def const(v_ns: float) -> CompiledDist:
@@ -117,7 +527,7 @@ def exponential(mean_ns: float) -> CompiledDist:
 
 
 def uniform(a_ns: float, b_ns: float) -> CompiledDist:
-    return compile_mixture([table_component(lambda p: a_ns + (b_ns - a_ns) * p)])
+    return compile_mixture([uniform_component(a_ns, b_ns)])
 
 
 @dataclass
@@ -147,10 +557,6 @@ class Compiled:
     # Transient references (MODEL.md 1.1): a Poisson process of this rate whose holds are
     # dists[DIST_INDEX["transient_hold"]]; see mcexplore.transient for how the engines draw it.
     transient_rate_per_ns: float = 0.0
-    # "process" (the specification) or "independent" (a named approximation: one Bernoulli draw
-    # per refcount check with probability transient_thresh / 2**64; see docs/model.md).
-    transient_model: str = "process"
-    transient_thresh: int = 0  # "independent" only: P(a reference held at a check) * 2**64
     # Block level (None: page level).
     block: list[PageClass] | None = None
     batch_pages: int = 256

@@ -13,13 +13,14 @@ Layout of one draw (docs/model.md, "Randomness"):
                i << 20 | sub & 0xfffff)          i: PTE/task index (1-based), 0 for the migrator
 
 so every draw is a pure function of (seed, trial, purpose, page, k, i, sub), never of the order in
-which draws are consumed. One Philox block gives four 32-bit words x0..x3: x0 chooses a mixture
-component (and decides Bernoulli draws), x1 feeds a quantile table, (x1, x2) the 64-bit uniform of
-an exponential.
+which draws are consumed. One Philox block gives four 32-bit words x0..x3. A distribution uses
+u1 = x0 << 32 | x1 to choose its leaf (only when it has more than one) and u2 = x2 << 32 | x3 inside
+the leaf; Bernoulli draws use x0 (bernoulli, 32-bit thresholds) or u1 (bernoulli64, 64-bit).
 
-Sampling uses integer arithmetic only, so that the GPU and the host agree bit for bit: quantile
-tables of 4097 int64 nanosecond values are built once on the host (mcexplore.compile), and a
-draw interpolates linearly between two of them with a 20-bit fraction.
+Sampling uses integer arithmetic only, so that the GPU and the host agree bit for bit: a compiled
+distribution (mcexplore.params.CompiledDist) is a list of leaves with 64-bit cumulative thresholds,
+each leaf uniform on a fixed-point segment (ns * 2**16; width 0 for a constant) or an exponential
+(leading zeros of u2 plus a fixed-point mantissa table); the value is floored to whole ns at the end.
 """
 
 from __future__ import annotations

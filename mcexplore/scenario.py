@@ -27,6 +27,7 @@ bad value and what is valid, e.g.
 ``timing.pre_freeze: '-3us' is not valid: durations must be >= 0 (units: ns, us, ms, s)``.
 """
 
+import functools
 import hashlib
 import importlib.resources
 import json
@@ -49,8 +50,7 @@ from scipy.special import ndtri, ndtr
 
 from . import params
 from .params import (
-    DIST_NAMES, MAX_COMPONENTS, STRATEGIES, STRATEGY_CODE, Compiled, CompiledDist, Component,
-    PageClass,
+    DIST_NAMES, STRATEGIES, STRATEGY_CODE, Compiled, CompiledDist, Component, PageClass,
 )
 from .units import (
     UnitError, format_ns, format_rate, parse_duration, parse_rate, parse_scaled,
@@ -67,9 +67,9 @@ __all__ = [
 TIMING_NAMES = tuple(n for n in DIST_NAMES if n not in ("access", "transient_hold"))
 DEFAULT_SCENARIO = "thread-2018"
 DIST_KINDS = ("const", "uniform", "exp", "lognormal", "empirical", "histogram", "mixture")
-# Lognormal quantiles are cut at these probabilities: beyond them ndtri grows without bound, and a
-# table of 4097 points could not represent the tail anyway.
-LOGNORMAL_P_CLIP = 2.0 ** -24
+# A lognormal is tabulated (params.table_component) from p = 2^-32 to 1 - 2^-32: the lowest 2^-32
+# of its mass is uniform on [0, q(2^-32)), the highest a point mass at q(1 - 2^-32).
+LOGNORMAL_P_CLIP = params.TAIL_P
 _LABEL_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 _MISSING = object()
 
@@ -146,18 +146,18 @@ class _Model(BaseModel):
 # Distributions (MODEL.md 1.2)
 
 
-def _piecewise_quantile(kp: np.ndarray, kv: np.ndarray):
-    """Quantile function linear between knots (p, value); equal consecutive p make a jump."""
+def _knots_component(kp: np.ndarray, kv: np.ndarray) -> Component:
+    """Piecewise uniform between knots (p, value): segment j is [v_j, v_j+1) with probability
+    p_j+1 - p_j (sampled exactly; equal consecutive p make no segment, equal values a point mass)."""
+    return params.segments_component(kv[:-1], kv[1:], np.diff(kp))
 
-    def q(p):
-        p = np.asarray(p, dtype=np.float64)
-        i = np.clip(np.searchsorted(kp, p, side="right") - 1, 0, len(kp) - 2)
-        p0, p1, v0, v1 = kp[i], kp[i + 1], kv[i], kv[i + 1]
-        span = np.where(p1 > p0, p1 - p0, 1.0)
-        w = np.where(p1 > p0, np.clip((p - p0) / span, 0.0, 1.0), 1.0)
-        return v0 + (v1 - v0) * w
 
-    return q
+@functools.lru_cache(maxsize=64)
+def _lognormal_component(median: float, sigma: float) -> Component:
+    # Tabulating takes some 20 ms; a scenario compiles every strategy with the same timings.
+    if sigma == 0:
+        return params.const_component(median)
+    return params.table_component(lambda p: median * np.exp(sigma * ndtri(p)))
 
 
 def _knots_mean(kp: np.ndarray, kv: np.ndarray) -> float:
@@ -175,7 +175,8 @@ class _Dist(_Model):
         raise NotImplementedError
 
     def weighted(self) -> list[tuple[float, Component]]:
-        """(weight, component) pairs of the compiled mixture (one pair unless a mixture)."""
+        """(weight, component) pairs of the compiled mixture (one pair unless a mixture; a nested
+        mixture's pairs are flattened into its parent's, the weights multiplied)."""
         return [(1.0, self.component())]
 
     def compile(self) -> CompiledDist:
@@ -223,8 +224,7 @@ class UniformDist(_Dist):
         return (self.low + self.high) / 2.0
 
     def component(self) -> Component:
-        a, b = self.low, self.high
-        return params.table_component(lambda p: a + (b - a) * p)
+        return params.uniform_component(self.low, self.high)
 
     def table(self) -> dict:
         return {"dist": "uniform", "low": format_ns(self.low, exact=True),
@@ -254,19 +254,18 @@ class LognormalDist(_Dist):
         return self.median * math.exp(self.sigma ** 2 / 2.0)
 
     def clipped_mean_ns(self) -> float:
-        """Mean of the distribution clipped at the quantiles the table uses (for tests, docs)."""
+        """Mean of the distribution as tabulated, before the floor to whole ns: the lowest 2^-32 of
+        mass uniform on [0, q(2^-32)), the highest at q(1 - 2^-32) (for tests, docs)."""
         m, s, c = self.median, self.sigma, LOGNORMAL_P_CLIP
         if s == 0:
             return m
         za, zb = float(ndtri(c)), float(ndtri(1 - c))
         a, b = m * math.exp(s * za), m * math.exp(s * zb)
         inner = self.mean_ns() * (float(ndtr(zb - s)) - float(ndtr(za - s)))
-        return a * c + b * c + inner
+        return a / 2 * c + b * c + inner
 
     def component(self) -> Component:
-        m, s = self.median, self.sigma
-        return params.table_component(
-            lambda p: m * np.exp(s * ndtri(np.clip(p, LOGNORMAL_P_CLIP, 1 - LOGNORMAL_P_CLIP))))
+        return _lognormal_component(float(self.median), float(self.sigma))
 
     def table(self) -> dict:
         return {"dist": "lognormal", "median": format_ns(self.median, exact=True), "sigma": self.sigma}
@@ -302,7 +301,7 @@ class EmpiricalDist(_Dist):
         return _knots_mean(*self.knots())
 
     def component(self) -> Component:
-        return params.table_component(_piecewise_quantile(*self.knots()))
+        return _knots_component(*self.knots())
 
     def table(self) -> dict:
         return {"dist": "empirical", "points": [[p, format_ns(v, exact=True)] for p, v in self.points]}
@@ -380,7 +379,9 @@ class HistogramDist(_Dist):
         return _knots_mean(*self.knots())
 
     def component(self) -> Component:
-        return params.table_component(_piecewise_quantile(*self.knots()))
+        full = [(lo, hi, c) for lo, hi, c in self.parsed() if c > 0]
+        return params.segments_component([b[0] for b in full], [b[1] for b in full],
+                                         [b[2] for b in full])
 
     def table(self) -> dict:
         # Buckets are kept as written (with their unit): they are a measurement, and "4K" reads
@@ -389,13 +390,13 @@ class HistogramDist(_Dist):
         return {"dist": "histogram", "unit": self.unit, "buckets": buckets}
 
 
-def _component_class(base: type[_Dist]) -> type[_Dist]:
-    """A mixture component: the table of a simple distribution plus its weight."""
+def _component_class(base: type[_Dist], name: str | None = None) -> type[_Dist]:
+    """A mixture component: the table of a distribution plus its weight."""
 
     def table(self) -> dict:
         return {"weight": self.weight, **base.table(self)}
 
-    return type(base.__name__.replace("Dist", "Component"), (base,), {
+    return type(name or base.__name__.replace("Dist", "Component"), (base,), {
         "__annotations__": {"weight": Weight},
         "__module__": __name__,
         "table": table,
@@ -422,22 +423,11 @@ def _tag(v):
     return None
 
 
-MixtureComponent = Annotated[
-    Union[
-        Annotated[ConstComponent, Tag("const")],
-        Annotated[UniformComponent, Tag("uniform")],
-        Annotated[ExpComponent, Tag("exp")],
-        Annotated[LognormalComponent, Tag("lognormal")],
-        Annotated[EmpiricalComponent, Tag("empirical")],
-        Annotated[HistogramComponent, Tag("histogram")],
-    ],
-    Discriminator(_tag, custom_error_type="bad_component", custom_error_message="bad mixture component"),
-]
-
-
 class MixtureDist(_Dist):
+    """Weighted components, any number of them; a component may itself be a mixture."""
+
     dist: Literal["mixture"]
-    components: list[MixtureComponent] = Field(min_length=1, max_length=MAX_COMPONENTS)
+    components: list["MixtureComponent"] = Field(min_length=1)
 
     @model_validator(mode="after")
     def _weights(self):
@@ -454,10 +444,29 @@ class MixtureDist(_Dist):
         raise TypeError("a mixture is not a single component; use weighted() or compile()")
 
     def weighted(self) -> list[tuple[float, Component]]:
-        return [(c.weight, c.component()) for c in self.components]
+        return [(c.weight * w, comp) for c in self.components for w, comp in c.weighted()]
 
     def table(self) -> dict:
         return {"dist": "mixture", "components": [c.table() for c in self.components]}
+
+
+# (Not named MixtureComponent: pydantic would read the forward reference below as the class itself.)
+MixtureMixtureComponent = _component_class(MixtureDist, "NestedMixtureComponent")
+
+MixtureComponent = Annotated[
+    Union[
+        Annotated[ConstComponent, Tag("const")],
+        Annotated[UniformComponent, Tag("uniform")],
+        Annotated[ExpComponent, Tag("exp")],
+        Annotated[LognormalComponent, Tag("lognormal")],
+        Annotated[EmpiricalComponent, Tag("empirical")],
+        Annotated[HistogramComponent, Tag("histogram")],
+        Annotated[MixtureMixtureComponent, Tag("mixture")],
+    ],
+    Discriminator(_tag, custom_error_type="bad_component", custom_error_message="bad mixture component"),
+]
+MixtureDist.model_rebuild()
+MixtureMixtureComponent.model_rebuild()
 
 
 def _bare_const(ns: float) -> ConstDist:
@@ -1033,11 +1042,10 @@ def _format_error(err: dict, root) -> str:
         return f"{path}: missing: this key is required"
     if typ in ("bad_dist", "bad_component"):
         comp = typ == "bad_component"
-        kinds = _simple_kinds(mixture=not comp)
+        kinds = _simple_kinds(mixture=True)  # a mixture component may be a mixture itself
         what = "a mixture component" if comp else "a distribution"
         if isinstance(inp, dict) and "dist" in inp:
-            extra = " (mixtures do not nest)" if comp and inp["dist"] == "mixture" else ""
-            return f"{path}.dist: {_show(inp['dist'])} is not valid: {what} must be one of {kinds}{extra}"
+            return f"{path}.dist: {_show(inp['dist'])} is not valid: {what} must be one of {kinds}"
         if comp:
             return (f"{path}: {_show(inp)} is not valid: a mixture component is a table "
                     f"{{weight = ..., dist = one of {kinds}, ...}}")

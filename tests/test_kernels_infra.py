@@ -17,7 +17,8 @@ import pytest
 from mcexplore import rng
 from mcexplore.engines import kernel_source, native, pack
 from mcexplore.params import (Compiled, compile_mixture, const, const_component, exp_component,
-                              exponential, table_component, uniform)
+                              exponential, segments_component, table_component, uniform,
+                              uniform_component)
 from mcexplore.results import HIST_BINS, hist_bucket
 
 KAT = [
@@ -40,11 +41,26 @@ def lib():
 def _lognormal(median, sigma):
     from scipy.stats import norm
 
-    return table_component(lambda p: median * np.exp(sigma * norm.ppf(np.clip(p, 1e-12, 1 - 1e-12))))
+    return table_component(lambda p: median * np.exp(sigma * norm.ppf(p)))
+
+
+def _histogram(n_buckets, seed):
+    r = np.random.default_rng(seed)
+    edges = np.cumsum(r.integers(1, 5000, n_buckets + 1)).astype(np.float64)
+    counts = r.integers(0, 50, n_buckets).astype(np.float64)
+    counts[r.random(n_buckets) < 0.2] = 0  # empty buckets make no leaf
+    counts[0] = 1
+    return segments_component(edges[:-1], edges[1:], counts)
 
 
 def test_dists():
-    """Every component kind, and mixtures of 2 to 4 components (weights with odd thresholds)."""
+    """Every leaf kind, mixtures of 2 to 1000 components, nested mixtures, guide tables with long
+    scans (many tiny leaves in one guide bucket), 1e-10 weights."""
+    tiny = compile_mixture([const_component(float(j)) for j in range(1000)],
+                           [1e-10] * 999 + [1.0])  # 999 leaves below 1e-7 of mass: one bucket
+    nested = compile_mixture([compile_mixture([exp_component(30.0), uniform_component(5.0, 9.5)], [0.3, 0.7]),
+                              compile_mixture([const_component(4e6), _lognormal(2e4, 2.0)], [1e-10, 1.0]),
+                              exp_component(1e6)], [0.9, 0.0999, 0.0001])
     return {
         "const": const(1234.0),
         "const0": const(0.0),
@@ -59,6 +75,17 @@ def test_dists():
                                  const_component(7.0)], [0.2, 0.5, 0.3]),
         "mix4": compile_mixture([const_component(1.0), exp_component(1e3), _lognormal(1e4, 0.5),
                                  table_component(lambda p: 1e6 * p * p)], [1, 2, 3, 4]),
+        "histogram300": compile_mixture([_histogram(300, 1)]),
+        "mix12": compile_mixture([exp_component(10.0 * 3 ** j) if j % 3 == 0 else
+                                  uniform_component(100.0 * j, 150.0 * j + 7) if j % 3 == 1 else
+                                  const_component(11.0 * j) for j in range(12)],
+                                 list(np.linspace(1, 3, 12))),
+        "exp_mix": compile_mixture([exp_component(m) for m in (1.0, 7.5, 333.0, 1e5, 2e9, 1e12)],
+                                   [0.5, 0.2, 0.15, 0.1, 0.05 - 1e-10, 1e-10]),
+        "lognormal3": compile_mixture([_lognormal(1000.0, 3.0)]),
+        "tiny_weights": tiny,
+        "nested": nested,
+        "weight_1e-10": compile_mixture([uniform_component(0.0, 10.0), const_component(5e6)], [1.0, 1e-10]),
     }
 
 
@@ -146,27 +173,85 @@ def test_sampling_native_vs_numpy(lib, name):
     assert values.dtype == np.int64
     assert np.array_equal(values, ref)
     # The distribution is not degenerate where it should not be (the test tests something).
-    if not dists[name].is_const:
+    if not dists[name].is_const and name not in ("tiny_weights", "weight_1e-10"):
         assert len(np.unique(values)) > 10
 
 
-@pytest.mark.parametrize("name", list(test_dists()))
-def test_sampling_edge_words(lib, name):
-    """Edge words: zero uniforms (u == 0 -> 1 in exp), all ones, thresholds of the mixture."""
+@pytest.mark.parametrize("name", [n for n, d in test_dists().items() if d.nleaf > 1])
+def test_sampling_every_leaf_native_vs_numpy(lib, name):
+    """u1 at random inside every leaf's interval (so the guide's scans run over every leaf, the
+    1e-10 ones too), u2 random: the same values, and each leaf is the one chosen."""
     dists = test_dists()
     d = list(dists).index(name)
     P = pack.pack(_compiled_with(dists.values()))
     dist = dists[name]
-    x0s = {0, 1, 2**31, 2**32 - 1}
-    for c in range(dist.ncomp):
-        t = int(dist.thresh[c])
-        x0s |= {max(0, t - 1) & 0xFFFFFFFF, t & 0xFFFFFFFF}
-    x12 = [(0, 0), (0, 1), (1, 0), (0, 2**32 - 1), (2**32 - 1, 2**32 - 1), (2**20 - 1, 5),
-           (2**31, 0), (0xFFF00000, 0), (0xFFFFFFFF, 0)]
-    words = np.array([(x0, x1, x2, 7) for x0 in sorted(x0s) for x1, x2 in x12], dtype=np.uint32)
+    r = np.random.default_rng(d)
+    lo = [0] + [int(c) for c in dist.cum[:-1]]
+    hi = [int(c) for c in dist.cum[:-1]] + [2**64]
+    u1 = np.array([int(r.integers(0, 2**62)) * (h - l) // 2**62 + l for l, h in zip(lo, hi) for _ in range(3)],
+                  dtype=np.uint64)
+    u2 = r.integers(0, 2**64, len(u1), dtype=np.uint64)
+    words = np.stack([u1 >> np.uint64(32), u1 & np.uint64(0xFFFFFFFF), u2 >> np.uint64(32),
+                      u2 & np.uint64(0xFFFFFFFF)], axis=1).astype(np.uint32)
     got = lib.sample_words(P, words, d)
     ref = rng.sample(dist, tuple(words[:, j].astype(np.uint64) for j in range(4)))
     assert np.array_equal(got, ref)
+    leaf = np.searchsorted(dist.cum[:-1], u1, side="right")
+    assert np.array_equal(leaf, np.repeat(np.arange(dist.nleaf), 3))
+
+
+@pytest.mark.parametrize("name", list(test_dists()))
+def test_sampling_edge_words(lib, name):
+    """Edge words: u1 at and next to every leaf threshold (and 0, 2**64 - 1), u2 = 0 (-> 1 in exp),
+    all ones, single bits; and the leaf each u1 picks is the first with u1 < cum[c]."""
+    dists = test_dists()
+    d = list(dists).index(name)
+    P = pack.pack(_compiled_with(dists.values()))
+    dist = dists[name]
+    u1s = {0, 1, 2**63, 2**64 - 1}
+    for c in range(dist.nleaf - 1):
+        t = int(dist.cum[c])
+        u1s |= {max(0, t - 1), t, min(t + 1, 2**64 - 1)}
+    u2s = [0, 1, 2, 2**32 - 1, 2**32, 2**63, 2**63 - 1, 2**64 - 1, 2**64 - 2, 0xFFF << 52,
+           (1 << 51) - 1, 0x0123456789ABCDEF]
+    words = np.array([(u1 >> 32, u1 & 0xFFFFFFFF, u2 >> 32, u2 & 0xFFFFFFFF)
+                      for u1 in sorted(u1s) for u2 in u2s], dtype=np.uint32)
+    got = lib.sample_words(P, words, d)
+    ref = rng.sample(dist, tuple(words[:, j].astype(np.uint64) for j in range(4)))
+    assert np.array_equal(got, ref)
+    assert (ref >= 0).all() and ref.max() <= dist.max_ns
+    if dist.nleaf > 1:
+        # The leaf choice by itself: a SEG leaf's lo is what u2 = 0 gives (EXP leaves: skip).
+        u1 = np.array(sorted(u1s), dtype=np.uint64)
+        leaf = _first_leaf(dist, u1)
+        zero = (u1 >> np.uint64(32), u1 & np.uint64(0xFFFFFFFF), np.zeros_like(u1), np.zeros_like(u1))
+        v0 = rng.sample(dist, zero)
+        seg = dist.kind[leaf] == rng.LEAF_SEG
+        assert np.array_equal(v0[seg], (dist.a[leaf] >> rng.FP_BITS)[seg])
+
+
+def _first_leaf(dist, u1):
+    """The first leaf c with u1 < cum[c] (the last if none), by its definition: c is that leaf iff
+    cum[c-1] <= u1 (c > 0) and u1 < cum[c] (c < n-1); checked for the leaf rng.sample picks."""
+    c = np.searchsorted(dist.cum[:-1], u1, side="right")
+    above = (c == 0) | (u1 >= dist.cum[np.maximum(c - 1, 0)])
+    below = (c == dist.nleaf - 1) | (u1 < dist.cum[np.minimum(c, dist.nleaf - 1)])
+    assert above.all() and below.all()
+    return c
+
+
+def test_guide_table():
+    """Entry j of the guide is the leaf of u1 = j << (64 - G); 2**G >= nleaf; none below 5 leaves."""
+    dists = test_dists()
+    for name, d in dists.items():
+        g = d.guide_bits
+        assert (g == 0) == (d.nleaf < 5), name
+        if g:
+            assert 1 << g >= d.nleaf
+            j = np.arange(1 << g, dtype=np.uint64) << np.uint64(64 - g)
+            assert np.array_equal(d.guide(), _first_leaf(d, j)), name
+            assert (np.diff(d.guide()) >= 0).all()
+    assert dists["tiny_weights"].guide_bits == 10 and len(set(dists["tiny_weights"].guide().tolist())) == 2
 
 
 def test_sampling_named_dists_of_a_compiled(lib):
@@ -229,11 +314,39 @@ def test_pack_layout():
     P2 = pack.pack(comp)
     assert P2[pack.H_TRANSIENT_MODEL] == 0 and P2[pack.H_TRANSIENT_NTHR] == 0
     comp.transient_rate_per_ns = 0.01
-    # Offsets of every component's table point inside the block.
+    # Constants: one leaf, the value in D_CONST.
     for d in range(int(P[pack.H_NDISTS])):
         base = int(P[pack.H_DIST_OFF]) + d * pack.DIST_WORDS
-        for c in range(int(P[base + pack.D_NCOMP])):
-            assert P[pack.H_TABLES_OFF] <= P[base + pack.D_OFF + c] < len(P)
+        assert P[base + pack.D_NLEAF] == 1 and P[base + pack.D_CONST] == d
+        assert P[base + pack.D_KIND] == 0 and P[base + pack.D_A] == d << 16 and P[base + pack.D_B] == 0
+        assert P[pack.H_TABLES_OFF] <= P[base + pack.D_LEAF_OFF] < off
+    # Leaves, guides and tables of other distributions, inside the block and in order.
+    tw = test_dists()
+    many = Compiled(strategy=0, dists=list(tw.values()))
+    P = pack.pack(many)
+    end = int(P[pack.H_TRANSIENT_THR_OFF])
+    pos = int(P[pack.H_TABLES_OFF])
+    for j, dist in enumerate(tw.values()):
+        base = int(P[pack.H_DIST_OFF]) + j * pack.DIST_WORDS
+        n, g = int(P[base + pack.D_NLEAF]), int(P[base + pack.D_GUIDE_BITS])
+        assert (n, g) == (dist.nleaf, dist.guide_bits)
+        assert P[base + pack.D_LEAF_OFF] == pos
+        rec = P[pos:pos + n * pack.LEAF_WORDS].reshape(n, pack.LEAF_WORDS)
+        assert np.array_equal(rec[:, pack.L_CUM].view(np.uint64), dist.cum)
+        assert np.array_equal(rec[:, pack.L_KIND], dist.kind) and np.array_equal(rec[:, pack.L_A], dist.a)
+        pos += n * pack.LEAF_WORDS
+        if g:
+            assert P[base + pack.D_GUIDE_OFF] == pos
+            assert np.array_equal(P[pos:pos + (1 << g)], dist.guide())
+            pos += 1 << g
+        for c in np.nonzero(dist.kind == rng.LEAF_EXP)[0]:  # b: the table's absolute offset
+            t = int(rec[c, pack.L_B])
+            assert pos <= t and t + 4097 <= pos + len(dist.tables) <= end
+            assert np.array_equal(P[t:t + 4097], dist.tables[int(dist.b[c]):int(dist.b[c]) + 4097])
+        assert [P[base + pack.D_KIND], P[base + pack.D_A], P[base + pack.D_B]] == rec[0, 1:].tolist()
+        assert P[base + pack.D_CONST] == (dist.const_ns if dist.is_const else -1)
+        pos += len(dist.tables)
+    assert pos == end
     # Block level: classes in order, first pages cumulative.
     blk = [PageClass(100, False, 1, 0, 0.0), PageClass(3, True, 50, 50, 1000.0)]
     comp.block = blk
@@ -249,7 +362,8 @@ def test_pack_layout():
     a1 = int(P[c1 + pack.C_ACCESS_DIST])
     assert a1 == 16  # appended after the 16 dists of compiled.dists
     base = int(P[pack.H_DIST_OFF]) + a1 * pack.DIST_WORDS
-    assert P[base + pack.D_KIND] == 2 and P[base + pack.D_NCOMP] == 1  # exp(1000 ns)
+    assert P[base + pack.D_KIND] == rng.LEAF_EXP and P[base + pack.D_NLEAF] == 1  # exp(1000 ns)
+    assert P[base + pack.D_A] == round(1000 * np.log(2) * 2**16) and P[base + pack.D_CONST] == -1
 
 
 def test_header_constants_match_params_h():
@@ -259,12 +373,17 @@ def test_header_constants_match_params_h():
     text = kernel_source.source_files()["params.h"]
     defs = dict(re.findall(r"#define (MCX_[A-Z0-9_]+) (-?\d+)\b", text))
     for name in dir(pack):
-        if re.fullmatch(r"(H|C|D)_[A-Z0-9_]+|HDR_WORDS|CLASS_WORDS|DIST_WORDS", name):
+        if re.fullmatch(r"(H|C|D|L)_[A-Z0-9_]+|HDR_WORDS|CLASS_WORDS|DIST_WORDS|LEAF_WORDS", name):
             assert int(defs["MCX_" + name]) == getattr(pack, name), name
     eng = kernel_source.source_files()["engine.h"]
     assert int(re.search(r"#define MCX_TW (\d+)", eng).group(1)) == pack.TASK_WORDS
     assert int(re.search(r"#define MCX_SIMW (\d+)", eng).group(1)) == pack.SIM_WORDS
     assert int(re.search(r"MCX_PARAMS_MAGIC (0x[0-9A-F]+)LL", text).group(1), 16) == pack.MAGIC
+    assert int(defs["MCX_PARAMS_VERSION"]) == pack.VERSION
+    smp = kernel_source.source_files()["sample.h"]
+    sdefs = dict(re.findall(r"#define (MCX_[A-Z0-9_]+) (-?\d+)\b", smp))
+    assert int(sdefs["MCX_FP_BITS"]) == rng.FP_BITS
+    assert (int(sdefs["MCX_LEAF_SEG"]), int(sdefs["MCX_LEAF_EXP"])) == (rng.LEAF_SEG, rng.LEAF_EXP)
 
 
 # -- sources, #line and the cache -------------------------------------------------------------

@@ -8,9 +8,14 @@ must agree word for word, and both document the layout:
                              level, batch_pages, and the counts/offsets of the sections below
     P[class_off ..)          nclasses records of CLASS_WORDS words:
                              count, file, mapcount, active, access_dist, first_page, sim_off, 0
-    P[dist_off ..)           ndists descriptors of DIST_WORDS words:
-                             ncomp, thresh[4], kind[4], val[4], off[4] (absolute offsets into P), 0 x3
-    P[tables_off ..)         every distribution's quantile tables, concatenated
+    P[dist_off ..)           ndists descriptors of DIST_WORDS words (D_* below):
+                             nleaf, guide_bits G, leaf_off, guide_off, then leaf 0 inline
+                             (kind, a, b) and const (the value in ns of a constant distribution,
+                             -1 for any other); offsets are absolute word indices into P
+    P[tables_off ..)         per distribution, in order: its nleaf leaf records of LEAF_WORDS words
+                             (cum as uint64, kind, a, b; an EXP leaf's b is the absolute offset of
+                             its table), its guide table (2**G leaf indices, G > 0 only) and its
+                             EXP tables (4097 words each); see mcexplore.params for the meaning
     P[thr_off .. len)        transient references: the windows' Poisson count thresholds (uint64;
                              mcexplore.transient), with model, W, H, count and offset in the header
 
@@ -27,10 +32,10 @@ from __future__ import annotations
 import numpy as np
 
 from .. import transient
-from ..params import DIST_INDEX, Compiled, CompiledDist, PageClass, exponential
+from ..params import DIST_INDEX, LEAF_EXP, Compiled, CompiledDist, PageClass, exponential
 
 MAGIC = 0x314D524150584D43  # b"CMXPARM1" read as a little-endian int64
-VERSION = 1
+VERSION = 2  # 2: leaf lists with 64-bit thresholds (1: four components, 4097-point tables)
 
 H_MAGIC, H_VERSION, H_LEN, H_STRATEGY, H_RECHECK, H_FLAG_FROM_UNMAP_END = range(6)
 H_PASSES, H_TRYLOCK_PASSES, H_TIMEOUT_NS, H_MAX_ATTEMPTS, H_TRANSIENT_MODEL = range(6, 11)
@@ -42,8 +47,10 @@ HDR_WORDS = 32
 C_COUNT, C_FILE, C_MAPCOUNT, C_ACTIVE, C_ACCESS_DIST, C_FIRST_PAGE, C_SIM_OFF = range(7)
 CLASS_WORDS = 8
 
-D_NCOMP, D_THRESH, D_KIND, D_VAL, D_OFF = 0, 1, 5, 9, 13
-DIST_WORDS = 20
+D_NLEAF, D_GUIDE_BITS, D_LEAF_OFF, D_GUIDE_OFF, D_KIND, D_A, D_B, D_CONST = range(8)
+DIST_WORDS = 8
+L_CUM, L_KIND, L_A, L_B = range(4)
+LEAF_WORDS = 4
 
 
 def classes_of(compiled: Compiled) -> list[PageClass]:
@@ -119,7 +126,7 @@ def pack(compiled: Compiled) -> np.ndarray:
     class_off = HDR_WORDS
     dist_off = class_off + CLASS_WORDS * len(classes)
     tables_off = dist_off + DIST_WORDS * len(dists)
-    total = tables_off + sum(int(len(d.tables)) for d in dists)
+    total = tables_off + sum(dist_words(d) for d in dists)
     P = np.zeros(total, dtype=np.int64)
 
     P[H_MAGIC] = MAGIC
@@ -158,18 +165,41 @@ def pack(compiled: Compiled) -> np.ndarray:
 
     pos = tables_off
     for j, d in enumerate(dists):
-        base = dist_off + j * DIST_WORDS
-        P[base + D_NCOMP] = int(d.ncomp)
-        for c in range(4):
-            P[base + D_THRESH + c] = int(d.thresh[c])
-            P[base + D_KIND + c] = int(d.kind[c])
-            P[base + D_VAL + c] = int(d.val[c])
-            P[base + D_OFF + c] = pos + int(d.off[c])
-        n = int(len(d.tables))
-        P[pos:pos + n] = np.asarray(d.tables, dtype=np.int64)
-        pos += n
+        pos = _pack_dist(P, dist_off + j * DIST_WORDS, pos, d)
     assert pos == total
     return _with_transient(P, compiled)
+
+
+def dist_words(d: CompiledDist) -> int:
+    """Words of the tables section that distribution d takes."""
+    g = d.guide_bits
+    return LEAF_WORDS * d.nleaf + ((1 << g) if g else 0) + int(len(d.tables))
+
+
+def _pack_dist(P: np.ndarray, base: int, pos: int, d: CompiledDist) -> int:
+    """Write d's descriptor at base and its leaves, guide and tables from pos; returns the end."""
+    n, g = d.nleaf, d.guide_bits
+    leaf_off = pos
+    guide_off = leaf_off + LEAF_WORDS * n
+    tab_off = guide_off + ((1 << g) if g else 0)
+    b = np.where(d.kind == LEAF_EXP, d.b + tab_off, d.b).astype(np.int64)
+    rec = P[leaf_off:guide_off].reshape(n, LEAF_WORDS)
+    rec[:, L_CUM] = d.cum.view(np.int64)
+    rec[:, L_KIND] = d.kind
+    rec[:, L_A] = d.a
+    rec[:, L_B] = b
+    if g:
+        P[guide_off:tab_off] = d.guide()
+    P[tab_off:tab_off + len(d.tables)] = np.asarray(d.tables, dtype=np.int64)
+    P[base + D_NLEAF] = n
+    P[base + D_GUIDE_BITS] = g
+    P[base + D_LEAF_OFF] = leaf_off
+    P[base + D_GUIDE_OFF] = guide_off if g else 0
+    P[base + D_KIND] = int(d.kind[0])
+    P[base + D_A] = int(d.a[0])
+    P[base + D_B] = int(b[0])
+    P[base + D_CONST] = d.const_ns if d.is_const else -1
+    return tab_off + len(d.tables)
 
 
 def dist_index_of(compiled: Compiled, name_or_index) -> int:
