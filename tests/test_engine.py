@@ -115,7 +115,8 @@ def test_lock_noref_trylock_failures_are_attempts():
 
 def test_block_level_batches_and_outcomes():
     c = _contended("ref", max_attempts=25, timeout_ns=20_000_000)
-    c.block = [PageClass(30, True, 1, 0, 0.0), PageClass(1, True, 4, 3, 500.0),
+    # The hot page's tasks access every 3 us: about 2 trials in 3 offline within the budget.
+    c.block = [PageClass(30, True, 1, 0, 0.0), PageClass(1, True, 4, 3, 3000.0),
                PageClass(9, False, 0, 0, 0.0)]
     c.batch_pages = 8
     r = ENGINE.run_records(c, 4, 0, 80)
