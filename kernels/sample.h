@@ -6,11 +6,13 @@
 //     found by a scan from leaf 0 (G == 0) or from guide[u1 >> (64 - G)] (the leaf of the bucket's
 //     lowest u1: 2^G >= n entries, so the scan is O(1) on average);
 //   within the leaf, u2 = x2 << 32 | x3, fixed point ns * 2^16 (MCX_FP_BITS), floored at the end:
-//   SEG (a = lo, b = width): v = (lo + mulhi64(u2, width)) >> 16 (width 0: the constant lo >> 16);
-//   EXP (a = val, b = offset of the table T): u = u2 (0 -> 1), z = clz64(u), s = u << z,
-//          i = (s >> 51) & 0xFFF, v = (z * val + T[i] - mulhi64(T[i] - T[i+1], s << 13)) >> 16
-//          (T tabulates -mean*ln(m) * 2^16 for the mantissa m in [1/2, 1], 4097 points, and
-//          val = T[0] = mean*ln2 * 2^16: each leading zero halves u).
+//   SEG (kind 0, a = lo, b = width): v = (lo + mulhi64(u2, width)) >> 16 (width 0: the constant);
+//   EXP (kind 1 | fp << 8, a = val, b = offset of the table T): u = u2 (0 -> 1), z = clz64(u),
+//          s = u << z, i = (s >> 50) & 0x1FFF,
+//          v = (z * val + T[i] - mulhi64(T[i] - T[i+1], s << 14)) >> fp
+//          (T tabulates -mean*ln(m) * 2^fp for the mantissa m in [1/2, 1], 8193 points, and
+//          val = T[0] = mean*ln2 * 2^fp: each leading zero halves u; fp, the leaf's own fixed
+//          point, is as fine as 64 * val < 2^62 allows, at most 48 bits).
 // Segment ends and exponential means are clipped at 2^40 ns on the host, so nothing overflows.
 // No floating point: the result is the same on every compiler and device.
 #pragma once
@@ -44,11 +46,11 @@ MCX_FN mcx_i64 mcx_sample(const mcx_i64* MCX_RESTRICT P, int d, mcx_words w) {
     const mcx_u64 u = u2 + (u2 == 0 ? 1u : 0u);
     const mcx_i64 z = mcx_clz64(u);
     const mcx_u64 s = u << z;
-    const mcx_i64* T = P + b + (mcx_i64)((s >> 51) & 0xFFFull);
+    const mcx_i64* T = P + b + (mcx_i64)((s >> 50) & 0x1FFFull);
     const mcx_i64 lo = T[0];
     const mcx_i64 hi = T[1];
-    const mcx_i64 v = z * a + lo - (mcx_i64)mcx_mulhi64((mcx_u64)(lo - hi), s << 13);
-    return v >> MCX_FP_BITS;  // v >= 0
+    const mcx_i64 v = z * a + lo - (mcx_i64)mcx_mulhi64((mcx_u64)(lo - hi), s << 14);
+    return v >> (kind >> 8);  // v >= 0
 }
 
 // Bernoulli draw: true with probability thresh / 2**32, decided by x0 (rng.bernoulli).

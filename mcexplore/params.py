@@ -67,10 +67,11 @@ STRATEGIES = ("ref", "drop", "ptl_pin", "lock_noref", "flag_spin", "pte_wait")
 STRATEGY_CODE = {s: i for i, s in enumerate(STRATEGIES)}
 
 
-def _to_fp(v) -> np.ndarray:
-    """ns (float) -> fixed point int64, clipped to [0, CLIP_NS] (NaN -> 0)."""
+def _to_fp(v, floor: bool = False) -> np.ndarray:
+    """ns (float) -> fixed point int64 (rounded, or floored), clipped to [0, CLIP_NS] (NaN -> 0)."""
     v = np.nan_to_num(np.asarray(v, dtype=np.float64), nan=0.0, posinf=float(CLIP_NS), neginf=0.0)
-    return np.round(np.clip(v, 0.0, float(CLIP_NS)) * FP_ONE).astype(np.int64)
+    v = np.clip(v, 0.0, float(CLIP_NS)) * FP_ONE
+    return (np.floor(v) if floor else np.round(v)).astype(np.int64)
 
 
 # --------------------------------------------------------------------------------------------
@@ -82,14 +83,16 @@ class Component:
     """Leaves of one distribution before mixing: probabilities (summing to 1) and leaf words.
 
     kind: LEAF_SEG or LEAF_EXP; a: SEG lo / EXP val (fixed point); b: SEG width / EXP offset of
-    its table in ``tables``; exp_mean: an EXP leaf's mean in ns (0 for SEG); exact: False when a
-    tabulated approximation is involved.
+    its table in ``tables``; shift: the leaf's fixed point (FP_BITS for SEG, its own for EXP);
+    exp_mean: an EXP leaf's mean in ns (0 for SEG); exact: False when a tabulated approximation is
+    involved.
     """
 
     prob: np.ndarray
     kind: np.ndarray
     a: np.ndarray
     b: np.ndarray
+    shift: np.ndarray
     exp_mean: np.ndarray
     tables: np.ndarray
     exact: bool = True
@@ -104,7 +107,8 @@ def _seg_component(lo_fp, hi_fp, prob, exact: bool = True) -> Component:
     keep = prob > 0
     n = int(keep.sum())
     return Component(prob[keep], np.full(n, LEAF_SEG, dtype=np.int64), lo_fp[keep],
-                     (hi_fp - lo_fp)[keep], np.zeros(n), np.zeros(0, dtype=np.int64), exact)
+                     (hi_fp - lo_fp)[keep], np.full(n, FP_BITS, dtype=np.int64), np.zeros(n),
+                     np.zeros(0, dtype=np.int64), exact)
 
 
 def const_component(v_ns: float) -> Component:
@@ -129,18 +133,34 @@ def segments_component(lo_ns, hi_ns, prob) -> Component:
     return _seg_component(_to_fp(lo_ns), _to_fp(hi_ns), prob)
 
 
+EXP_MAX_SHIFT = 48
+
+
+def exp_shift(mean_ns: float) -> int:
+    """The fixed point of an EXP leaf: as fine as 64 * val < 2**62 allows (the largest value, 64
+    halvings of the uniform, must fit), at most 2**-48 ns; 16 bits for a mean of 2**40 ns."""
+    return int(min(EXP_MAX_SHIFT, 56 - math.ceil(math.log2(mean_ns * math.log(2.0)))))
+
+
 def exp_component(mean_ns: float) -> Component:
-    """Exponential with this mean (clipped to [0, CLIP_NS]); mean 0 is the constant 0."""
+    """Exponential with this mean (clipped to [0, CLIP_NS]); mean 0 is the constant 0.
+
+    Fixed point 2**-exp_shift(mean) ns: the table's rounding then moves the CDF by at most
+    density * 2**-(shift+1) ns, about 1e-17, so what is left is the linear interpolation of -ln m
+    on 8192 cells: at most 2**-28 / (8 u) of probability at the uniform u (9.3e-10 at the median,
+    4.7e-10 in the lower tail, a relative error below 2e-9 in the upper tail).
+    """
     mean = min(max(float(mean_ns), 0.0), float(CLIP_NS))
     if mean == 0.0:
         return const_component(0.0)
+    fp = exp_shift(mean)
     j = np.arange(EXP_TABLE_POINTS, dtype=np.float64)
     m = 0.5 + j / (2 * (EXP_TABLE_POINTS - 1))
-    t = np.round(mean * -np.log(m) * FP_ONE).astype(np.int64)
+    t = np.round(mean * -np.log(m) * 2.0 ** fp).astype(np.int64)
     t[-1] = 0
     t = np.minimum.accumulate(t)  # non-increasing, whatever rounding did
     return Component(np.ones(1), np.array([LEAF_EXP], dtype=np.int64), np.array([t[0]], dtype=np.int64),
-                     np.zeros(1, dtype=np.int64), np.array([mean]), t, True)
+                     np.zeros(1, dtype=np.int64), np.array([fp], dtype=np.int64), np.array([mean]), t, True)
 
 
 # Tolerance of a tabulated distribution's CDF (table_component), as a function of the tail
@@ -241,12 +261,13 @@ def table_component(quantile) -> Component:
         raw = np.asarray(quantile(np.array([0.0, 1.0])), dtype=np.float64) * np.ones(2)
     finite = np.isfinite(raw) & (raw >= 0) & (raw <= CLIP_NS)
     xs = _qx(quantile, p)
-    xfp = np.maximum.accumulate(_to_fp(xs))
-    # The breakpoints are kept in fixed point (2**-16 ns), which moves each by up to 2**-17 ns: where
-    # the density is high (a lognormal's lower tail within a few ns), enough to shift the CDF by
-    # ~1e-8. So each breakpoint's probability is moved along the curve to where the rounded value
-    # sits, p + density * (rounded - exact), the density taken from the neighbours (first order;
-    # no move where q is flat, and never past the midpoints to the neighbours).
+    # Breakpoints are floored to fixed point (2**-16 ns), so that each stays in its whole ns (a
+    # point just below 1100 ns must not become 1100 ns: the samples are floored). That moves each by
+    # up to 2**-16 ns: where the density is high (a lognormal's lower tail within a few ns), enough
+    # to shift the CDF by ~1e-8. So each breakpoint's probability is moved along the curve to where
+    # the floored value sits, p + density * (floored - exact), the density taken from the
+    # neighbours (first order; no move where q is flat, never past the midpoints to the neighbours).
+    xfp = np.maximum.accumulate(_to_fp(xs, floor=True))
     shift = xfp / FP_ONE - xs
     pn = np.concatenate([[0.0], p, [1.0]])
     xn = np.concatenate([[xs[0]], xs, [xs[-1]]])
@@ -256,8 +277,8 @@ def table_component(quantile) -> Component:
         dens = np.where(dx > 0, dp / np.where(dx > 0, dx, 1.0), 0.0)
     pc = p + dens * shift
     pc = np.clip(pc, (pn[:-2] + p) / 2, (p + pn[2:]) / 2)
-    lo_end = _to_fp(ends[0]) if finite[0] else xfp[0]
-    hi_end = _to_fp(ends[1]) if finite[1] else xfp[-1]
+    lo_end = _to_fp(ends[0], floor=True) if finite[0] else xfp[0]
+    hi_end = _to_fp(ends[1], floor=True) if finite[1] else xfp[-1]
     x_all = np.maximum.accumulate(np.concatenate([[min(lo_end, xfp[0])], xfp, [max(hi_end, xfp[-1])]]))
     prob = np.concatenate([[pc[0]], np.diff(pc), [1.0 - pc[-1]]])
     return _seg_component(x_all[:-1], x_all[1:], prob, exact=False)
@@ -307,8 +328,9 @@ class CompiledDist:
 
     cum: uint64[n], cumulative thresholds (cum[n-1] is not read: the last leaf takes the rest);
     kind: int64[n] (LEAF_SEG, LEAF_EXP); a, b: int64[n] (SEG: lo, width; EXP: val, offset of its
-    table in ``tables``), fixed point; tables: int64, the EXP tables; weight: float64[n], each
-    leaf's probability (cum differences / 2**64); exp_mean: float64[n] (EXP leaves: the mean in ns);
+    table in ``tables``), in fixed point ns * 2**shift; shift: int64[n] (FP_BITS for SEG leaves,
+    exp_shift(mean) for EXP); tables: int64, the EXP tables; weight: float64[n], each leaf's
+    probability (cum differences / 2**64); exp_mean: float64[n] (EXP leaves: the mean in ns);
     exact: whether the leaves are the specified distribution (up to the floor to whole ns).
     """
 
@@ -316,6 +338,7 @@ class CompiledDist:
     kind: np.ndarray
     a: np.ndarray
     b: np.ndarray
+    shift: np.ndarray
     tables: np.ndarray
     weight: np.ndarray
     exp_mean: np.ndarray
@@ -326,7 +349,7 @@ class CompiledDist:
     def __post_init__(self):
         self.mean_ns = float(np.dot(self.weight, _leaf_means(self.kind, self.a, self.b, self.exp_mean)))
         seg = self.kind == LEAF_SEG
-        top = np.where(seg, self.a + np.maximum(self.b - 1, 0), 64 * self.a) >> FP_BITS
+        top = np.where(seg, self.a + np.maximum(self.b - 1, 0), 64 * self.a) >> self.shift
         self.max_ns = int(top.max())
 
     # -- shape ---------------------------------------------------------------------------------
@@ -352,7 +375,7 @@ class CompiledDist:
     @property
     def val(self) -> np.ndarray:
         """Compatibility: each leaf's ``a`` in whole ns (a constant's value; an EXP leaf's mean ln 2)."""
-        return self.a >> FP_BITS
+        return self.a >> self.shift
 
     @property
     def guide_bits(self) -> int:
@@ -371,7 +394,7 @@ class CompiledDist:
     def component(self) -> Component:
         """This distribution as a component of a mixture (its leaves, unchanged)."""
         return Component(self.weight.copy(), self.kind.copy(), self.a.copy(), self.b.copy(),
-                         self.exp_mean.copy(), self.tables.copy(), self.exact)
+                         self.shift.copy(), self.exp_mean.copy(), self.tables.copy(), self.exact)
 
     # -- the distribution the sampler implements -----------------------------------------------
 
@@ -392,7 +415,9 @@ class CompiledDist:
         for c in _chains(self.kind, self.a, self.b):
             out += self._chain_cdf(c, X)
         for c in np.nonzero(self.kind == LEAF_EXP)[0]:
-            out += self.weight[c] * _exp_cdf(int(self.a[c]), self.tables, int(self.b[c]), X)
+            top = (64 * int(self.a[c]) >> int(self.shift[c])) + 1  # every value is below
+            Xe = np.minimum(np.maximum(xi, 0), top) << int(self.shift[c])
+            out += self.weight[c] * _exp_cdf(int(self.a[c]), self.tables, int(self.b[c]), Xe)
         out[xi <= 0] = 0.0
         return np.clip(out, 0.0, 1.0).reshape(shape)
 
@@ -487,7 +512,7 @@ def compile_mixture(components: list, weights: list[float] | None = None) -> Com
     if not (np.all(np.isfinite(w)) and np.all(w >= 0) and w.sum() > 0):
         raise ValueError(f"mixture weights must be finite, >= 0 and not all 0, got {list(w)}")
     w = w / w.sum()
-    omega, kind, a, b, mu, tabs = [], [], [], [], [], []
+    omega, kind, a, b, sh, mu, tabs = [], [], [], [], [], [], []
     pos = 0
     for wc, comp in zip(w, comps):
         psum = float(np.sum(comp.prob))
@@ -495,14 +520,15 @@ def compile_mixture(components: list, weights: list[float] | None = None) -> Com
         kind.append(comp.kind)
         a.append(comp.a)
         b.append(np.where(comp.kind == LEAF_EXP, comp.b + pos, comp.b))
+        sh.append(comp.shift)
         mu.append(comp.exp_mean)
         tabs.append(comp.tables)
         pos += len(comp.tables)
     omega = np.concatenate(omega)
-    kind, a, b, mu = (np.concatenate(v) for v in (kind, a, b, mu))
+    kind, a, b, sh, mu = (np.concatenate(v) for v in (kind, a, b, sh, mu))
     tables = np.concatenate(tabs).astype(np.int64) if pos else np.zeros(0, dtype=np.int64)
     keep = omega > 0
-    omega, kind, a, b, mu = omega[keep], kind[keep], a[keep], b[keep], mu[keep]
+    omega, kind, a, b, sh, mu = omega[keep], kind[keep], a[keep], b[keep], sh[keep], mu[keep]
     cum = _cum_thresholds(omega)
     prev = [0] + cum[:-1]
     diff = [c - p for c, p in zip(cum, prev)]
@@ -514,7 +540,7 @@ def compile_mixture(components: list, weights: list[float] | None = None) -> Com
     cum_u = np.array([min(c, _TWO64 - 1) for c in cum], dtype=np.uint64)
     cum_u[-1] = np.uint64(_TWO64 - 1)
     return CompiledDist(cum_u, kind[nz].astype(np.int64), a[nz].astype(np.int64), b[nz].astype(np.int64),
-                        tables, weight, mu[nz].astype(np.float64),
+                        sh[nz].astype(np.int64), tables, weight, mu[nz].astype(np.float64),
                         exact=all(c.exact for c in comps))
 
 

@@ -56,8 +56,8 @@ _S32 = np.uint64(32)
 LEAF_SEG = 0  # uniform on [lo, lo + width) in fixed point; width 0: a constant
 LEAF_EXP = 1  # exponential: leading zeros of a 64-bit uniform and a mantissa table
 KIND_EXP = LEAF_EXP  # the old name of the exponential kind (mcexplore.exact reads it)
-FP_BITS = 16  # fixed point: a leaf's values are ns * 2**FP_BITS; the sample is floored to ns
-EXP_TABLE_BITS = 12  # an exponential's mantissa table has 2**12 + 1 points
+FP_BITS = 16  # fixed point of SEG leaves: values are ns * 2**16; the sample is floored to ns
+EXP_TABLE_BITS = 13  # an exponential's mantissa table has 2**13 + 1 points
 EXP_TABLE_POINTS = (1 << EXP_TABLE_BITS) + 1
 
 
@@ -118,15 +118,16 @@ def _clz64(u):
 def exp_leaf_value(z, s, val, table, off):
     """The fixed-point value of an EXP leaf for leading zeros z and normalised word s = u << z.
 
-    v = z * val + T[i] - mulhi64(T[i] - T[i+1], s << 13) with i = (s >> 51) & 0xFFF: T tabulates
-    -mean*ln(m) * 2**FP_BITS on m = 1/2 + j/8192 (j = 0..4096) and val = T[0] = mean*ln2 * 2**FP_BITS
-    (rounded), so that each leading zero adds exactly what halving the uniform adds. The 51 bits of
-    s below the index interpolate (s << 13 is their 64-bit fraction). Non-increasing in s.
+    v = z * val + T[i] - mulhi64(T[i] - T[i+1], s << 14) with i = (s >> 50) & 0x1FFF: T tabulates
+    -mean*ln(m) * 2**fp on m = 1/2 + j/16384 (j = 0..8192) and val = T[0] = mean*ln2 * 2**fp
+    (rounded), so that each leading zero adds exactly what halving the uniform adds. The 50 bits of
+    s below the index interpolate (s << 14 is their 64-bit fraction). Non-increasing in s. The
+    leaf's own fixed point fp (params.exp_component) is applied by the caller.
     """
-    idx = ((s >> np.uint64(51)) & np.uint64(0xFFF)).astype(np.int64) + off
+    idx = ((s >> np.uint64(50)) & np.uint64(0x1FFF)).astype(np.int64) + off
     lo = table[idx]
     hi = table[idx + 1]
-    d = mulhi64((lo - hi).astype(np.uint64), s << np.uint64(13)).astype(np.int64)
+    d = mulhi64((lo - hi).astype(np.uint64), s << np.uint64(14)).astype(np.int64)
     return z * val + lo - d
 
 
@@ -140,22 +141,21 @@ def sample(dist, words):
       (cum[c] - cum[c-1]) / 2**64; a distribution of one leaf reads neither x0 nor x1;
     * within the leaf, u2 = x2 << 32 | x3:
       SEG: v = (lo + mulhi64(u2, width)) >> FP_BITS, lo and width in ns * 2**FP_BITS;
-      EXP: u = u2 (0 -> 1), z = clz64(u), s = u << z, v = exp_leaf_value(...) >> FP_BITS.
+      EXP: u = u2 (0 -> 1), z = clz64(u), s = u << z, v = exp_leaf_value(...) >> shift, the
+      leaf's own fixed point (as fine as its values allow: 64 * val < 2**62).
 
-    dist: a CompiledDist (cum, kind, a, b, tables); words: the (x0, x1, x2, x3) of draw_words.
+    dist: a CompiledDist (cum, kind, a, b, shift, tables); words: the (x0, x1, x2, x3) of draw_words.
     """
     x0, x1, x2, x3 = (np.asarray(w, dtype=np.uint64) for w in words[:4])
     shape = np.broadcast(x0, x1, x2, x3).shape
     if dist.is_const:
         return np.full(shape, dist.const_ns, dtype=np.int64)
     if dist.nleaf == 1:
-        kind = np.full(shape, int(dist.kind[0]), dtype=np.int64)
-        a = np.full(shape, int(dist.a[0]), dtype=np.int64)
-        b = np.full(shape, int(dist.b[0]), dtype=np.int64)
+        c = np.zeros(shape, dtype=np.int64)
     else:
         u1 = np.broadcast_to((x0 << _S32) | x1, shape)
         c = np.searchsorted(dist.cum[:-1], u1, side="right")
-        kind, a, b = dist.kind[c], dist.a[c], dist.b[c]
+    kind, a, b = dist.kind[c], dist.a[c], dist.b[c]
     u2 = np.broadcast_to((x2 << _S32) | x3, shape)
     seg = kind == LEAF_SEG
     out = ((a.astype(np.uint64) + mulhi64(u2, np.where(seg, b, 0).astype(np.uint64)))
@@ -167,7 +167,7 @@ def sample(dist, words):
         z = _clz64(u)
         s = u << z.astype(np.uint64)
         v = exp_leaf_value(z, s, a[e], dist.tables, b[e])
-        out[e] = v >> FP_BITS
+        out[e] = v >> dist.shift[c[e]]
     return out
 
 

@@ -14,7 +14,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from mcexplore import rng
+from mcexplore import params, rng
 from mcexplore.engines import kernel_source, native, pack
 from mcexplore.params import (Compiled, compile_mixture, const, const_component, exp_component,
                               exponential, segments_component, table_component, uniform,
@@ -333,7 +333,9 @@ def test_pack_layout():
         assert P[base + pack.D_LEAF_OFF] == pos
         rec = P[pos:pos + n * pack.LEAF_WORDS].reshape(n, pack.LEAF_WORDS)
         assert np.array_equal(rec[:, pack.L_CUM].view(np.uint64), dist.cum)
-        assert np.array_equal(rec[:, pack.L_KIND], dist.kind) and np.array_equal(rec[:, pack.L_A], dist.a)
+        kw = np.where(dist.kind == rng.LEAF_EXP, 1 | (dist.shift << 8), 0)
+        assert np.array_equal(rec[:, pack.L_KIND], kw) and np.array_equal(rec[:, pack.L_A], dist.a)
+        assert (dist.shift[dist.kind == rng.LEAF_SEG] == rng.FP_BITS).all()
         pos += n * pack.LEAF_WORDS
         if g:
             assert P[base + pack.D_GUIDE_OFF] == pos
@@ -341,8 +343,8 @@ def test_pack_layout():
             pos += 1 << g
         for c in np.nonzero(dist.kind == rng.LEAF_EXP)[0]:  # b: the table's absolute offset
             t = int(rec[c, pack.L_B])
-            assert pos <= t and t + 4097 <= pos + len(dist.tables) <= end
-            assert np.array_equal(P[t:t + 4097], dist.tables[int(dist.b[c]):int(dist.b[c]) + 4097])
+            assert pos <= t and t + 8193 <= pos + len(dist.tables) <= end
+            assert np.array_equal(P[t:t + 8193], dist.tables[int(dist.b[c]):int(dist.b[c]) + 8193])
         assert [P[base + pack.D_KIND], P[base + pack.D_A], P[base + pack.D_B]] == rec[0, 1:].tolist()
         assert P[base + pack.D_CONST] == (dist.const_ns if dist.is_const else -1)
         pos += len(dist.tables)
@@ -362,8 +364,9 @@ def test_pack_layout():
     a1 = int(P[c1 + pack.C_ACCESS_DIST])
     assert a1 == 16  # appended after the 16 dists of compiled.dists
     base = int(P[pack.H_DIST_OFF]) + a1 * pack.DIST_WORDS
-    assert P[base + pack.D_KIND] == rng.LEAF_EXP and P[base + pack.D_NLEAF] == 1  # exp(1000 ns)
-    assert P[base + pack.D_A] == round(1000 * np.log(2) * 2**16) and P[base + pack.D_CONST] == -1
+    fp = params.exp_shift(1000.0)  # the finest fixed point with 64 * val < 2**62: 2**-46 ns
+    assert fp == 46 and P[base + pack.D_KIND] == rng.LEAF_EXP | fp << 8 and P[base + pack.D_NLEAF] == 1
+    assert P[base + pack.D_A] == round(1000 * np.log(2) * 2**fp) and P[base + pack.D_CONST] == -1
 
 
 def test_header_constants_match_params_h():

@@ -13,9 +13,10 @@ must agree word for word, and both document the layout:
                              (kind, a, b) and const (the value in ns of a constant distribution,
                              -1 for any other); offsets are absolute word indices into P
     P[tables_off ..)         per distribution, in order: its nleaf leaf records of LEAF_WORDS words
-                             (cum as uint64, kind, a, b; an EXP leaf's b is the absolute offset of
-                             its table), its guide table (2**G leaf indices, G > 0 only) and its
-                             EXP tables (4097 words each); see mcexplore.params for the meaning
+                             (cum as uint64, kind, a, b; an EXP leaf's kind is 1 | shift << 8,
+                             shift its fixed point, and its b the absolute offset of its table),
+                             its guide table (2**G leaf indices, G > 0 only) and its EXP tables
+                             (8193 words each); see mcexplore.params for the meaning
     P[thr_off .. len)        transient references: the windows' Poisson count thresholds (uint64;
                              mcexplore.transient), with model, W, H, count and offset in the header
 
@@ -176,6 +177,11 @@ def dist_words(d: CompiledDist) -> int:
     return LEAF_WORDS * d.nleaf + ((1 << g) if g else 0) + int(len(d.tables))
 
 
+def _kind_word(kind: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """A leaf's kind word: LEAF_SEG (0), or LEAF_EXP | shift << 8 (the EXP leaf's fixed point)."""
+    return np.where(kind == LEAF_EXP, kind | (shift << 8), kind).astype(np.int64)
+
+
 def _pack_dist(P: np.ndarray, base: int, pos: int, d: CompiledDist) -> int:
     """Write d's descriptor at base and its leaves, guide and tables from pos; returns the end."""
     n, g = d.nleaf, d.guide_bits
@@ -185,7 +191,7 @@ def _pack_dist(P: np.ndarray, base: int, pos: int, d: CompiledDist) -> int:
     b = np.where(d.kind == LEAF_EXP, d.b + tab_off, d.b).astype(np.int64)
     rec = P[leaf_off:guide_off].reshape(n, LEAF_WORDS)
     rec[:, L_CUM] = d.cum.view(np.int64)
-    rec[:, L_KIND] = d.kind
+    rec[:, L_KIND] = _kind_word(d.kind, d.shift)
     rec[:, L_A] = d.a
     rec[:, L_B] = b
     if g:
@@ -195,7 +201,7 @@ def _pack_dist(P: np.ndarray, base: int, pos: int, d: CompiledDist) -> int:
     P[base + D_GUIDE_BITS] = g
     P[base + D_LEAF_OFF] = leaf_off
     P[base + D_GUIDE_OFF] = guide_off if g else 0
-    P[base + D_KIND] = int(d.kind[0])
+    P[base + D_KIND] = int(_kind_word(d.kind, d.shift)[0])
     P[base + D_A] = int(d.a[0])
     P[base + D_B] = int(b[0])
     P[base + D_CONST] = d.const_ns if d.is_const else -1
