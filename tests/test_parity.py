@@ -2,8 +2,11 @@
 
 Every per-trial field of every trial must be equal, over a matrix of every strategy and option
 (pte_wait recheck on/off, flag_spin from lock/unmap_end), anon and file pages, every distribution
-kind (const, uniform and lognormal-like tables, exp, mixtures with heavy tails), transient
-references on/off, and budgets hit (max_attempts: censored; timeout: livelock) or not. The matrix is
+kind (const, uniform and lognormal-like tables, exp, mixtures with heavy tails; bpftrace
+histograms with a preemption bucket, empirical CDFs, lognormal tails, mixtures of six components
+and nested ones), transient references off, short or holding over several refcount checks, ties
+broken by the wake-up order (constant waiter costs), and budgets hit (max_attempts: censored; a
+timeout between attempts or inside one: livelock) or not. The matrix is
 checked to reach every outcome (uaf, hang, censored, livelock, call_failed, spinning), so a port
 that never takes a branch cannot pass by accident. Block level likewise (hot and cold classes,
 file pages without PTEs, small batches, abandoned pages, the timeout), plus the shipped
@@ -59,6 +62,41 @@ def timing(variant: str) -> dict:
                                             [0.99, 0.01]),
             "free_delay": uniform(0.5 * US, 2 * US), "retry_gap": exponential(1 * US),
             "outer_gap": _lognormal_like(300 * US),
+        })
+    elif variant == "tails":
+        # Rare tails as users paste them: a bpftrace histogram with one preemption bucket, an
+        # empirical CDF, a lognormal of sigma 2, a mixture of six components with a 1e-6 weight,
+        # and nested mixtures (docs/model.md, "Randomness").
+        from mcexplore.scenario import parse_distribution
+
+        def d(v):
+            return parse_distribution(v).compile()
+
+        hist = {"dist": "histogram", "unit": "ns",
+                "buckets": [[100, 300, 100000], [300, "1K", 0], ["1M", "2M", 1]]}
+        six = {"dist": "mixture", "components": [
+            {"weight": 0.5, "dist": "uniform", "low": "0.1us", "high": "0.3us"},
+            {"weight": 0.3, "dist": "exp", "mean": "0.5us"},
+            {"weight": 0.15, "value": "1us", "dist": "const"},
+            {"weight": 0.049, "dist": "lognormal", "median": "2us", "sigma": 1.0},
+            {"weight": 0.000999, "dist": "exp", "mean": "1ms"},
+            {"weight": 0.000001, "dist": "uniform", "low": "5ms", "high": "10ms"}]}
+        nested = {"dist": "mixture", "components": [
+            {"weight": 0.99, "dist": "mixture", "components": [
+                {"weight": 0.5, "dist": "exp", "mean": "0.2us"},
+                {"weight": 0.5, "dist": "mixture", "components": [
+                    {"weight": 0.9, "value": "0.3us", "dist": "const"},
+                    {"weight": 0.1, **hist}]}]},
+            {"weight": 0.01, "dist": "lognormal", "median": "50us", "sigma": 2.0}]}
+        base.update({
+            "ptl_hold": d(hist), "drop_hold": d(six), "noref_gap": d(nested), "lock_hold": d(six),
+            "fault_entry": d({"dist": "empirical", "points": [
+                [0.0, "0.6us"], [0.5, "1us"], [0.9, "2us"], [0.99, "5us"], [0.999999, "10us"],
+                [1.0, "1ms"]]}),
+            "wake_latency": d({"dist": "lognormal", "median": "10us", "sigma": 2.0}),
+            "transient_hold": d({"dist": "mixture", "components": [
+                {"weight": 0.999, "value": "1us", "dist": "const"},
+                {"weight": 0.001, "dist": "uniform", "low": "10us", "high": "30us"}]}),
         })
     elif variant == "ties":
         # Constant waiter costs: sleepers woken by one unlock run at the same instant, so the
@@ -117,6 +155,9 @@ SCENARIOS = {
                        max_attempts=40),
     "long_holds_cold": dict(M=3, A=0, access_us=0.0, transient=0.4,
                             hold=uniform(5 * US, 40 * US), max_attempts=40),
+    "tails_file": dict(variant="tails", M=5, A=4, access_us=0.7, transient=0.2, max_attempts=40),
+    "tails_anon": dict(variant="tails", file=False, M=3, A=3, access_us=1.5, transient=0.05,
+                       max_attempts=40, timeout_ns=400_000),
     "ties": dict(variant="ties", M=5, A=5, access_us=1.0, max_attempts=40, passes=4,
                  trylock_passes=1),
     "few_active": dict(M=9, A=1, access_us=0.5, transient=0.125),
@@ -195,6 +236,9 @@ BLOCK_SCENARIOS = {
                           batch=2, kw=dict(timeout_ns=150_000, max_attempts=10**6, transient=0.25)),
     "block_dists": dict(classes=[(5, False, 1, 0, 0.0), (2, True, 3, 3, 1000.0)], batch=8,
                         kw=dict(variant="dists", max_attempts=15, transient=0.125)),
+    "block_tails": dict(classes=[(4, True, 2, 0, 0.0), (2, True, 3, 3, 800.0), (3, False, 1, 0, 0.0)],
+                        batch=4, kw=dict(variant="tails", max_attempts=12, transient=0.3,
+                                         timeout_ns=2_000_000)),
 }
 BLOCK_CASES = [(s, o, sc) for s, o in STRATEGY_CASES for sc in BLOCK_SCENARIOS]
 
