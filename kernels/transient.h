@@ -19,15 +19,6 @@
 
 MCX_FN mcx_u64 mcx_words_u64(mcx_words w) { return ((mcx_u64)w.x0 << 32) | (mcx_u64)w.x1; }
 
-// High 64 bits of the 128-bit product a * b.
-MCX_FN mcx_u64 mcx_tr_mulhi64(mcx_u64 a, mcx_u64 b) {
-#if defined(MCX_CUDA)
-    return __umul64hi(a, b);
-#else
-    return (mcx_u64)(((unsigned __int128)a * b) >> 64);
-#endif
-}
-
 // floor(a / b) for b > 0.
 MCX_FN mcx_i64 mcx_floordiv(mcx_i64 a, mcx_i64 b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
@@ -45,7 +36,7 @@ MCX_FN bool mcx_transient_held(const mcx_i64* MCX_RESTRICT P, mcx_u64 seed, mcx_
         while (n < nthr && u >= (mcx_u64)thr[n]) ++n;
         for (mcx_i64 j = 0; j < n; ++j) {
             const mcx_u64 o = mcx_words_u64(mcx_draw(seed, trial, MCX_P_TRANSIENT, page, wk, wi, 1 + 2 * j));
-            const mcx_i64 s = w * W + (mcx_i64)mcx_tr_mulhi64(o, (mcx_u64)W);
+            const mcx_i64 s = w * W + (mcx_i64)mcx_mulhi64(o, (mcx_u64)W);
             if (s >= F || s < F - H) continue;
             const mcx_i64 h = mcx_sample(P, MCX_DIST_TRANSIENT_HOLD,
                                          mcx_draw(seed, trial, MCX_P_TRANSIENT, page, wk, wi, 2 + 2 * j));

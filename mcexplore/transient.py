@@ -69,7 +69,7 @@ def layout(compiled) -> Layout:
     rho = float(compiled.transient_rate_per_ns)
     if rho <= 0.0:
         return Layout(MODEL_NONE)
-    H = int(_max_ns(hold_of(compiled)))
+    H = int(hold_of(compiled).max_ns)
     if H <= 0:
         return Layout(MODEL_NONE)
     W = max(H, int(math.ceil(math.sqrt(H / rho))), 1)
@@ -98,31 +98,3 @@ def window_key(w):
     """The (k, i) counter words of window w (two's complement in WINDOW_BITS bits)."""
     w = np.asarray(w, dtype=np.int64)
     return (w & 0xFFFFFFFF), ((w >> 32) & 0xFFF)
-
-
-_M32 = np.uint64(0xFFFFFFFF)
-_S32 = np.uint64(32)
-
-
-def mulhi64(a, b):
-    """The high 64 bits of the 128-bit products a * b (uint64 arrays), by 32-bit halves."""
-    a = np.asarray(a, dtype=np.uint64)
-    b = np.asarray(b, dtype=np.uint64)
-    al, ah, bl, bh = a & _M32, a >> _S32, b & _M32, b >> _S32
-    ll, lh, hl, hh = al * bl, al * bh, ah * bl, ah * bh
-    mid = (ll >> _S32) + (lh & _M32) + (hl & _M32)
-    return hh + (lh >> _S32) + (hl >> _S32) + (mid >> _S32)
-
-
-def _max_ns(d):
-    if hasattr(d, "max_ns"):
-        return d.max_ns
-    best = 0
-    for c in range(d.ncomp):
-        if int(d.kind[c]) == 0:
-            best = max(best, int(d.val[c]))
-        elif int(d.kind[c]) == 1:
-            best = max(best, int(d.tables[int(d.off[c]) + 4096]))
-        else:
-            best = max(best, 64 * int(d.val[c]) + int(d.tables[int(d.off[c])]))
-    return best

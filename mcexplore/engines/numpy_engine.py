@@ -92,7 +92,7 @@ def transient_held(lay: transient.Layout, c: Compiled, seed: int, trials, page, 
             m = n > j
             rj, wkj, wij = r[m], wk[m], wi[m]
             u = _u64(rng.draw_words(seed, trials[rj], rng.TRANSIENT, page[rj], wkj, wij, 1 + 2 * j))
-            s = w[rj] * W + transient.mulhi64(u, np.uint64(W)).astype(np.int64)
+            s = w[rj] * W + rng.mulhi64(u, np.uint64(W)).astype(np.int64)
             # Only an arrival within the longest hold before F can still be held at F.
             near = (s < F[rj]) & (s >= F[rj] - H)
             rj, wkj, wij, s = rj[near], wkj[near], wij[near], s[near]
