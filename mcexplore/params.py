@@ -8,7 +8,7 @@ Distributions (docs/model.md, "Randomness"). A ``CompiledDist`` is a flat list o
 chosen with an exact 64-bit probability: leaf c is the first with u1 < cum[c], u1 = x0 << 32 | x1
 (the last leaf takes the rest), so its probability is (cum[c] - cum[c-1]) / 2**64; a distribution
 of one leaf reads no word for the choice. Within the leaf, u2 = x2 << 32 | x3 and values are in
-fixed point, ns * 2**FP_BITS (FP_BITS = 16), floored to whole ns at the end:
+fixed point, ns * 2**FP_BITS (FP_BITS = 16; an EXP leaf has its own), floored to whole ns at the end:
 
 * SEG (lo, width): ``(lo + mulhi64(u2, width)) >> 16``, the floor of a value uniform on
   [lo, lo + width). A constant is a SEG of width 0 (lo = round(value) << 16). Histogram buckets,
@@ -16,10 +16,11 @@ fixed point, ns * 2**FP_BITS (FP_BITS = 16), floored to whole ns at the end:
   continuous distribution (lognormal, ``table_component(q)``) is a list of SEG leaves between
   breakpoints of a probability grid refined until the CDF is within ``_grid_tol`` of q's everywhere
   (see ``table_component``), with the outermost 2**-32 of mass per side at the clip quantile.
-* EXP (val, table): u = u2 (0 -> 1), z = clz64(u), s = u << z; the value is
-  z * val + T[i] - mulhi64(T[i] - T[i+1], s << 13), i = (s >> 51) & 0xFFF, where T (4097 points)
-  tabulates -mean * ln(m) * 2**16 on m in [1/2, 1] and val = T[0] = round(mean ln 2 * 2**16): the
-  exponential of -mean * ln(u / 2**64), cut only at u = 2**-64.
+* EXP (val, table, fp): u = u2 (0 -> 1), z = clz64(u), s = u << z; the value is
+  (z * val + T[i] - mulhi64(T[i] - T[i+1], s << 14)) >> fp, i = (s >> 50) & 0x1FFF, where T
+  (8193 points) tabulates -mean * ln(m) * 2**fp on m in [1/2, 1] and val = T[0] =
+  round(mean ln 2 * 2**fp): the exponential of -mean * ln(u / 2**64), cut only at u = 2**-64. The
+  leaf's fixed point fp is its own, as fine as 64 * val < 2**62 allows (exp_shift).
 
 Mixtures of any number of components, nested or not, flatten into one leaf list: weights are
 multiplied in float64 and the cumulative thresholds computed from them with exact integer
@@ -366,6 +367,13 @@ class CompiledDist:
     def const_ns(self) -> int:
         """The value of a constant distribution (is_const), in ns."""
         return int(self.a[0]) >> FP_BITS
+
+    @property
+    def exp_mean_ns(self) -> float | None:
+        """The mean (ns) when the distribution is one exponential, else None."""
+        if self.nleaf == 1 and int(self.kind[0]) == LEAF_EXP:
+            return float(self.exp_mean[0])
+        return None
 
     @property
     def ncomp(self) -> int:

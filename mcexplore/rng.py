@@ -148,27 +148,47 @@ def sample(dist, words):
     """
     x0, x1, x2, x3 = (np.asarray(w, dtype=np.uint64) for w in words[:4])
     shape = np.broadcast(x0, x1, x2, x3).shape
-    if dist.is_const:
-        return np.full(shape, dist.const_ns, dtype=np.int64)
     if dist.nleaf == 1:
-        c = np.zeros(shape, dtype=np.int64)
-    else:
-        u1 = np.broadcast_to((x0 << _S32) | x1, shape)
-        c = np.searchsorted(dist.cum[:-1], u1, side="right")
+        a0, b0 = int(dist.a[0]), int(dist.b[0])
+        if int(dist.kind[0]) == LEAF_SEG:
+            if b0 == 0:  # a constant: no word read
+                return np.full(shape, a0 >> FP_BITS, dtype=np.int64)
+            v = np.uint64(a0) + _mulhi_pieces(x2, x3, b0)
+            return np.broadcast_to(v >> np.uint64(FP_BITS), shape).astype(np.int64)
+        u2 = np.broadcast_to((x2 << _S32) | x3, shape)
+        return _exp_value(u2, np.int64(a0), dist.tables, b0) >> int(dist.shift[0])
+    u1 = np.broadcast_to((x0 << _S32) | x1, shape)
+    c = np.searchsorted(dist.cum[:-1], u1, side="right")
     kind, a, b = dist.kind[c], dist.a[c], dist.b[c]
-    u2 = np.broadcast_to((x2 << _S32) | x3, shape)
     seg = kind == LEAF_SEG
-    out = ((a.astype(np.uint64) + mulhi64(u2, np.where(seg, b, 0).astype(np.uint64)))
+    hi = np.broadcast_to(x2, shape)
+    lo = np.broadcast_to(x3, shape)
+    out = ((a.astype(np.uint64) + mulhi64((hi << _S32) | lo, np.where(seg, b, 0).astype(np.uint64)))
            >> np.uint64(FP_BITS)).astype(np.int64)
     if not seg.all():
         e = ~seg
-        u = u2[e]
-        u = u + (u == 0).astype(np.uint64)
-        z = _clz64(u)
-        s = u << z.astype(np.uint64)
-        v = exp_leaf_value(z, s, a[e], dist.tables, b[e])
-        out[e] = v >> dist.shift[c[e]]
+        u2 = (hi[e] << _S32) | lo[e]
+        out[e] = _exp_value(u2, a[e], dist.tables, b[e]) >> dist.shift[c[e]]
     return out
+
+
+def _mulhi_pieces(hi, lo, b: int):
+    """mulhi64(hi << 32 | lo, b) for 32-bit word arrays hi, lo and a Python int b < 2**64."""
+    bl, bh = np.uint64(b & 0xFFFFFFFF), np.uint64(b >> 32)
+    hl = hi * bl
+    mid = ((lo * bl) >> _S32) + (hl & _MASK32)
+    if bh == 0:
+        return (hl >> _S32) + (mid >> _S32)
+    lh = lo * bh
+    mid = mid + (lh & _MASK32)
+    return hi * bh + (lh >> _S32) + (hl >> _S32) + (mid >> _S32)
+
+
+def _exp_value(u2, val, table, off):
+    """An EXP leaf's fixed-point value from its uniform u2 (0 counts as 1)."""
+    u = u2 + (u2 == 0).astype(np.uint64)
+    z = _clz64(u)
+    return exp_leaf_value(z, u << z.astype(np.uint64), val, table, off)
 
 
 def bernoulli(thresh: int, words):

@@ -257,7 +257,7 @@ def test_exponential(mean):
     """The fixed-point clz sampler: the tails to 1e-9 within 1% (in fact ~1e-6), the whole-ns
     rounding no longer biases the far tail (each leading zero adds mean ln 2 to 2**-16 ns)."""
     c = params.exponential(mean)
-    assert c.exact and c.nleaf == 1
+    assert c.exact and c.nleaf == 1 and c.exp_mean_ns == mean
     spec = exp_spec(mean)
     e = assert_matches(c, spec, f"exp({mean})")
     # The upper tail to 1e-9: the table's interpolation (2e-9 relative) and the float64 sum of the
@@ -389,6 +389,7 @@ def test_exact_flags_and_bounds():
                                                            {"weight": 0.5, **EMPIRICAL}]}, True)]:
         c = parse_distribution(cfg).compile()
         assert c.exact is exact, cfg
+        assert (c.exp_mean_ns is not None) == (cfg == {"dist": "exp", "mean": "1us"})
         # max_ns bounds every value: the cdf is 1 just above it (and the largest words give it).
         assert c.cdf(np.array([c.max_ns + 1]))[0] == 1.0
         top = np.array([0xFFFFFFFF], dtype=np.uint64)
