@@ -352,6 +352,13 @@ class CompiledDist:
         seg = self.kind == LEAF_SEG
         top = np.where(seg, self.a + np.maximum(self.b - 1, 0), 64 * self.a) >> self.shift
         self.max_ns = int(top.max())
+        # For rng.sample (numpy): the arrays it gathers from, ready in the types it needs.
+        self._search = np.ascontiguousarray(self.cum[:-1])
+        self._a_u = self.a.astype(np.uint64)
+        self._bseg_u = np.where(seg, self.b, 0).astype(np.uint64)
+        self._is_exp = ~seg
+        self._has_exp = bool(self._is_exp.any())
+        self._narrow = bool((self._bseg_u >> np.uint64(32) == 0).all())  # every width < 2**32
 
     # -- shape ---------------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ Layout of one draw (docs/model.md, "Randomness"):
 so every draw is a pure function of (seed, trial, purpose, page, k, i, sub), never of the order in
 which draws are consumed. One Philox block gives four 32-bit words x0..x3. A distribution uses
 u1 = x0 << 32 | x1 to choose its leaf (only when it has more than one) and u2 = x2 << 32 | x3 inside
-the leaf; Bernoulli draws use x0 (bernoulli, 32-bit thresholds) or u1 (bernoulli64, 64-bit).
+the leaf; a Bernoulli draw (bernoulli) compares x0 with a 32-bit threshold.
 
 Sampling uses integer arithmetic only, so that the GPU and the host agree bit for bit: a compiled
 distribution (mcexplore.params.CompiledDist) is a list of leaves with 64-bit cumulative thresholds,
@@ -104,15 +104,12 @@ def mulhi64(a, b):
 
 
 def _clz64(u):
-    """Leading zeros of uint64 values (64 for 0), by binary search: exact, unlike float log2."""
-    u = u.copy()
-    z = np.zeros(u.shape, dtype=np.int64)
-    for s in (32, 16, 8, 4, 2, 1):
-        small = (u >> np.uint64(64 - s)) == 0
-        z += np.where(small, s, 0)
-        u = np.where(small, u << np.uint64(s), u)
-    z += (u == 0).astype(np.int64)  # all 64 bits zero
-    return z
+    """Leading zeros of uint64 values (64 for 0), exactly: the float64 exponent gives the bit length
+    or one more (u rounded up to a power of two), which an integer shift then tells apart."""
+    u = np.asarray(u, dtype=np.uint64)
+    e = np.minimum(np.frexp(u.astype(np.float64))[1], 64)  # bit length, or bit length + 1
+    low = (u >> np.maximum(e - 1, 0).astype(np.uint64)) == 0  # the bit length is e - 1
+    return np.where(u == 0, 64, 64 - e + low).astype(np.int64)
 
 
 def exp_leaf_value(z, s, val, table, off):
@@ -155,21 +152,28 @@ def sample(dist, words):
                 return np.full(shape, a0 >> FP_BITS, dtype=np.int64)
             v = np.uint64(a0) + _mulhi_pieces(x2, x3, b0)
             return np.broadcast_to(v >> np.uint64(FP_BITS), shape).astype(np.int64)
-        u2 = np.broadcast_to((x2 << _S32) | x3, shape)
+        u2 = _full((x2 << _S32) | x3, shape)
         return _exp_value(u2, np.int64(a0), dist.tables, b0) >> int(dist.shift[0])
-    u1 = np.broadcast_to((x0 << _S32) | x1, shape)
-    c = np.searchsorted(dist.cum[:-1], u1, side="right")
-    kind, a, b = dist.kind[c], dist.a[c], dist.b[c]
-    seg = kind == LEAF_SEG
-    hi = np.broadcast_to(x2, shape)
-    lo = np.broadcast_to(x3, shape)
-    out = ((a.astype(np.uint64) + mulhi64((hi << _S32) | lo, np.where(seg, b, 0).astype(np.uint64)))
-           >> np.uint64(FP_BITS)).astype(np.int64)
-    if not seg.all():
-        e = ~seg
-        u2 = (hi[e] << _S32) | lo[e]
-        out[e] = _exp_value(u2, a[e], dist.tables, b[e]) >> dist.shift[c[e]]
+    c = np.searchsorted(dist._search, _full((x0 << _S32) | x1, shape), side="right")
+    hi, lo = _full(x2, shape), _full(x3, shape)
+    b = dist._bseg_u[c]  # EXP leaves: 0
+    if dist._narrow:  # every width < 2**32: mulhi64 of (hi, lo) and b in three products
+        hl = hi * b
+        m = (hl >> _S32) + ((((lo * b) >> _S32) + (hl & _MASK32)) >> _S32)
+    else:
+        m = _mulhi_arrays(hi, lo, b)
+    out = ((dist._a_u[c] + m) >> np.uint64(FP_BITS)).astype(np.int64)
+    if dist._has_exp:
+        e = dist._is_exp[c]
+        if e.any():
+            ce = c[e]
+            u2 = (hi[e] << _S32) | lo[e]
+            out[e] = _exp_value(u2, dist.a[ce], dist.tables, dist.b[ce]) >> dist.shift[ce]
     return out
+
+
+def _full(x, shape):
+    return x if x.shape == shape else np.broadcast_to(x, shape)
 
 
 def _mulhi_pieces(hi, lo, b: int):
@@ -184,6 +188,15 @@ def _mulhi_pieces(hi, lo, b: int):
     return hi * bh + (lh >> _S32) + (hl >> _S32) + (mid >> _S32)
 
 
+def _mulhi_arrays(hi, lo, b):
+    """mulhi64(hi << 32 | lo, b) for 32-bit word arrays hi, lo and a uint64 array b."""
+    bl, bh = b & _MASK32, b >> _S32
+    hl = hi * bl
+    lh = lo * bh
+    mid = ((lo * bl) >> _S32) + (hl & _MASK32) + (lh & _MASK32)
+    return hi * bh + (lh >> _S32) + (hl >> _S32) + (mid >> _S32)
+
+
 def _exp_value(u2, val, table, off):
     """An EXP leaf's fixed-point value from its uniform u2 (0 counts as 1)."""
     u = u2 + (u2 == 0).astype(np.uint64)
@@ -195,11 +208,3 @@ def bernoulli(thresh: int, words):
     """True with probability thresh / 2**32, decided by word x0."""
     return words[0] < np.uint64(thresh)
 
-
-def bernoulli64(thresh: int, words):
-    """True with probability thresh / 2**64 (0 <= thresh <= 2**64), decided by u1 = x0 << 32 | x1."""
-    thresh = int(thresh)
-    if thresh >= 1 << 64:
-        return np.ones(np.broadcast(words[0], words[1]).shape, dtype=bool)
-    u1 = (np.asarray(words[0], dtype=np.uint64) << _S32) | np.asarray(words[1], dtype=np.uint64)
-    return u1 < np.uint64(thresh)
