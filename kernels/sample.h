@@ -53,9 +53,6 @@ MCX_FN mcx_i64 mcx_sample(const mcx_i64* MCX_RESTRICT P, int d, mcx_words w) {
     return v >> (kind >> 8);  // v >= 0
 }
 
-// Bernoulli draw: true with probability thresh / 2**32, decided by x0 (rng.bernoulli).
-MCX_FN bool mcx_bernoulli(mcx_u64 thresh, mcx_words w) { return (mcx_u64)w.x0 < thresh; }
-
 // Draw and sample in one call.
 MCX_FN mcx_i64 mcx_draw_sample(const mcx_i64* MCX_RESTRICT P, int d, mcx_u64 seed, mcx_i64 trial,
                                int purpose, mcx_i64 page, mcx_i64 k, mcx_i64 i, mcx_i64 sub) {

@@ -824,23 +824,9 @@ def _const_value(d):
 
 
 def _exp_mean(d):
-    """The mean of a distribution that is exactly one exponential, else None.
-
-    Reads ``exp_mean_ns`` (the mean when the distribution is a single exponential, else None);
-    until CompiledDist has it, a single EXP leaf's ``exp_mean``."""
-    if hasattr(d, "exp_mean_ns"):
-        m = d.exp_mean_ns
-        return None if m is None else float(m)
-    kind = getattr(d, "kind", None)
-    if kind is not None and len(kind) == 1:  # transitional: one leaf of kind EXP
-        try:
-            from .rng import KIND_EXP
-        except ImportError:
-            return None
-        if int(kind[0]) == KIND_EXP:
-            em = getattr(d, "exp_mean", None)
-            return float(em[0]) if em is not None else float(d.mean_ns)
-    return None
+    """The mean of a distribution that is exactly one exponential, else None."""
+    m = d.exp_mean_ns
+    return None if m is None else float(m)
 
 
 def _is_exact(d) -> bool:

@@ -45,8 +45,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .rng import (EXP_TABLE_POINTS, FP_BITS, KIND_EXP, LEAF_EXP, LEAF_SEG, _clz64,  # noqa: F401
-                  exp_leaf_value)
+from .rng import EXP_TABLE_POINTS, FP_BITS, LEAF_EXP, LEAF_SEG, exp_leaf_value
 
 # Order of the distributions in the compiled arrays (the kernels use the same indices).
 DIST_NAMES = (
@@ -57,7 +56,6 @@ DIST_NAMES = (
 DIST_INDEX = {n: i for i, n in enumerate(DIST_NAMES)}
 
 CLIP_NS = 1 << 40  # segment ends and exponential means are clipped to [0, CLIP_NS]
-TABLE_CLIP_NS = CLIP_NS  # the old name
 FP_ONE = 1 << FP_BITS
 MAX_LEAVES = 1 << 18  # a sanity cap on the leaves of one compiled distribution
 GUIDE_MIN_LEAVES = 5  # from this many leaves on, the kernels use the guide table
@@ -383,16 +381,6 @@ class CompiledDist:
         return None
 
     @property
-    def ncomp(self) -> int:
-        """The old name of ``nleaf``."""
-        return self.nleaf
-
-    @property
-    def val(self) -> np.ndarray:
-        """Compatibility: each leaf's ``a`` in whole ns (a constant's value; an EXP leaf's mean ln 2)."""
-        return self.a >> self.shift
-
-    @property
     def guide_bits(self) -> int:
         """G of the guide table (0: none, the kernels scan from leaf 0): 2**G >= nleaf."""
         n = self.nleaf
@@ -609,9 +597,3 @@ class Compiled:
     @property
     def level(self) -> str:
         return "page" if self.block is None else "block"
-
-
-def transient_threshold(rate_per_ns: float, mean_hold_ns: float) -> int:
-    """P(at least one transient reference held at a given instant), stationary M/G/inf: 1-e^{-rho h}."""
-    p = -math.expm1(-rate_per_ns * mean_hold_ns) if rate_per_ns > 0 else 0.0
-    return min(1 << 32, int(round(p * 2**32)))

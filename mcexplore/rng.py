@@ -15,7 +15,7 @@ Layout of one draw (docs/model.md, "Randomness"):
 so every draw is a pure function of (seed, trial, purpose, page, k, i, sub), never of the order in
 which draws are consumed. One Philox block gives four 32-bit words x0..x3. A distribution uses
 u1 = x0 << 32 | x1 to choose its leaf (only when it has more than one) and u2 = x2 << 32 | x3 inside
-the leaf; a Bernoulli draw (bernoulli) compares x0 with a 32-bit threshold.
+the leaf; transient references (mcexplore.transient) read u1 against 64-bit Poisson thresholds.
 
 Sampling uses integer arithmetic only, so that the GPU and the host agree bit for bit: a compiled
 distribution (mcexplore.params.CompiledDist) is a list of leaves with 64-bit cumulative thresholds,
@@ -55,7 +55,6 @@ _S32 = np.uint64(32)
 # Leaf kinds of a compiled distribution (mcexplore.params; kernels/sample.h MCX_LEAF_*).
 LEAF_SEG = 0  # uniform on [lo, lo + width) in fixed point; width 0: a constant
 LEAF_EXP = 1  # exponential: leading zeros of a 64-bit uniform and a mantissa table
-KIND_EXP = LEAF_EXP  # the old name of the exponential kind (mcexplore.exact reads it)
 FP_BITS = 16  # fixed point of SEG leaves: values are ns * 2**16; the sample is floored to ns
 EXP_TABLE_BITS = 13  # an exponential's mantissa table has 2**13 + 1 points
 EXP_TABLE_POINTS = (1 << EXP_TABLE_BITS) + 1
@@ -202,9 +201,4 @@ def _exp_value(u2, val, table, off):
     u = u2 + (u2 == 0).astype(np.uint64)
     z = _clz64(u)
     return exp_leaf_value(z, u << z.astype(np.uint64), val, table, off)
-
-
-def bernoulli(thresh: int, words):
-    """True with probability thresh / 2**32, decided by word x0."""
-    return words[0] < np.uint64(thresh)
 

@@ -5,14 +5,13 @@ Each rule is checked on the numpy reference engine, and on the native engine whe
 (test_parity.py holds the two to the same bits over a wider matrix)."""
 
 import math
-import re
 
 import numpy as np
 import pytest
 
 from helpers import US, small, transient_rate
 from mcexplore.engines.numpy_engine import NumpyEngine
-from mcexplore.params import const, exponential, uniform
+from mcexplore.params import const
 from mcexplore.replay import replay_compiled
 
 NUMPY = NumpyEngine()

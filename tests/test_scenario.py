@@ -613,7 +613,7 @@ def test_overrides_change_compiled_values():
                                       'timing.copy={dist="exp", mean="2us"}'])
     c = s.compile("drop")
     assert c.page.mapcount == 2 and c.page.active == 2 and c.page.file is False  # active = "all"
-    assert int(c.dists[DIST_NAMES.index("pre_freeze")].val[0]) == 500
+    assert c.dists[DIST_NAMES.index("pre_freeze")].const_ns == 500
     assert c.dists[DIST_NAMES.index("copy")].exp_mean.tolist() == [2000.0]
     assert c.max_attempts == 50
     assert s.labels() == ["ref", "drop"]
