@@ -34,7 +34,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import poisson
 
 MODEL_NONE, MODEL_PROCESS = 0, 1
 # Arrival j of a window uses subs 1 + 2j and 2 + 2j of a 20-bit field.
@@ -72,6 +71,8 @@ def layout(compiled) -> Layout:
     H = int(hold_of(compiled).max_ns)
     if H <= 0:
         return Layout(MODEL_NONE)
+    from scipy.stats import poisson  # here, not at import: a run without transients needs no scipy
+
     W = max(H, int(math.ceil(math.sqrt(H / rho))), 1)
     lam = rho * W
     thr = []
