@@ -450,8 +450,8 @@ class MixtureDist(_Dist):
         return {"dist": "mixture", "components": [c.table() for c in self.components]}
 
 
-# (Not named MixtureComponent: pydantic would read the forward reference below as the class itself.)
-MixtureMixtureComponent = _component_class(MixtureDist, "NestedMixtureComponent")
+# A mixture inside a mixture (its own name: the union below refers to it before it is complete).
+NestedMixtureComponent = _component_class(MixtureDist, "NestedMixtureComponent")
 
 MixtureComponent = Annotated[
     Union[
@@ -461,12 +461,12 @@ MixtureComponent = Annotated[
         Annotated[LognormalComponent, Tag("lognormal")],
         Annotated[EmpiricalComponent, Tag("empirical")],
         Annotated[HistogramComponent, Tag("histogram")],
-        Annotated[MixtureMixtureComponent, Tag("mixture")],
+        Annotated[NestedMixtureComponent, Tag("mixture")],
     ],
     Discriminator(_tag, custom_error_type="bad_component", custom_error_message="bad mixture component"),
 ]
 MixtureDist.model_rebuild()
-MixtureMixtureComponent.model_rebuild()
+NestedMixtureComponent.model_rebuild()
 
 
 def _bare_const(ns: float) -> ConstDist:
