@@ -241,6 +241,10 @@ class _Sim:
             # Stamps in call order; a row named several times (the sleepers one unlock wakes)
             # takes consecutive stamps in the order given.
             rows = np.asarray(rows)
+            if len(rows) == 1 or (rows[1:] > rows[:-1]).all():  # each row once (the usual case)
+                self.stamp[rows, cols] = self.nstamp[rows]
+                self.nstamp[rows] += 1
+                return
             order = np.argsort(rows, kind="stable")
             rs = rows[order]
             first = np.searchsorted(rs, rs, side="left")
