@@ -48,7 +48,7 @@ from pydantic import (
 )
 from scipy.special import ndtri, ndtr
 
-from . import params
+from . import params, transient
 from .params import (
     DIST_NAMES, STRATEGIES, STRATEGY_CODE, Compiled, CompiledDist, Component, PageClass,
 )
@@ -736,6 +736,10 @@ class Scenario(_Model):
                                  f"labels must be unique (strategies.{seen[s.label]} has it too); "
                                  "give one of them another label = \"...\"")
             seen[s.label] = i
+        try:
+            transient.window(self.transient.rate, self.transient.hold.compile().max_ns, self.budget.timeout)
+        except transient.LayoutError as e:
+            raise FieldError(("transient", "rate"), format_rate(self.transient.rate), str(e)) from None
         return self
 
     # ---- construction
@@ -876,7 +880,7 @@ class Scenario(_Model):
         access = params.exponential(1.0 / rate) if rate > 0 else params.const(0)
         named = {"access": access, "transient_hold": self.transient.hold.compile()}
         dists = [named[n] if n in named else getattr(self.timing, n).compile() for n in DIST_NAMES]
-        return Compiled(
+        compiled = Compiled(
             strategy=STRATEGY_CODE[strat.name],
             dists=dists,
             page=page,
@@ -890,6 +894,7 @@ class Scenario(_Model):
             block=block,
             batch_pages=self.block.batch_pages if self.block is not None else 256,
         )
+        return compiled
 
     def compile_all(self) -> dict[str, Compiled]:
         return {lb: self.compile(lb) for lb in self.labels()}

@@ -42,6 +42,10 @@ MAX_ARRIVALS = (1 << 19) - 2
 WINDOW_BITS = 44
 
 
+class LayoutError(ValueError):
+    """The process cannot be drawn as asked (too many references per window, too long a budget)."""
+
+
 @dataclass(frozen=True)
 class Layout:
     model: int  # MODEL_*
@@ -73,26 +77,36 @@ def layout(compiled) -> Layout:
         return Layout(MODEL_NONE)
     from scipy.stats import poisson  # here, not at import: a run without transients needs no scipy
 
-    W = max(H, int(math.ceil(math.sqrt(H / rho))), 1)
+    W, jmax = window(rho, H, compiled.timeout_ns)
     lam = rho * W
+    j = np.arange(jmax + 1)
     thr = []
-    j = 0
-    while True:
-        t = _prob_u64(float(poisson.cdf(j, lam)), float(poisson.sf(j, lam)))
+    for c, s in zip(poisson.cdf(j, lam).tolist(), poisson.sf(j, lam).tolist()):
+        t = _prob_u64(c, s)
         if t >= 1 << 64:
             break
         thr.append(t)
-        j += 1
-        if j > MAX_ARRIVALS:
-            raise ValueError(
-                f"transient references: rate {rho * 1e9:g}/s with holds up to {H} ns puts "
-                f"{lam:.3g} references in a window of {W} ns on average; at most about "
-                f"{MAX_ARRIVALS} can be drawn per window (lower the rate or the longest hold)")
-    horizon = int(compiled.timeout_ns) + 2 * W
-    if horizon // W >= 1 << (WINDOW_BITS - 1):
-        raise ValueError(f"budget.timeout {compiled.timeout_ns} ns spans more than 2**43 transient "
-                         f"windows of {W} ns")
     return Layout(MODEL_PROCESS, W, H, np.array(thr, dtype=np.uint64))
+
+
+def window(rho: float, H: int, timeout_ns: float) -> tuple[int, int]:
+    """(W, the largest count the thresholds need) for rate rho and longest hold H; LayoutError
+    when the process cannot be drawn that way (Scenario validation calls this to say so early)."""
+    if rho <= 0.0 or H <= 0:
+        return 0, 0
+    W = max(int(H), int(math.ceil(math.sqrt(H / rho))), 1)
+    lam = rho * W
+    # Counts up to lam + 40 standard deviations: the tail beyond is far below 2**-64.
+    jmax = int(lam + 40.0 * math.sqrt(lam) + 100)
+    if jmax > MAX_ARRIVALS:
+        raise LayoutError(
+            f"with holds up to {int(H)} ns the references come {lam:.3g} to a window of {W} ns on "
+            f"average, and at most about {MAX_ARRIVALS // 2} can be drawn (lower the rate or the "
+            "longest hold)")
+    if (int(timeout_ns) + 2 * W) // W >= 1 << (WINDOW_BITS - 1):
+        raise LayoutError(f"the budget of {int(timeout_ns)} ns spans more than 2**43 windows of "
+                          f"{W} ns (shorten budget.timeout)")
+    return W, jmax
 
 
 def window_key(w):

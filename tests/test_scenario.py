@@ -556,6 +556,11 @@ def test_dists_in_dist_names_order():
         assert c.dists[DIST_NAMES.index(n)].const_ns == (i + 1) * 1000
 
 
+def test_transient_process_too_dense_to_draw_is_refused():
+    assert_names(error_of(page_cfg(transient={"rate": "1/ns", "hold": "1s"})),
+                 "transient.rate: '1/ns'", "lower the rate or the longest hold")
+
+
 def test_transient_zero_rate():
     from mcexplore import transient
 
