@@ -10,8 +10,8 @@
 // Order of task events. Tasks interact only through the page lock, and only in lock_noref. For
 // every other strategy the numpy engine processes all eligible task events "in parallel"; since
 // the tasks are independent, running each task's events to the horizon in turn is the same thing.
-// lock_noref processes one event per trial at a time in global time order: the eligible event
-// with the smallest time, ties to the lowest rmap index (numpy's argmin), exactly as here.
+// lock_noref processes one event per trial at a time in global order: the eligible event with the
+// smallest (time, stamp), the stamp counting the page's schedule() calls (docs/model.md, "Ties").
 //
 // Memory: the per-task state lives in a scratch area (MCX_TW words per active task; see
 // mcx_scratch), everything per trial in registers.

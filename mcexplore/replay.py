@@ -48,7 +48,7 @@ def replay_compiled(compiled, trial: int, seed: int = 0, label: str | None = Non
     else:
         rec = simulate_page(compiled, seed, trials, trace=trace)
     # Stable sort: events at one instant keep the order in which the engine processed them
-    # (the migrator's stage before the tasks, tasks in rmap order).
+    # (the migrator's stage before the tasks; docs/model.md, "Ties").
     events = sorted(trace, key=lambda e: e[0])
     record = {k: int(v[0]) for k, v in rec.columns.items()}
     return Replay(label or compiled.strategy_name, seed, trial, events, record)

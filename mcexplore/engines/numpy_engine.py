@@ -23,8 +23,8 @@ resolved in the next iteration; virtual events only reschedule the task and chan
 
 Tasks interact only through the page lock (lock_noref), so every other strategy advances all tasks
 in parallel ("task-parallel"), while lock_noref processes one event per trial at a time in global
-time order (ties: migrator first, then tasks in rmap order). The per-event logic is the same
-function in both modes.
+order of (time, stamp): the migrator first at a tie, then task events in the order they were
+scheduled (docs/model.md, "Ties"). The per-event logic is the same function in both modes.
 """
 
 # ENGINE-READY: page level. Block level lives in numpy_block.py; port it once that file
