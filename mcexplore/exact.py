@@ -839,7 +839,7 @@ def _upper(d) -> float:
     exponentials, mixtures with one, tabulated approximations of unbounded laws)."""
     if d.is_const:
         return float(d.mean_ns)
-    if not _is_exact(d) or _exp_mean(d) is not None or getattr(d, "unbounded", False):
+    if not _is_exact(d) or _exp_mean(d) is not None:
         return math.inf
     H = _hold_max(d)  # max_ns + 1: whole-ns samples floor a value below it
     if not math.isfinite(H) or d.survival_integral(H, math.inf) > 0.0:
@@ -853,9 +853,6 @@ def _lower(d) -> float:
     value is below x)."""
     if d.is_const:
         return float(d.mean_ns)
-    m = getattr(d, "min_ns", None)
-    if m is not None:
-        return float(m)
     if not _is_exact(d) or _exp_mean(d) is not None:
         return 0.0
     hi = float(d.max_ns)

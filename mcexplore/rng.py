@@ -93,13 +93,7 @@ def draw_words(seed: int, trial, purpose: int, page, k, i, sub):
 def mulhi64(a, b):
     """High 64 bits of the 128-bit product of uint64 values (kernels' mcx_mulhi64), from 32-bit pieces."""
     a = np.asarray(a, dtype=np.uint64)
-    b = np.asarray(b, dtype=np.uint64)
-    al, ah = a & _MASK32, a >> _S32
-    bl, bh = b & _MASK32, b >> _S32
-    lh = al * bh
-    hl = ah * bl
-    mid = ((al * bl) >> _S32) + (lh & _MASK32) + (hl & _MASK32)  # < 3 * 2**32: no overflow
-    return ah * bh + (lh >> _S32) + (hl >> _S32) + (mid >> _S32)
+    return _mulhi_arrays(a >> _S32, a & _MASK32, np.asarray(b, dtype=np.uint64))
 
 
 def _clz64(u):
@@ -192,7 +186,7 @@ def _mulhi_arrays(hi, lo, b):
     bl, bh = b & _MASK32, b >> _S32
     hl = hi * bl
     lh = lo * bh
-    mid = ((lo * bl) >> _S32) + (hl & _MASK32) + (lh & _MASK32)
+    mid = ((lo * bl) >> _S32) + (hl & _MASK32) + (lh & _MASK32)  # < 3 * 2**32: no overflow
     return hi * bh + (lh >> _S32) + (hl >> _S32) + (mid >> _S32)
 
 

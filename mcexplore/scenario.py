@@ -548,6 +548,7 @@ class Transient(_Model):
 
     rate: Rate = "1000/s"
     hold: Distribution = "1us"
+
     def to_config(self) -> dict:
         return {"rate": format_rate(self.rate), "hold": self.hold.to_config()}
 
@@ -737,7 +738,8 @@ class Scenario(_Model):
                                  "give one of them another label = \"...\"")
             seen[s.label] = i
         try:
-            transient.window(self.transient.rate, self.transient.hold.compile().max_ns, self.budget.timeout)
+            transient.window(self.transient.rate, self.transient.hold.compile().max_ns,
+                             self.budget.timeout)
         except transient.LayoutError as e:
             raise FieldError(("transient", "rate"), format_rate(self.transient.rate), str(e)) from None
         return self
@@ -880,7 +882,7 @@ class Scenario(_Model):
         access = params.exponential(1.0 / rate) if rate > 0 else params.const(0)
         named = {"access": access, "transient_hold": self.transient.hold.compile()}
         dists = [named[n] if n in named else getattr(self.timing, n).compile() for n in DIST_NAMES]
-        compiled = Compiled(
+        return Compiled(
             strategy=STRATEGY_CODE[strat.name],
             dists=dists,
             page=page,
@@ -894,7 +896,6 @@ class Scenario(_Model):
             block=block,
             batch_pages=self.block.batch_pages if self.block is not None else 256,
         )
-        return compiled
 
     def compile_all(self) -> dict[str, Compiled]:
         return {lb: self.compile(lb) for lb in self.labels()}

@@ -35,6 +35,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .params import DIST_INDEX
+
 MODEL_NONE, MODEL_PROCESS = 0, 1
 # Arrival j of a window uses subs 1 + 2j and 2 + 2j of a 20-bit field.
 MAX_ARRIVALS = (1 << 19) - 2
@@ -62,8 +64,6 @@ def _prob_u64(p_low: float, p_high: float) -> int:
 
 
 def hold_of(compiled):
-    from .params import DIST_INDEX
-
     return compiled.dists[DIST_INDEX["transient_hold"]]
 
 
