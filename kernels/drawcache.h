@@ -49,11 +49,8 @@
 
 // Lane implementations (mcx_simulate takes one, mcx_simd_resolve checks it; tests run each
 // the CPU has).
-#define MCX_SIMD_OFF 0     // no rows: every draw scalar
-#define MCX_SIMD_SCALAR 1  // rows, computed by a plain loop
-#define MCX_SIMD_SSE2 2
-#define MCX_SIMD_AVX2 3
-#define MCX_SIMD_AVX512 4
+// Implementations: MCX_SIMD_OFF (no rows: every draw scalar), _SCALAR (rows by a plain loop),
+// _SSE2, _AVX2, _AVX512 (constants.h).
 
 // Philox4x32-10 for counters (c0, c1, c2[j], c3[j]) and key (k0, k1), j < n (n a multiple of
 // MCX_DC_PAD); x0..x3 receive the words. Each lane is mcx_philox4x32_10, round for round.

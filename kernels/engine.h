@@ -55,43 +55,7 @@ struct mcx_scratch {
 #endif
 };
 
-// INF of the numpy engine: int64 max // 4.
-#define MCX_INF ((mcx_i64)(0x7fffffffffffffffLL / 4))
-#define MCX_SUB_SHIFT 10
-// A guard against zero-duration loops (numpy raises RuntimeError after 10**7 steps).
-#define MCX_MAX_EVENTS 10000000LL
-
-// Task events (numpy_engine.EV_*).
-#define EV_NONE 0
-#define EV_ACCESS 1
-#define EV_FAULT 2
-#define EV_PTL 3
-#define EV_DROPB 4
-#define EV_WAKE 5
-#define EV_WAKE_RES 6
-#define EV_SPIN_RES 7
-#define EV_PTE_RES 8
-#define EV_RET 9
-#define EV_TOUCH 10
-#define EV_UNLOCK 11
-
-// Per-task words in scratch.
-#define TW_EV 0          // event code (low byte) and flags (below)
-#define TW_T 1           // time of the next event
-#define TW_WAIT_START 2
-#define TW_KF 3          // attempt of the fault's migration entry (draw key)
-#define TW_JF 4          // fault number within attempt kf
-#define TW_W 5           // wake number within the fault
-#define TW_KW 6          // attempt waited on
-#define TW_P 7           // PTL release time (also the start of a spin)
-#define TW_E 8           // pte_wait without recheck: enqueue time
-#define TW_U 9           // U_cur (INF when attempt kc has not unmapped)
-#define TW_R 10          // R_prev
-#define TW_STAMP 11      // lock_noref: the tie key of the next event (when it was scheduled)
-#define TW_QUEUE 12      // lock_noref: word j holds the j-th sleeper on the page lock (FIFO)
-#define MCX_TW 13
-
-// Flag bits in TW_EV.
+// Flag bits in MCX_TW_EV.
 #define TF_REF (1 << 8)
 #define TF_IN_WAIT (1 << 9)
 #define TF_PARKED (1 << 10)
@@ -99,9 +63,6 @@ struct mcx_scratch {
 #define TF_SLEEP_LOCK (1 << 12)
 #define TF_HUNG (1 << 13)
 #define TF_EVMASK 0xFF
-
-// Per-trial words of a saved page simulation (block level).
-#define MCX_SIMW 18
 
 // SPEC is the strategy when it is known at compile time (the host compiles one page-level trial
 // per strategy: the dead arms of every `strategy() == ...` then go, which made ref 10% faster), or -1
@@ -146,20 +107,20 @@ struct mcx_sim_t {
 
     // -- task state ------------------------------------------------------------------------------
     MCX_M mcx_i64& tw(int c, int f) { return S.base[((mcx_i64)c * MCX_TW + f) * S.st()]; }
-    MCX_M int ev(int c) { return (int)(tw(c, TW_EV) & TF_EVMASK); }
-    MCX_M bool flag(int c, mcx_i64 f) { return (tw(c, TW_EV) & f) != 0; }
+    MCX_M int ev(int c) { return (int)(tw(c, MCX_TW_EV) & TF_EVMASK); }
+    MCX_M bool flag(int c, mcx_i64 f) { return (tw(c, MCX_TW_EV) & f) != 0; }
     MCX_M void set_flag(int c, mcx_i64 f, bool on) {
-        mcx_i64& w = tw(c, TW_EV);
+        mcx_i64& w = tw(c, MCX_TW_EV);
         w = on ? (w | f) : (w & ~f);
 #if defined(MCX_HOST)
         if (pt) pick_touch(c);
 #endif
     }
     MCX_M void schedule(int c, int e, mcx_i64 t) {
-        mcx_i64& w = tw(c, TW_EV);
+        mcx_i64& w = tw(c, MCX_TW_EV);
         w = (w & ~(mcx_i64)TF_EVMASK) | (mcx_i64)e;
-        tw(c, TW_T) = t;
-        if (strategy() == MCX_S_LOCK_NOREF) tw(c, TW_STAMP) = nstamp++;
+        tw(c, MCX_TW_T) = t;
+        if (strategy() == MCX_S_LOCK_NOREF) tw(c, MCX_TW_STAMP) = nstamp++;
 #if defined(MCX_HOST)
         if (pt) pick_touch(c);
 #endif
@@ -167,10 +128,10 @@ struct mcx_sim_t {
 #if defined(MCX_HOST)
     // lock_noref's tournament tree (picktree.h), live while global_pick runs events.
     MCX_M mcx_i64 pick_key(int c) {
-        const mcx_i64 w = tw(c, TW_EV);
-        return ((w & TF_EVMASK) == EV_NONE || (w & TF_PARKED)) ? MCX_PICK_NONE : tw(c, TW_T);
+        const mcx_i64 w = tw(c, MCX_TW_EV);
+        return ((w & TF_EVMASK) == MCX_EV_NONE || (w & TF_PARKED)) ? MCX_PICK_NONE : tw(c, MCX_TW_T);
     }
-    MCX_M void pick_touch(int c) { pt->set(c, pick_key(c), tw(c, TW_STAMP)); }
+    MCX_M void pick_touch(int c) { pt->set(c, pick_key(c), tw(c, MCX_TW_STAMP)); }
     MCX_M void pick_open() {
         pt = mcx_tls_pick_tree;
         if (!pt || A > pt->cap) {
@@ -179,7 +140,7 @@ struct mcx_sim_t {
         }
         for (int c = 0; c < pt->n; ++c) {
             pt->key[pt->n + c] = c < A ? pick_key(c) : MCX_PICK_NONE;
-            pt->sec[pt->n + c] = c < A ? tw(c, TW_STAMP) : MCX_PICK_NONE;
+            pt->sec[pt->n + c] = c < A ? tw(c, MCX_TW_STAMP) : MCX_PICK_NONE;
         }
         pt->build();
     }
@@ -210,59 +171,59 @@ struct mcx_sim_t {
         lp = !lc && t < T_prev;
     }
     MCX_M mcx_i64 sub_of(int c) {
-        return (tw(c, TW_JF) << MCX_SUB_SHIFT) | (tw(c, TW_W) & ((1 << MCX_SUB_SHIFT) - 1));
+        return (tw(c, MCX_TW_JF) << MCX_SUB_SHIFT) | (tw(c, MCX_TW_W) & ((1 << MCX_SUB_SHIFT) - 1));
     }
     MCX_M void wake_after(int c, mcx_i64 base) {
-        const mcx_i64 wl = draw(MCX_DIST_WAKE_LATENCY, MCX_P_WAKE, tw(c, TW_KF), c + 1, sub_of(c));
-        tw(c, TW_W) += 1;
-        schedule(c, EV_WAKE, base + wl);
+        const mcx_i64 wl = draw(MCX_DIST_WAKE_LATENCY, MCX_P_WAKE, tw(c, MCX_TW_KF), c + 1, sub_of(c));
+        tw(c, MCX_TW_W) += 1;
+        schedule(c, MCX_EV_WAKE, base + wl);
     }
     MCX_M void sleep_on_unlock(int c, bool lc, bool lp) {
         if (lc) {
-            tw(c, TW_KW) = kc;
-            schedule(c, EV_WAKE_RES, F_cur);
+            tw(c, MCX_TW_KW) = kc;
+            schedule(c, MCX_EV_WAKE_RES, F_cur);
         } else if (lp) {
             wake_after(c, T_prev);
         }
     }
 
     MCX_M void access(int c, mcx_i64 r) {
-        const bool inc = cur_unmapped && r >= tw(c, TW_U);
-        const bool inp = !inc && prev_unmapped && r < tw(c, TW_R);
+        const bool inc = cur_unmapped && r >= tw(c, MCX_TW_U);
+        const bool inp = !inc && prev_unmapped && r < tw(c, MCX_TW_R);
         if (inc || inp) {
             const mcx_i64 kwin = inc ? kc : kc - 1;
-            if (tw(c, TW_KF) == kwin)
-                tw(c, TW_JF) += 1;
+            if (tw(c, MCX_TW_KF) == kwin)
+                tw(c, MCX_TW_JF) += 1;
             else
-                tw(c, TW_JF) = 0;
-            tw(c, TW_KF) = kwin;
-            tw(c, TW_W) = 0;
+                tw(c, MCX_TW_JF) = 0;
+            tw(c, MCX_TW_KF) = kwin;
+            tw(c, MCX_TW_W) = 0;
             const mcx_i64 fe = draw(MCX_DIST_FAULT_ENTRY, MCX_P_FAULT_ENTRY, kwin, c + 1,
-                                    tw(c, TW_JF) << MCX_SUB_SHIFT);
+                                    tw(c, MCX_TW_JF) << MCX_SUB_SHIFT);
             set_flag(c, TF_IN_WAIT, true);
-            tw(c, TW_WAIT_START) = r;
-            schedule(c, EV_FAULT, r + fe);
+            tw(c, MCX_TW_WAIT_START) = r;
+            schedule(c, MCX_EV_FAULT, r + fe);
             return;
         }
         if (cur_unmapped) {
             // r < U_kc,i: the next access comes after the PTE becomes a migration entry.
-            const mcx_i64 a = tw(c, TW_U) + draw(access_dist, MCX_P_ACCESS, kc, c + 1, 0);
-            schedule(c, EV_ACCESS, a);
+            const mcx_i64 a = tw(c, MCX_TW_U) + draw(access_dist, MCX_P_ACCESS, kc, c + 1, 0);
+            schedule(c, MCX_EV_ACCESS, a);
         } else if (final_) {
-            schedule(c, EV_NONE, MCX_INF);
+            schedule(c, MCX_EV_NONE, MCX_INF);
         } else {
             // Attempt kc has not unmapped yet (lock_noref's migrator still acquiring the lock).
             set_flag(c, TF_PARKED, true);
-            schedule(c, EV_ACCESS, r);
+            schedule(c, MCX_EV_ACCESS, r);
         }
     }
 
     MCX_M void ret(int c, mcx_i64 r) {
-        const mcx_i64 wl = flag(c, TF_IN_WAIT) ? r - tw(c, TW_WAIT_START) : 0;
+        const mcx_i64 wl = flag(c, TF_IN_WAIT) ? r - tw(c, MCX_TW_WAIT_START) : 0;
         total_wait += wl;
         max_wait = mcx_max64(max_wait, wl);
         set_flag(c, TF_IN_WAIT, false);
-        if (flag(c, TF_SPINNING)) spin += r - tw(c, TW_P);
+        if (flag(c, TF_SPINNING)) spin += r - tw(c, MCX_TW_P);
         set_flag(c, TF_SPINNING, false);
         access(c, r);
     }
@@ -279,21 +240,21 @@ struct mcx_sim_t {
         if (lc || lp) return;
         if (holder > 0) {
             set_flag(c, TF_SLEEP_LOCK, true);
-            tw(n_sleep_lock, TW_QUEUE) = c;
+            tw(n_sleep_lock, MCX_TW_QUEUE) = c;
             n_sleep_lock += 1;
-            schedule(c, EV_NONE, MCX_INF);
+            schedule(c, MCX_EV_NONE, MCX_INF);
             return;
         }
         holder = c + 1;
-        const mcx_i64 lh = draw(MCX_DIST_LOCK_HOLD, MCX_P_LOCK_HOLD, tw(c, TW_KF), c + 1, sub_of(c));
-        schedule(c, EV_UNLOCK, t + lh);
+        const mcx_i64 lh = draw(MCX_DIST_LOCK_HOLD, MCX_P_LOCK_HOLD, tw(c, MCX_TW_KF), c + 1, sub_of(c));
+        schedule(c, MCX_EV_UNLOCK, t + lh);
     }
     MCX_M void unlock(int c, mcx_i64 u) {
         touch_uaf(u);
         holder = 0;
         // The page's wait queue is first in, first out: sleepers wake in the order they slept.
         for (int q = 0; q < n_sleep_lock; ++q) {
-            const int j = (int)tw(q, TW_QUEUE);
+            const int j = (int)tw(q, MCX_TW_QUEUE);
             set_flag(j, TF_SLEEP_LOCK, false);
             wake_after(j, u);
         }
@@ -309,8 +270,8 @@ struct mcx_sim_t {
 
     // -- the events ----------------------------------------------------------------------------
     MCX_M void fault(int c, mcx_i64 x) {
-        const bool inc = cur_unmapped && x >= tw(c, TW_U);
-        const bool inp = !inc && prev_unmapped && x < tw(c, TW_R);
+        const bool inc = cur_unmapped && x >= tw(c, MCX_TW_U);
+        const bool inp = !inc && prev_unmapped && x < tw(c, MCX_TW_R);
         if (!(inc || inp)) {
             // The PTE was restored before the handler took the PTL: no fault, no wait.
             set_flag(c, TF_IN_WAIT, false);
@@ -318,11 +279,11 @@ struct mcx_sim_t {
             return;
         }
         faults += 1;
-        tw(c, TW_KW) = inc ? kc : kc - 1;
-        const mcx_i64 kf = tw(c, TW_KF);
-        const mcx_i64 sub = tw(c, TW_JF) << MCX_SUB_SHIFT;
+        tw(c, MCX_TW_KW) = inc ? kc : kc - 1;
+        const mcx_i64 kf = tw(c, MCX_TW_KF);
+        const mcx_i64 sub = tw(c, MCX_TW_JF) << MCX_SUB_SHIFT;
         const mcx_i64 p = x + draw(MCX_DIST_PTL_HOLD, MCX_P_PTL_HOLD, kf, c + 1, sub);
-        tw(c, TW_P) = p;
+        tw(c, MCX_TW_P) = p;
         // get_page_unless_zero fails while a successful file attempt holds the count frozen.
         const bool frozen = inp && succ_prev && file && x < fe_prev;
         if (strategy() == MCX_S_REF || strategy() == MCX_S_DROP || strategy() == MCX_S_FLAG_SPIN) {
@@ -331,39 +292,39 @@ struct mcx_sim_t {
             if (seen) {
                 set_flag(c, TF_SPINNING, true);
                 if (inc)
-                    schedule(c, EV_SPIN_RES, F_cur);
+                    schedule(c, MCX_EV_SPIN_RES, F_cur);
                 else
-                    schedule(c, EV_RET, mcx_max64(p, fe_prev));
+                    schedule(c, MCX_EV_RET, mcx_max64(p, fe_prev));
             } else if (frozen) {
-                schedule(c, EV_RET, p);
+                schedule(c, MCX_EV_RET, p);
             } else {
                 set_flag(c, TF_REF, true);
                 if (strategy() == MCX_S_DROP) {
                     const mcx_i64 b = p + draw(MCX_DIST_DROP_HOLD, MCX_P_DROP_HOLD, kf, c + 1, sub);
-                    schedule(c, EV_DROPB, b);
+                    schedule(c, MCX_EV_DROPB, b);
                 } else {
-                    schedule(c, EV_PTL, p);
+                    schedule(c, MCX_EV_PTL, p);
                 }
             }
         } else if (strategy() == MCX_S_PTL_PIN) {
-            schedule(c, EV_PTL, p);
+            schedule(c, MCX_EV_PTL, p);
         } else if (strategy() == MCX_S_LOCK_NOREF) {
             const mcx_i64 y = p + draw(MCX_DIST_NOREF_GAP, MCX_P_NOREF_GAP, kf, c + 1, sub);
-            schedule(c, EV_TOUCH, y);
+            schedule(c, MCX_EV_TOUCH, y);
         } else {  // MCX_S_PTE_WAIT
             if (!recheck)
-                tw(c, TW_E) = p + draw(MCX_DIST_NOREF_GAP, MCX_P_NOREF_GAP, kf, c + 1, sub);
+                tw(c, MCX_TW_E) = p + draw(MCX_DIST_NOREF_GAP, MCX_P_NOREF_GAP, kf, c + 1, sub);
             if (inp)
                 pte_resolve(c);
             else
-                schedule(c, EV_PTE_RES, F_cur);
+                schedule(c, MCX_EV_PTE_RES, F_cur);
         }
     }
 
     MCX_M void ptl(int c, mcx_i64 p) {
         if (strategy() == MCX_S_PTL_PIN) {
             // Enqueued under the PTL at x: any unlock of the fault's attempt after x wakes it.
-            const mcx_i64 kw = tw(c, TW_KW);
+            const mcx_i64 kw = tw(c, MCX_TW_KW);
             const bool lc = kw == kc;
             const bool unlocked = (kw < kc - 1) || (kw == kc - 1 && T_prev <= p);
             const bool lp = !lc && !unlocked;
@@ -381,18 +342,18 @@ struct mcx_sim_t {
     }
 
     MCX_M void pte_resolve(int c) {
-        const mcx_i64 R = tw(c, TW_R);
+        const mcx_i64 R = tw(c, MCX_TW_R);
         if (recheck) {
             // Enqueued at x under the PTL: the restore wakes it; before the PTL is dropped it
             // returns at once, with no wake latency.
-            const mcx_i64 xp = tw(c, TW_P);
+            const mcx_i64 xp = tw(c, MCX_TW_P);
             if (R <= xp)
-                schedule(c, EV_RET, xp);
+                schedule(c, MCX_EV_RET, xp);
             else
                 wake_after(c, R);
             return;
         }
-        if (prev_unmapped && R >= tw(c, TW_E)) {
+        if (prev_unmapped && R >= tw(c, MCX_TW_E)) {
             wake_after(c, R);
             return;
         }
@@ -402,29 +363,29 @@ struct mcx_sim_t {
                 set_flag(c, TF_HUNG, true);
                 set_flag(c, TF_IN_WAIT, false);
             }
-            schedule(c, EV_NONE, MCX_INF);  // (budget over: asleep, its wait cut at the end)
+            schedule(c, MCX_EV_NONE, MCX_INF);  // (budget over: asleep, its wait cut at the end)
         } else {
-            tw(c, TW_KW) = kc;
-            schedule(c, EV_PTE_RES, F_cur);
+            tw(c, MCX_TW_KW) = kc;
+            schedule(c, MCX_EV_PTE_RES, F_cur);
         }
     }
 
     MCX_M_PROCESS void process(int c) {
         const int e = ev(c);
-        const mcx_i64 t = tw(c, TW_T);
+        const mcx_i64 t = tw(c, MCX_TW_T);
         // The last event that changes state (an idle task's access after the restore is not one).
-        last_t = mcx_max64(last_t, (e == EV_NONE || e == EV_ACCESS) ? 0 : t);
+        last_t = mcx_max64(last_t, (e == MCX_EV_NONE || e == MCX_EV_ACCESS) ? 0 : t);
         switch (e) {
-            case EV_ACCESS:
+            case MCX_EV_ACCESS:
                 access(c, t);
                 break;
-            case EV_FAULT:
+            case MCX_EV_FAULT:
                 fault(c, t);
                 break;
-            case EV_PTL:
+            case MCX_EV_PTL:
                 ptl(c, t);
                 break;
-            case EV_DROPB: {
+            case MCX_EV_DROPB: {
                 set_flag(c, TF_REF, false);
                 bool lc, lp;
                 locked_by(t, lc, lp);
@@ -432,7 +393,7 @@ struct mcx_sim_t {
                 if (!(lc || lp)) ret(c, t);
                 break;
             }
-            case EV_WAKE:
+            case MCX_EV_WAKE:
                 if (strategy() == MCX_S_LOCK_NOREF) {
                     try_lock(c, t);
                 } else if (strategy() == MCX_S_REF || strategy() == MCX_S_FLAG_SPIN) {
@@ -449,22 +410,22 @@ struct mcx_sim_t {
                     ret(c, t);
                 }
                 break;
-            case EV_WAKE_RES:
+            case MCX_EV_WAKE_RES:
                 wake_after(c, T_prev);
                 break;
-            case EV_SPIN_RES:
-                schedule(c, EV_RET, mcx_max64(tw(c, TW_P), fe_prev));
+            case MCX_EV_SPIN_RES:
+                schedule(c, MCX_EV_RET, mcx_max64(tw(c, MCX_TW_P), fe_prev));
                 break;
-            case EV_PTE_RES:
+            case MCX_EV_PTE_RES:
                 pte_resolve(c);
                 break;
-            case EV_RET:
+            case MCX_EV_RET:
                 ret(c, t);
                 break;
-            case EV_TOUCH:
+            case MCX_EV_TOUCH:
                 try_lock(c, t);
                 break;
-            case EV_UNLOCK:
+            case MCX_EV_UNLOCK:
                 unlock(c, t);
                 break;
             default:
@@ -474,13 +435,13 @@ struct mcx_sim_t {
 
     // -- advancing tasks -------------------------------------------------------------------------
     MCX_M bool eligible(int c, mcx_i64 horizon) {
-        const mcx_i64 w = tw(c, TW_EV);
+        const mcx_i64 w = tw(c, MCX_TW_EV);
         const int e = (int)(w & TF_EVMASK);
-        if (e == EV_NONE || (w & TF_PARKED)) return false;
-        if (tw(c, TW_T) < horizon) return true;
-        const bool virt = e == EV_WAKE_RES || e == EV_SPIN_RES || e == EV_PTE_RES;
+        if (e == MCX_EV_NONE || (w & TF_PARKED)) return false;
+        if (tw(c, MCX_TW_T) < horizon) return true;
+        const bool virt = e == MCX_EV_WAKE_RES || e == MCX_EV_SPIN_RES || e == MCX_EV_PTE_RES;
         // A virtual event whose attempt is complete may always run.
-        return virt && tw(c, TW_KW) < kc;
+        return virt && tw(c, MCX_TW_KW) < kc;
     }
 
     // lock_noref's pick: the eligible task with the smallest (time, stamp) (docs/model.md, "Ties").
@@ -496,7 +457,7 @@ struct mcx_sim_t {
         mcx_i64 bt = MCX_INF, bs = 0;
         for (int c = 0; c < A; ++c) {
             if (!eligible(c, horizon)) continue;
-            const mcx_i64 t = tw(c, TW_T), st = tw(c, TW_STAMP);
+            const mcx_i64 t = tw(c, MCX_TW_T), st = tw(c, MCX_TW_STAMP);
             if (best < 0 || t < bt || (t == bt && st < bs)) {
                 best = c;
                 bt = t;
@@ -518,9 +479,9 @@ struct mcx_sim_t {
             // Waiters whose lock holder is done wake first thing (wake_after): compute every
             // task's next wake draw at once when enough of them are about to (drawcache.h).
             int waking = 0;
-            for (int c = 0; c < A; ++c) waking += (ev(c) == EV_WAKE_RES && eligible(c, horizon)) ? 1 : 0;
+            for (int c = 0; c < A; ++c) waking += (ev(c) == MCX_EV_WAKE_RES && eligible(c, horizon)) ? 1 : 0;
             if ((mcx_i64)waking * dc->lanes_per_draw >= A) {
-                for (int c = 0; c < A; ++c) dc->wake_key(c, tw(c, TW_KF), sub_of(c));
+                for (int c = 0; c < A; ++c) dc->wake_key(c, tw(c, MCX_TW_KF), sub_of(c));
                 dc->wake_run(trial, page, A);
             }
         }
@@ -568,7 +529,7 @@ struct mcx_sim_t {
         const mcx_i64 unmap_v = mcx_dist_const(P, MCX_DIST_UNMAP_PTE);
         for (int i = 1; i <= M; ++i) {
             cu += unmap_c ? unmap_v : draw(MCX_DIST_UNMAP_PTE, MCX_P_UNMAP, k, i, 0);
-            if (i <= A) tw(i - 1, TW_U) = cu;
+            if (i <= A) tw(i - 1, MCX_TW_U) = cu;
         }
         L_cur = L;
         F_cur = cu + draw_mig(MCX_DIST_PRE_FREEZE, MCX_P_PRE_FREEZE, k);
@@ -582,7 +543,7 @@ struct mcx_sim_t {
         cur_unmapped = false;
         L_cur = MCX_INF;
         fs_cur = MCX_INF;
-        for (int c = 0; c < A; ++c) tw(c, TW_U) = MCX_INF;
+        for (int c = 0; c < A; ++c) tw(c, MCX_TW_U) = MCX_INF;
     }
 
     MCX_M bool stage2(mcx_i64& T) {
@@ -599,7 +560,7 @@ struct mcx_sim_t {
         const mcx_i64 remap_v = mcx_dist_const(P, MCX_DIST_REMAP_PTE);
         for (int i = 1; i <= M; ++i) {
             cr += remap_c ? remap_v : draw(MCX_DIST_REMAP_PTE, MCX_P_REMAP, k, i, 0);
-            if (i <= A) tw(i - 1, TW_R) = cr;
+            if (i <= A) tw(i - 1, MCX_TW_R) = cr;
         }
         T = cr;
         prev_unmapped = true;
@@ -703,12 +664,12 @@ struct mcx_sim_t {
         advance(end);
         for (int c = 0; c < A; ++c) {
             if (flag(c, TF_IN_WAIT)) {
-                const mcx_i64 wl = mcx_max64(end - tw(c, TW_WAIT_START), 0);
+                const mcx_i64 wl = mcx_max64(end - tw(c, MCX_TW_WAIT_START), 0);
                 total_wait += wl;
                 max_wait = mcx_max64(max_wait, wl);
             }
             set_flag(c, TF_IN_WAIT, false);
-            if (flag(c, TF_SPINNING)) spin += mcx_max64(end - tw(c, TW_P), 0);
+            if (flag(c, TF_SPINNING)) spin += mcx_max64(end - tw(c, MCX_TW_P), 0);
             set_flag(c, TF_SPINNING, false);
         }
     }
@@ -765,11 +726,11 @@ struct mcx_sim_t {
         nstamp = A;
         for (int c = 0; c < A; ++c) {
             for (int f = 0; f < MCX_TW; ++f) tw(c, f) = 0;
-            tw(c, TW_EV) = EV_ACCESS;
-            tw(c, TW_T) = 0;
-            tw(c, TW_U) = MCX_INF;
-            tw(c, TW_R) = -1;
-            tw(c, TW_STAMP) = c;
+            tw(c, MCX_TW_EV) = MCX_EV_ACCESS;
+            tw(c, MCX_TW_T) = 0;
+            tw(c, MCX_TW_U) = MCX_INF;
+            tw(c, MCX_TW_R) = -1;
+            tw(c, MCX_TW_STAMP) = c;
         }
     }
 
@@ -927,7 +888,6 @@ MCX_NOINLINE void mcx_trial_page(const mcx_i64* MCX_RESTRICT P, mcx_u64 seed, mc
 #define MCX_PG_ATT 0xFFFFFFFFLL
 #define MCX_B_IN (1LL << 40)
 #define MCX_B_PAGE ((1LL << 40) - 1)
-#define MCX_BLOCK_PAGE 0xFFFFFF  // page field of the migrator's own (gap) draws
 
 struct mcx_block {
     const mcx_i64* P;

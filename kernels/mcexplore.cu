@@ -10,38 +10,29 @@
 // translation unit, so no include path is needed by either compiler.
 #include "portability.h"
 #include "philox.h"
+#include "constants.h"
 #include "params.h"
 #include "sample.h"
 #include "engine.h"
 
-#define MCX_ABI_VERSION 2
-
-// Histograms (mcexplore.results.hist_bucket): 8 sub-buckets per power of two.
-#define MCX_HIST_SUB 8
-#define MCX_HIST_BINS (8 * 61)
-#define MCX_NHIST 3  // attempts (all trials), t_migrated (migrated trials), max_wait (all trials)
-// Outcome counts (results.OUTCOMES) and sums (results.SUMS), as record field numbers.
-#define MCX_NOUT 6
-#define MCX_NSUM 6
-// Failure outcomes whose trial numbers are kept as examples (call_failed .. hang).
-#define MCX_NEX 5
-#define MCX_EXAMPLES 16
-#define MCX_REDUCE_BLOCK 256
-
+// Aggregates (mcexplore.constants): the record field of the o-th counted outcome, the q-th sum,
+// the h-th histogram metric and the e-th example outcome, by name from the generated tables.
+// Histograms: MCX_HIST_SUB sub-buckets per power of two (mcexplore.results.hist_bucket).
 MCX_FN int mcx_outcome_field(int o) {
-    // migrated, call_failed, livelock, censored, uaf, hang
-    return o == 0 ? MCX_R_MIGRATED : MCX_R_CALL_FAILED + (o - 1);
+    const int f[MCX_NOUT] = MCX_OUTCOME_FIELDS;
+    return f[o];
 }
-MCX_FN int mcx_sum_field(int s) {
-    // attempts, calls, faults, total_wait, spin, pages_left
-    switch (s) {
-        case 0: return MCX_R_ATTEMPTS;
-        case 1: return MCX_R_CALLS;
-        case 2: return MCX_R_FAULTS;
-        case 3: return MCX_R_TOTAL_WAIT;
-        case 4: return MCX_R_SPIN;
-        default: return MCX_R_PAGES_LEFT;
-    }
+MCX_FN int mcx_sum_field(int q) {
+    const int f[MCX_NSUM] = MCX_SUM_FIELDS;
+    return f[q];
+}
+MCX_FN int mcx_hist_field(int h) {
+    const int f[MCX_NHIST] = MCX_HIST_FIELDS;
+    return f[h];
+}
+MCX_FN int mcx_example_field(int e) {
+    const int f[MCX_NEX] = MCX_EXAMPLE_FIELDS;
+    return f[e];
 }
 
 // results.hist_bucket, exactly: v < 8 -> v; else 8*(e-3) + (v >> (e-4)) - 8 with e the bit
@@ -173,13 +164,15 @@ extern "C" __global__ void reduce_records(const mcx_i64* recs, mcx_i64 n, unsign
             if (v) atomicAdd(&s_sums[q], (unsigned long long)v);
         }
         atomicMax(&s_max, (long long)rec[MCX_R_MAX_WAIT]);
-        atomicAdd(&s_hist[mcx_hist_bucket(rec[MCX_R_ATTEMPTS])], 1u);
-        if (rec[MCX_R_MIGRATED] == 1)
-            atomicAdd(&s_hist[MCX_HIST_BINS + mcx_hist_bucket(rec[MCX_R_T_MIGRATED])], 1u);
-        atomicAdd(&s_hist[2 * MCX_HIST_BINS + mcx_hist_bucket(rec[MCX_R_MAX_WAIT])], 1u);
+        for (int h = 0; h < MCX_NHIST; ++h) {
+            const int fh = mcx_hist_field(h);
+            // t_migrated is histogrammed over migrated trials only (results.Aggregate).
+            if (fh == MCX_R_T_MIGRATED && rec[MCX_R_MIGRATED] != 1) continue;
+            atomicAdd(&s_hist[h * MCX_HIST_BINS + mcx_hist_bucket(rec[fh])], 1u);
+        }
         unsigned char f = 0;
         for (int e = 0; e < MCX_NEX; ++e)
-            if (rec[MCX_R_CALL_FAILED + e] != 0) f |= (unsigned char)(1u << e);
+            if (rec[mcx_example_field(e)] != 0) f |= (unsigned char)(1u << e);
         s_flags[tid] = f;
     }
     __syncthreads();

@@ -9,29 +9,8 @@
 // and gives four 32-bit words x0..x3 (rng.py's docstring says which word feeds what).
 #pragma once
 #include "portability.h"
+#include "constants.h"
 
-#define MCX_PHILOX_M0 0xD2511F53u
-#define MCX_PHILOX_M1 0xCD9E8D57u
-#define MCX_PHILOX_W0 0x9E3779B9u
-#define MCX_PHILOX_W1 0xBB67AE85u
-
-// Purposes: the top byte of counter word 1 (mcexplore/rng.py; fixed forever).
-#define MCX_P_UNMAP 1
-#define MCX_P_REMAP 2
-#define MCX_P_PRE_FREEZE 3
-#define MCX_P_FREEZE_HOLD 4
-#define MCX_P_COPY 5
-#define MCX_P_FREE_DELAY 6
-#define MCX_P_GAP 7
-#define MCX_P_TRANSIENT 8
-#define MCX_P_ACCESS 9
-#define MCX_P_FAULT_ENTRY 10
-#define MCX_P_PTL_HOLD 11
-#define MCX_P_DROP_HOLD 12
-#define MCX_P_NOREF_GAP 13
-#define MCX_P_LOCK_HOLD 14
-#define MCX_P_WAKE 15
-#define MCX_P_MIG_WAKE 16
 
 struct mcx_words {
     mcx_u32 x0, x1, x2, x3;

@@ -20,10 +20,6 @@
 #include "philox.h"
 #include "params.h"
 
-#define MCX_LEAF_SEG 0
-#define MCX_LEAF_EXP 1
-#define MCX_FP_BITS 16
-
 // Sample distribution number `d` of the parameter block P from the words w.
 MCX_FN mcx_i64 mcx_sample(const mcx_i64* MCX_RESTRICT P, int d, mcx_words w) {
     const mcx_i64* D = mcx_dist(P, d);
@@ -46,10 +42,10 @@ MCX_FN mcx_i64 mcx_sample(const mcx_i64* MCX_RESTRICT P, int d, mcx_words w) {
     const mcx_u64 u = u2 + (u2 == 0 ? 1u : 0u);
     const mcx_i64 z = mcx_clz64(u);
     const mcx_u64 s = u << z;
-    const mcx_i64* T = P + b + (mcx_i64)((s >> 50) & 0x1FFFull);
+    const mcx_i64* T = P + b + (mcx_i64)((s >> (63 - MCX_EXP_TABLE_BITS)) & ((1ull << MCX_EXP_TABLE_BITS) - 1));
     const mcx_i64 lo = T[0];
     const mcx_i64 hi = T[1];
-    const mcx_i64 v = z * a + lo - (mcx_i64)mcx_mulhi64((mcx_u64)(lo - hi), s << 14);
+    const mcx_i64 v = z * a + lo - (mcx_i64)mcx_mulhi64((mcx_u64)(lo - hi), s << (MCX_EXP_TABLE_BITS + 1));
     return v >> (kind >> 8);  // v >= 0
 }
 

@@ -14,9 +14,6 @@
 #include "params.h"
 #include "sample.h"
 
-#define MCX_TRANSIENT_NONE 0
-#define MCX_TRANSIENT_PROCESS 1
-
 MCX_FN mcx_u64 mcx_words_u64(mcx_words w) { return ((mcx_u64)w.x0 << 32) | (mcx_u64)w.x1; }
 
 // floor(a / b) for b > 0.

@@ -61,8 +61,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-STRATEGIES = ("ref", "drop", "ptl_pin", "lock_noref", "flag_spin", "pte_wait")
-CHAIN_STRATEGIES = ("ref", "drop", "flag_spin", "ptl_pin", "pte_wait")
+from . import strategies
+
 MAX_CHAIN_TASKS = 12
 MAX_DENSE_TASKS = 10  # E[attempts] by a dense linear solve over one migrate_pages call
 # Holds without a finite bound (ExpHold): coverage runs are cut where the survival integral beyond
@@ -184,8 +184,8 @@ class ExactParams:
     transient_hold: object = None
 
     def validate(self) -> None:
-        if self.strategy not in STRATEGIES:
-            raise ValueError(f"unknown strategy {self.strategy!r}")
+        if self.strategy not in strategies.names():
+            raise ValueError(f"unknown strategy {self.strategy!r}; one of {', '.join(strategies.names())}")
         if self.flag_from not in ("lock", "unmap_end"):
             raise ValueError(f"flag_from must be 'lock' or 'unmap_end', got {self.flag_from!r}")
         if self.wake_kind not in ("exp", "const"):
@@ -705,7 +705,7 @@ def check_chain(p: ExactParams) -> None:
     p.validate()
     if no_waiter_failures(p):
         return
-    if p.strategy not in CHAIN_STRATEGIES:
+    if strategies.get(p.strategy).exact != "chain":
         raise ValueError(f"{p.strategy}: no exact attempt chain (lock contention between "
                          "attempts is not memoryless); only attempt 1 is exact")
     if not p.checks_independent():
@@ -1000,11 +1000,13 @@ def exact_for(compiled) -> dict:
     within the first migrate_pages call); ``mean_attempts`` = E[attempts] under the budget.
     Raises NotExact at block level. ``exact_value(result, name)`` reads an exact value."""
     from .params import DIST_INDEX
-    from .params import STRATEGIES as P_STRATEGIES
 
     if compiled.block is not None:
         raise NotExact("block level: no exact solution")
-    strategy = P_STRATEGIES[compiled.strategy]
+    row = strategies.by_code(compiled.strategy)
+    if row.exact == "none":
+        raise NotExact(f"{row.name}: the exact solver does not model this strategy (its registry row says exact='none')")
+    strategy = row.name
     page = compiled.page
     timeout = float(compiled.timeout_ns)
     max_attempts = int(compiled.max_attempts)

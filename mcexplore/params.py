@@ -45,14 +45,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import strategies
+from .constants import DIST_NAMES
 from .rng import EXP_TABLE_POINTS, FP_BITS, LEAF_EXP, LEAF_SEG, exp_leaf_value
 
-# Order of the distributions in the compiled arrays (the kernels use the same indices).
-DIST_NAMES = (
-    "unmap_pte", "pre_freeze", "freeze_hold", "copy", "remap_pte", "fault_entry", "ptl_hold",
-    "drop_hold", "noref_gap", "lock_hold", "wake_latency", "free_delay", "retry_gap", "outer_gap",
-    "access", "transient_hold",
-)
+# Order of the distributions in the compiled arrays: mcexplore.constants.Dist.
 DIST_INDEX = {n: i for i, n in enumerate(DIST_NAMES)}
 
 CLIP_NS = 1 << 40  # segment ends and exponential means are clipped to [0, CLIP_NS]
@@ -61,9 +58,6 @@ MAX_LEAVES = 1 << 18  # a sanity cap on the leaves of one compiled distribution
 GUIDE_MIN_LEAVES = 5  # from this many leaves on, the kernels use the guide table
 TAIL_P = 2.0 ** -32  # a tabulated distribution keeps this much mass per side at its clip quantile
 _TWO64 = 1 << 64
-
-STRATEGIES = ("ref", "drop", "ptl_pin", "lock_noref", "flag_spin", "pte_wait")
-STRATEGY_CODE = {s: i for i, s in enumerate(STRATEGIES)}
 
 
 def _to_fp(v, floor: bool = False) -> np.ndarray:
@@ -592,8 +586,17 @@ class Compiled:
 
     @property
     def strategy_name(self) -> str:
-        return STRATEGIES[self.strategy]
+        return strategies.by_code(self.strategy).name
 
     @property
     def level(self) -> str:
         return "page" if self.block is None else "block"
+
+
+def __getattr__(name):
+    # Strategy names and codes live in the registry (mcexplore.strategies), which a test may swap.
+    if name == "STRATEGIES":
+        return strategies.names()
+    if name == "STRATEGY_CODE":
+        return {s.name: s.code for s in strategies.registry().rows}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

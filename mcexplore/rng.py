@@ -27,36 +27,25 @@ from __future__ import annotations
 
 import numpy as np
 
-# Purposes: the top byte of counter word 1. Fixed forever: changing one changes every result.
-UNMAP = 1
-REMAP = 2
-PRE_FREEZE = 3
-FREEZE_HOLD = 4
-COPY = 5
-FREE_DELAY = 6
-GAP = 7
-TRANSIENT = 8
-ACCESS = 9
-FAULT_ENTRY = 10
-PTL_HOLD = 11
-DROP_HOLD = 12
-NOREF_GAP = 13
-LOCK_HOLD = 14
-WAKE = 15
-MIG_WAKE = 16
+# Purposes (the top byte of counter word 1; fixed forever) under their short names.
+from .constants import EXP_TABLE_BITS, FP_BITS, Leaf, Purpose  # noqa: E402
+from . import constants as _K  # noqa: E402
 
-PHILOX_M0 = np.uint64(0xD2511F53)
-PHILOX_M1 = np.uint64(0xCD9E8D57)
-PHILOX_W0 = np.uint64(0x9E3779B9)
-PHILOX_W1 = np.uint64(0xBB67AE85)
+UNMAP, REMAP, PRE_FREEZE, FREEZE_HOLD, COPY, FREE_DELAY, GAP, TRANSIENT = (
+    Purpose.UNMAP, Purpose.REMAP, Purpose.PRE_FREEZE, Purpose.FREEZE_HOLD, Purpose.COPY, Purpose.FREE_DELAY,
+    Purpose.GAP, Purpose.TRANSIENT)
+ACCESS, FAULT_ENTRY, PTL_HOLD, DROP_HOLD, NOREF_GAP, LOCK_HOLD, WAKE, MIG_WAKE = (
+    Purpose.ACCESS, Purpose.FAULT_ENTRY, Purpose.PTL_HOLD, Purpose.DROP_HOLD, Purpose.NOREF_GAP,
+    Purpose.LOCK_HOLD, Purpose.WAKE, Purpose.MIG_WAKE)
+
+PHILOX_M0 = np.uint64(_K.PHILOX_M0)
+PHILOX_M1 = np.uint64(_K.PHILOX_M1)
+PHILOX_W0 = np.uint64(_K.PHILOX_W0)
+PHILOX_W1 = np.uint64(_K.PHILOX_W1)
 _MASK32 = np.uint64(0xFFFFFFFF)
 _S32 = np.uint64(32)
 
-# Leaf kinds of a compiled distribution (mcexplore.params; kernels/sample.h MCX_LEAF_*).
-LEAF_SEG = 0  # uniform on [lo, lo + width) in fixed point; width 0: a constant
-LEAF_EXP = 1  # exponential: leading zeros of a 64-bit uniform and a mantissa table
-FP_BITS = 16  # fixed point of SEG leaves: values are ns * 2**16; the sample is floored to ns
-EXP_TABLE_BITS = 13  # an exponential's mantissa table has 2**13 + 1 points
+LEAF_SEG, LEAF_EXP = int(Leaf.SEG), int(Leaf.EXP)
 EXP_TABLE_POINTS = (1 << EXP_TABLE_BITS) + 1
 
 

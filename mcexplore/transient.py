@@ -37,7 +37,9 @@ import numpy as np
 
 from .params import DIST_INDEX
 
-MODEL_NONE, MODEL_PROCESS = 0, 1
+from .constants import Transient
+
+MODEL_NONE, MODEL_PROCESS = int(Transient.NONE), int(Transient.PROCESS)
 # Arrival j of a window uses subs 1 + 2j and 2 + 2j of a 20-bit field.
 MAX_ARRIVALS = (1 << 19) - 2
 # Bits of the window index in a draw's counter (32 in k, 12 in i).

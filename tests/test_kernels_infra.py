@@ -14,6 +14,7 @@ import textwrap
 import numpy as np
 import pytest
 
+from mcexplore import constants as K
 from mcexplore import params, rng
 from mcexplore.engines import kernel_source, native, pack
 from mcexplore.params import (Compiled, compile_mixture, const, const_component, exp_component,
@@ -270,9 +271,9 @@ def test_sampling_named_dists_of_a_compiled(lib):
         values, _ = lib.sample_draws(P, 77, keys, j)
         assert np.array_equal(values, rng.sample(dists[j], ref_w)), DIST_NAMES[j]
     # Page level: the class's access distribution is the named "access" (as the numpy engine's).
-    cls_rec = P[P[pack.H_CLASS_OFF]:P[pack.H_CLASS_OFF] + pack.CLASS_WORDS]
-    assert int(cls_rec[pack.C_ACCESS_DIST]) == DIST_NAMES.index("access")
-    assert P[pack.H_SCRATCH_WORDS] == pack.TASK_WORDS * 2
+    cls_rec = P[P[K.Header.CLASS_OFF]:P[K.Header.CLASS_OFF] + K.CLASS_WORDS]
+    assert int(cls_rec[K.ClassWord.ACCESS_DIST]) == DIST_NAMES.index("access")
+    assert P[K.Header.SCRATCH_WORDS] == K.TASK_WORDS * 2
 
 
 def test_hist_bucket_native_vs_numpy(lib):
@@ -297,96 +298,76 @@ def test_pack_layout():
                     flag_from_unmap_end=True, passes=9, trylock_passes=2, timeout_ns=123456789,
                     max_attempts=77, transient_rate_per_ns=0.01)
     P = pack.pack(comp)
-    assert P.dtype == np.int64 and P[pack.H_LEN] == len(P)
-    assert P[pack.H_MAGIC] == pack.MAGIC and P[pack.H_VERSION] == pack.VERSION
-    assert [P[pack.H_STRATEGY], P[pack.H_RECHECK], P[pack.H_FLAG_FROM_UNMAP_END], P[pack.H_PASSES],
-            P[pack.H_TRYLOCK_PASSES], P[pack.H_TIMEOUT_NS], P[pack.H_MAX_ATTEMPTS],
-            P[pack.H_LEVEL]] == [4, 0, 1, 9, 2, 123456789, 77, 0]
-    assert P[pack.H_NCLASSES] == 1 and P[pack.H_NDISTS] == 16 and P[pack.H_NPAGES] == 1
+    assert P.dtype == np.int64 and P[K.Header.LEN] == len(P)
+    assert P[K.Header.MAGIC] == K.PARAMS_MAGIC and P[K.Header.VERSION] == K.PARAMS_VERSION
+    assert [P[K.Header.STRATEGY], P[K.Header.RECHECK], P[K.Header.FLAG_FROM_UNMAP_END], P[K.Header.PASSES],
+            P[K.Header.TRYLOCK_PASSES], P[K.Header.TIMEOUT_NS], P[K.Header.MAX_ATTEMPTS],
+            P[K.Header.LEVEL]] == [4, 0, 1, 9, 2, 123456789, 77, 0]
+    assert P[K.Header.NCLASSES] == 1 and P[K.Header.NDISTS] == 16 and P[K.Header.NPAGES] == 1
     # Transient references: windows of max(15, sqrt(15 / 0.01)) = 39 ns, their Poisson(0.39)
     # count thresholds appended at the end of the block as uint64.
     lay = transient.layout(comp)
-    assert [P[pack.H_TRANSIENT_MODEL], P[pack.H_TRANSIENT_W], P[pack.H_TRANSIENT_HMAX]] == [1, 39, 15]
-    n, off = int(P[pack.H_TRANSIENT_NTHR]), int(P[pack.H_TRANSIENT_THR_OFF])
+    assert [P[K.Header.TRANSIENT_MODEL], P[K.Header.TRANSIENT_W], P[K.Header.TRANSIENT_HMAX]] == [1, 39, 15]
+    n, off = int(P[K.Header.TRANSIENT_NTHR]), int(P[K.Header.TRANSIENT_THR_OFF])
     assert n == len(lay.thresholds) > 5 and off + n == len(P)
     assert (P[off:].view(np.uint64) == lay.thresholds).all()
     comp.transient_rate_per_ns = 0.0
     P2 = pack.pack(comp)
-    assert P2[pack.H_TRANSIENT_MODEL] == 0 and P2[pack.H_TRANSIENT_NTHR] == 0
+    assert P2[K.Header.TRANSIENT_MODEL] == 0 and P2[K.Header.TRANSIENT_NTHR] == 0
     comp.transient_rate_per_ns = 0.01
     # Constants: one leaf, the value in D_CONST.
-    for d in range(int(P[pack.H_NDISTS])):
-        base = int(P[pack.H_DIST_OFF]) + d * pack.DIST_WORDS
-        assert P[base + pack.D_NLEAF] == 1 and P[base + pack.D_CONST] == d
-        assert P[base + pack.D_KIND] == 0 and P[base + pack.D_A] == d << 16 and P[base + pack.D_B] == 0
-        assert P[pack.H_TABLES_OFF] <= P[base + pack.D_LEAF_OFF] < off
+    for d in range(int(P[K.Header.NDISTS])):
+        base = int(P[K.Header.DIST_OFF]) + d * K.DIST_WORDS
+        assert P[base + K.DistWord.NLEAF] == 1 and P[base + K.DistWord.CONST] == d
+        assert P[base + K.DistWord.KIND] == 0 and P[base + K.DistWord.A] == d << 16 and P[base + K.DistWord.B] == 0
+        assert P[K.Header.TABLES_OFF] <= P[base + K.DistWord.LEAF_OFF] < off
     # Leaves, guides and tables of other distributions, inside the block and in order.
     tw = test_dists()
     many = Compiled(strategy=0, dists=list(tw.values()))
     P = pack.pack(many)
-    end = int(P[pack.H_TRANSIENT_THR_OFF])
-    pos = int(P[pack.H_TABLES_OFF])
+    end = int(P[K.Header.TRANSIENT_THR_OFF])
+    pos = int(P[K.Header.TABLES_OFF])
     for j, dist in enumerate(tw.values()):
-        base = int(P[pack.H_DIST_OFF]) + j * pack.DIST_WORDS
-        n, g = int(P[base + pack.D_NLEAF]), int(P[base + pack.D_GUIDE_BITS])
+        base = int(P[K.Header.DIST_OFF]) + j * K.DIST_WORDS
+        n, g = int(P[base + K.DistWord.NLEAF]), int(P[base + K.DistWord.GUIDE_BITS])
         assert (n, g) == (dist.nleaf, dist.guide_bits)
-        assert P[base + pack.D_LEAF_OFF] == pos
-        rec = P[pos:pos + n * pack.LEAF_WORDS].reshape(n, pack.LEAF_WORDS)
-        assert np.array_equal(rec[:, pack.L_CUM].view(np.uint64), dist.cum)
+        assert P[base + K.DistWord.LEAF_OFF] == pos
+        rec = P[pos:pos + n * K.LEAF_WORDS].reshape(n, K.LEAF_WORDS)
+        assert np.array_equal(rec[:, K.LeafWord.CUM].view(np.uint64), dist.cum)
         kw = np.where(dist.kind == rng.LEAF_EXP, 1 | (dist.shift << 8), 0)
-        assert np.array_equal(rec[:, pack.L_KIND], kw) and np.array_equal(rec[:, pack.L_A], dist.a)
+        assert np.array_equal(rec[:, K.LeafWord.KIND], kw) and np.array_equal(rec[:, K.LeafWord.A], dist.a)
         assert (dist.shift[dist.kind == rng.LEAF_SEG] == rng.FP_BITS).all()
-        pos += n * pack.LEAF_WORDS
+        pos += n * K.LEAF_WORDS
         if g:
-            assert P[base + pack.D_GUIDE_OFF] == pos
+            assert P[base + K.DistWord.GUIDE_OFF] == pos
             assert np.array_equal(P[pos:pos + (1 << g)], dist.guide())
             pos += 1 << g
         for c in np.nonzero(dist.kind == rng.LEAF_EXP)[0]:  # b: the table's absolute offset
-            t = int(rec[c, pack.L_B])
+            t = int(rec[c, K.LeafWord.B])
             assert pos <= t and t + 8193 <= pos + len(dist.tables) <= end
             assert np.array_equal(P[t:t + 8193], dist.tables[int(dist.b[c]):int(dist.b[c]) + 8193])
-        assert [P[base + pack.D_KIND], P[base + pack.D_A], P[base + pack.D_B]] == rec[0, 1:].tolist()
-        assert P[base + pack.D_CONST] == (dist.const_ns if dist.is_const else -1)
+        assert [P[base + K.DistWord.KIND], P[base + K.DistWord.A], P[base + K.DistWord.B]] == rec[0, 1:].tolist()
+        assert P[base + K.DistWord.CONST] == (dist.const_ns if dist.is_const else -1)
         pos += len(dist.tables)
     assert pos == end
     # Block level: classes in order, first pages cumulative.
     blk = [PageClass(100, False, 1, 0, 0.0), PageClass(3, True, 50, 50, 1000.0)]
     comp.block = blk
     P = pack.pack(comp)
-    assert P[pack.H_LEVEL] == 1 and P[pack.H_NCLASSES] == 2 and P[pack.H_NPAGES] == 103
-    c1 = int(P[pack.H_CLASS_OFF]) + pack.CLASS_WORDS
-    assert P[c1 + pack.C_FIRST_PAGE] == 100 and P[c1 + pack.C_MAPCOUNT] == 50
+    assert P[K.Header.LEVEL] == 1 and P[K.Header.NCLASSES] == 2 and P[K.Header.NPAGES] == 103
+    c1 = int(P[K.Header.CLASS_OFF]) + K.CLASS_WORDS
+    assert P[c1 + K.ClassWord.FIRST_PAGE] == 100 and P[c1 + K.ClassWord.MAPCOUNT] == 50
     # Scratch: 103 page words + 256 batch slots, then 3 hot pages of 50 tasks each.
-    assert P[int(P[pack.H_CLASS_OFF]) + pack.C_SIM_OFF] == -1
-    assert P[c1 + pack.C_SIM_OFF] == 103 + 256
-    assert P[pack.H_SCRATCH_WORDS] == 103 + 256 + 3 * (pack.SIM_WORDS + 50 * pack.TASK_WORDS)
-    assert P[int(P[pack.H_CLASS_OFF]) + pack.C_ACCESS_DIST] == -1
-    a1 = int(P[c1 + pack.C_ACCESS_DIST])
+    assert P[int(P[K.Header.CLASS_OFF]) + K.ClassWord.SIM_OFF] == -1
+    assert P[c1 + K.ClassWord.SIM_OFF] == 103 + 256
+    assert P[K.Header.SCRATCH_WORDS] == 103 + 256 + 3 * (K.SIM_WORDS + 50 * K.TASK_WORDS)
+    assert P[int(P[K.Header.CLASS_OFF]) + K.ClassWord.ACCESS_DIST] == -1
+    a1 = int(P[c1 + K.ClassWord.ACCESS_DIST])
     assert a1 == 16  # appended after the 16 dists of compiled.dists
-    base = int(P[pack.H_DIST_OFF]) + a1 * pack.DIST_WORDS
+    base = int(P[K.Header.DIST_OFF]) + a1 * K.DIST_WORDS
     fp = params.exp_shift(1000.0)  # the finest fixed point with 64 * val < 2**62: 2**-46 ns
-    assert fp == 46 and P[base + pack.D_KIND] == rng.LEAF_EXP | fp << 8 and P[base + pack.D_NLEAF] == 1
-    assert P[base + pack.D_A] == round(1000 * np.log(2) * 2**fp) and P[base + pack.D_CONST] == -1
-
-
-def test_header_constants_match_params_h():
-    """pack.py and kernels/params.h name the same words."""
-    import re
-
-    text = kernel_source.source_files()["params.h"]
-    defs = dict(re.findall(r"#define (MCX_[A-Z0-9_]+) (-?\d+)\b", text))
-    for name in dir(pack):
-        if re.fullmatch(r"(H|C|D|L)_[A-Z0-9_]+|HDR_WORDS|CLASS_WORDS|DIST_WORDS|LEAF_WORDS", name):
-            assert int(defs["MCX_" + name]) == getattr(pack, name), name
-    eng = kernel_source.source_files()["engine.h"]
-    assert int(re.search(r"#define MCX_TW (\d+)", eng).group(1)) == pack.TASK_WORDS
-    assert int(re.search(r"#define MCX_SIMW (\d+)", eng).group(1)) == pack.SIM_WORDS
-    assert int(re.search(r"MCX_PARAMS_MAGIC (0x[0-9A-F]+)LL", text).group(1), 16) == pack.MAGIC
-    assert int(defs["MCX_PARAMS_VERSION"]) == pack.VERSION
-    smp = kernel_source.source_files()["sample.h"]
-    sdefs = dict(re.findall(r"#define (MCX_[A-Z0-9_]+) (-?\d+)\b", smp))
-    assert int(sdefs["MCX_FP_BITS"]) == rng.FP_BITS
-    assert (int(sdefs["MCX_LEAF_SEG"]), int(sdefs["MCX_LEAF_EXP"])) == (rng.LEAF_SEG, rng.LEAF_EXP)
+    assert fp == 46 and P[base + K.DistWord.KIND] == rng.LEAF_EXP | fp << 8 and P[base + K.DistWord.NLEAF] == 1
+    assert P[base + K.DistWord.A] == round(1000 * np.log(2) * 2**fp) and P[base + K.DistWord.CONST] == -1
 
 
 # -- sources, #line and the cache -------------------------------------------------------------

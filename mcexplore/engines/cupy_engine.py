@@ -20,7 +20,9 @@ import threading
 import numpy as np
 
 from ..params import Compiled
-from ..results import HIST_BINS, HIST_METRICS, NFIELDS, OUTCOMES, SUMS, Aggregate, Records
+from ..constants import (EXAMPLE_OUTCOMES, EXAMPLES, HIST_BINS, HIST_METRICS, NFIELDS, OUTCOMES, REDUCE_BLOCK,
+                         SUMS, Header)
+from ..results import Aggregate, Records
 from . import kernel_source
 from .base import Engine
 from .native import check_no_progress
@@ -33,11 +35,8 @@ from .pack import pack
 NVRTC_OPTIONS = ("-std=c++17", "--fmad=false", "--maxrregcount=64")
 KERNELS = ("mcx_philox_kernel", "sample_draws", "sample_words", "hist_buckets", "simulate_records",
            "reduce_records")
-REDUCE_BLOCK = 256  # MCX_REDUCE_BLOCK in mcexplore.cu
 RECORDS_BLOCK = 128
-NEX = 5  # call_failed, livelock, censored, uaf, hang
-EXAMPLES = 16
-EXAMPLE_OUTCOMES = ("call_failed", "livelock", "censored", "uaf", "hang")
+NEX = len(EXAMPLE_OUTCOMES)
 
 def first_examples(blk_counts: np.ndarray, get_blk_ex, base: int) -> dict:
     """The first EXAMPLES trials of each failure outcome, in trial order, from per-block counts
@@ -211,7 +210,7 @@ class CupyEngine(Engine):
         if n <= 0:
             return Records.from_matrix(t0, np.zeros((0, NFIELDS), dtype=np.int64))
         P, dP = self._params(compiled)
-        sw = int(P[20])  # H_SCRATCH_WORDS
+        sw = int(P[Header.SCRATCH_WORDS])
         chunk = self._chunk(n, 8 * (NFIELDS + sw), 1 << 24)
         k = get_module().get_function("simulate_records")
         mats = []
@@ -237,7 +236,7 @@ class CupyEngine(Engine):
         if n <= 0:
             return agg
         P, dP = self._params(compiled)
-        sw = int(P[20])
+        sw = int(P[Header.SCRATCH_WORDS])
         chunk = self._chunk(n, 8 * (NFIELDS + sw) + 1, 1 << 22)
         mod = get_module()
         sim = mod.get_function("simulate_records")

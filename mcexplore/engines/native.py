@@ -26,8 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..constants import ABI_VERSION, NFIELDS, Simd
 from ..params import Compiled
-from ..results import NFIELDS, Records
+from ..results import Records
 from . import kernel_source
 from .base import Engine
 from .pack import pack
@@ -57,7 +58,7 @@ def is_gcc(cxx: str) -> bool:
 
 
 # How the native engine batches draws (kernels/drawcache.h); values of mcx_simd_resolve.
-SIMD = {"off": 0, "scalar": 1, "sse2": 2, "avx2": 3, "avx512": 4}
+SIMD = {m.name.lower(): int(m) for m in Simd}
 SIMD_NAMES = {v: k for k, v in SIMD.items()}
 
 
@@ -147,6 +148,11 @@ class NativeLibrary:
         lib.mcx_philox_lanes.restype = ctypes.c_int
         lib.mcx_philox_lanes.argtypes = [ctypes.c_int, i64, ctypes.c_uint32, ctypes.c_uint32,
                                          U32, U32, ctypes.c_uint32, ctypes.c_uint32, U32]
+        abi = lib.mcx_abi_version()
+        if abi != ABI_VERSION:
+            # The cache key covers every source, so this is a library built from other sources.
+            raise CompileError(f"{path} has ABI version {abi}, this mcexplore needs {ABI_VERSION}: "
+                               "delete it to rebuild")
         self.lib = lib
 
     def philox(self, ctr, key):

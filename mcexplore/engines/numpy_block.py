@@ -24,12 +24,13 @@ import copy
 
 import numpy as np
 
+from .. import constants as K
 from .. import rng, transient
 from ..params import DIST_INDEX, Compiled, exponential
 from ..results import Records
 from .numpy_engine import _Sim, transient_held
 
-BLOCK_PAGE = 0xFFFFFF  # page field of the migrator's own (gap) draws at block level
+BLOCK_PAGE = K.BLOCK_PAGE
 D = DIST_INDEX
 
 

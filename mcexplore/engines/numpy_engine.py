@@ -34,32 +34,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import rng, transient
-from ..params import DIST_INDEX, STRATEGY_CODE, Compiled
+from .. import constants as K
+from .. import rng, strategies, transient
+from ..params import DIST_INDEX, Compiled
 from ..results import Records
 from .base import Engine
 
-INF = np.int64(np.iinfo(np.int64).max // 4)
-
-REF, DROP, PTL_PIN, LOCK_NOREF, FLAG_SPIN, PTE_WAIT = (STRATEGY_CODE[s] for s in (
-    "ref", "drop", "ptl_pin", "lock_noref", "flag_spin", "pte_wait"))
-
-# Task events.
-EV_NONE = 0      # idle with nothing scheduled: done, hung, or asleep on a waiter's page lock
-EV_ACCESS = 1    # the task accesses the page (its next access, or a retry after returning)
-EV_FAULT = 2     # the fault handler holds the PTL (x = access + fault_entry)
-EV_PTL = 3       # ref / flag_spin ref path / ptl_pin: drops the PTL (p = x + ptl_hold)
-EV_DROPB = 4     # drop: put_page and lock-bit test (b = p + drop_hold)
-EV_WAKE = 5      # a sleeping task runs after its wake latency
-EV_WAKE_RES = 6  # virtual: sleeping on attempt kw's unlock; T_kw now known
-EV_SPIN_RES = 7  # virtual: spinning on attempt kw's flag; its clear time now known
-EV_PTE_RES = 8   # virtual: pte_wait on PTE restore of attempt kw; R_kw,i now known
-EV_RET = 9       # the task returns from the fault (ends its wait) and retries its access
-EV_TOUCH = 10    # lock_noref: touches the page and tries lock_page (y = p + noref_gap)
-EV_UNLOCK = 11   # lock_noref: unlock_page after lock_hold
-
+INF = np.int64(K.INF)
+SUB_SHIFT = K.SUB_SHIFT
 D = DIST_INDEX
-SUB_SHIFT = 10  # draw sub-index = (fault number jf << 10) | wake number w
+# Task events and strategy codes under their short names (mcexplore.constants, mcexplore.strategies).
+(EV_NONE, EV_ACCESS, EV_FAULT, EV_PTL, EV_DROPB, EV_WAKE, EV_WAKE_RES, EV_SPIN_RES, EV_PTE_RES, EV_RET,
+ EV_TOUCH, EV_UNLOCK) = (int(e) for e in K.Ev)
+REF, DROP, PTL_PIN, LOCK_NOREF, FLAG_SPIN, PTE_WAIT = (strategies.get(s).code for s in (
+    "ref", "drop", "ptl_pin", "lock_noref", "flag_spin", "pte_wait"))
 
 
 def _u64(words):

@@ -4,11 +4,11 @@ Where it sits: between mcexplore.params (the compiled scenario) and the compiled
 (mcexplore.engines.native, mcexplore.engines.cupy_engine). kernels/params.h is the reader; the two
 must agree word for word, and both document the layout:
 
-    P[0 .. HDR_WORDS)        header (H_* below): magic, version, length, strategy, options, budgets,
+    P[0 .. HDR_WORDS)        header (mcexplore.constants.Header): magic, version, length, strategy, options, budgets,
                              level, batch_pages, and the counts/offsets of the sections below
     P[class_off ..)          nclasses records of CLASS_WORDS words:
                              count, file, mapcount, active, access_dist, first_page, sim_off, 0
-    P[dist_off ..)           ndists descriptors of DIST_WORDS words (D_* below):
+    P[dist_off ..)           ndists descriptors of DIST_WORDS words (constants.DistWord):
                              nleaf, guide_bits G, leaf_off, guide_off, then leaf 0 inline
                              (kind, a, b) and const (the value in ns of a constant distribution,
                              -1 for any other); offsets are absolute word indices into P
@@ -20,10 +20,10 @@ must agree word for word, and both document the layout:
     P[thr_off .. len)        transient references: the windows' Poisson count thresholds (uint64;
                              mcexplore.transient), with model, W, H, count and offset in the header
 
-Distributions 0..14 are ``compiled.dists`` in DIST_NAMES order (any further entries of
+Distributions 0..NAMED_DISTS-1 are ``compiled.dists`` in DIST_NAMES order (any further entries of
 ``compiled.dists`` follow, which the sampling tests use). A class record's ``access_dist`` names
 the distribution of its tasks' next access, -1 if they never touch the page: at page level the
-single class is ``compiled.page`` and its access distribution is ``dists["access"]`` (index 14) when
+single class is ``compiled.page`` and its access distribution is ``dists["access"]`` (Dist.ACCESS) when
 ``access_mean_ns > 0``, as in the numpy engine; at block level each class whose tasks touch the
 page gets an exponential with its own mean, appended after the named ones.
 """
@@ -33,25 +33,9 @@ from __future__ import annotations
 import numpy as np
 
 from .. import transient
+from ..constants import (CLASS_WORDS, DIST_WORDS, HDR_WORDS, LEAF_WORDS, PARAMS_MAGIC, PARAMS_VERSION,  # noqa: F401
+                         SIM_WORDS, TASK_WORDS, ClassWord, DistWord, Header, LeafWord)
 from ..params import DIST_INDEX, LEAF_EXP, Compiled, CompiledDist, PageClass, exponential
-
-MAGIC = 0x314D524150584D43  # b"CMXPARM1" read as a little-endian int64
-VERSION = 2  # 2: leaf lists with 64-bit thresholds (1: four components, 4097-point tables)
-
-H_MAGIC, H_VERSION, H_LEN, H_STRATEGY, H_RECHECK, H_FLAG_FROM_UNMAP_END = range(6)
-H_PASSES, H_TRYLOCK_PASSES, H_TIMEOUT_NS, H_MAX_ATTEMPTS, H_TRANSIENT_MODEL = range(6, 11)
-H_LEVEL, H_BATCH_PAGES, H_NCLASSES, H_CLASS_OFF, H_NDISTS, H_DIST_OFF = range(11, 17)
-H_TABLES_OFF, H_NPAGES, H_MAX_MAPCOUNT, H_SCRATCH_WORDS = range(17, 21)
-H_TRANSIENT_W, H_TRANSIENT_HMAX, H_TRANSIENT_NTHR, H_TRANSIENT_THR_OFF = range(21, 25)
-HDR_WORDS = 32
-
-C_COUNT, C_FILE, C_MAPCOUNT, C_ACTIVE, C_ACCESS_DIST, C_FIRST_PAGE, C_SIM_OFF = range(7)
-CLASS_WORDS = 8
-
-D_NLEAF, D_GUIDE_BITS, D_LEAF_OFF, D_GUIDE_OFF, D_KIND, D_A, D_B, D_CONST = range(8)
-DIST_WORDS = 8
-L_CUM, L_KIND, L_A, L_B = range(4)
-LEAF_WORDS = 4
 
 
 def classes_of(compiled: Compiled) -> list[PageClass]:
@@ -66,10 +50,6 @@ def access_dist(cls: PageClass) -> CompiledDist | None:
     if is_hot(cls):
         return exponential(cls.access_mean_ns)
     return None
-
-
-TASK_WORDS = 13  # MCX_TW in kernels/engine.h: per-task state words
-SIM_WORDS = 18  # MCX_SIMW in kernels/engine.h: a saved page simulation (block level)
 
 
 def is_hot(cls: PageClass) -> bool:
@@ -130,38 +110,38 @@ def pack(compiled: Compiled) -> np.ndarray:
     total = tables_off + sum(dist_words(d) for d in dists)
     P = np.zeros(total, dtype=np.int64)
 
-    P[H_MAGIC] = MAGIC
-    P[H_VERSION] = VERSION
-    P[H_LEN] = total
-    P[H_STRATEGY] = int(compiled.strategy)
-    P[H_RECHECK] = int(bool(compiled.recheck))
-    P[H_FLAG_FROM_UNMAP_END] = int(bool(compiled.flag_from_unmap_end))
-    P[H_PASSES] = int(compiled.passes)
-    P[H_TRYLOCK_PASSES] = int(compiled.trylock_passes)
-    P[H_TIMEOUT_NS] = int(compiled.timeout_ns)
-    P[H_MAX_ATTEMPTS] = int(compiled.max_attempts)
-    P[H_LEVEL] = 0 if compiled.block is None else 1
-    P[H_BATCH_PAGES] = int(compiled.batch_pages)
-    P[H_NCLASSES] = len(classes)
-    P[H_CLASS_OFF] = class_off
-    P[H_NDISTS] = len(dists)
-    P[H_DIST_OFF] = dist_off
-    P[H_TABLES_OFF] = tables_off
-    P[H_NPAGES] = sum(int(c.count) for c in classes)
-    P[H_MAX_MAPCOUNT] = max((int(c.mapcount) for c in classes), default=0)
-    P[H_SCRATCH_WORDS] = scratch_words(compiled)
+    P[Header.MAGIC] = PARAMS_MAGIC
+    P[Header.VERSION] = PARAMS_VERSION
+    P[Header.LEN] = total
+    P[Header.STRATEGY] = int(compiled.strategy)
+    P[Header.RECHECK] = int(bool(compiled.recheck))
+    P[Header.FLAG_FROM_UNMAP_END] = int(bool(compiled.flag_from_unmap_end))
+    P[Header.PASSES] = int(compiled.passes)
+    P[Header.TRYLOCK_PASSES] = int(compiled.trylock_passes)
+    P[Header.TIMEOUT_NS] = int(compiled.timeout_ns)
+    P[Header.MAX_ATTEMPTS] = int(compiled.max_attempts)
+    P[Header.LEVEL] = 0 if compiled.block is None else 1
+    P[Header.BATCH_PAGES] = int(compiled.batch_pages)
+    P[Header.NCLASSES] = len(classes)
+    P[Header.CLASS_OFF] = class_off
+    P[Header.NDISTS] = len(dists)
+    P[Header.DIST_OFF] = dist_off
+    P[Header.TABLES_OFF] = tables_off
+    P[Header.NPAGES] = sum(int(c.count) for c in classes)
+    P[Header.MAX_MAPCOUNT] = max((int(c.mapcount) for c in classes), default=0)
+    P[Header.SCRATCH_WORDS] = scratch_words(compiled)
 
     first = 0
     sim_off = sim_offsets(compiled) if compiled.block is not None else [-1] * len(classes)
     for j, cls in enumerate(classes):
         base = class_off + j * CLASS_WORDS
-        P[base + C_COUNT] = int(cls.count)
-        P[base + C_FILE] = int(bool(cls.file))
-        P[base + C_MAPCOUNT] = int(cls.mapcount)
-        P[base + C_ACTIVE] = int(cls.active)
-        P[base + C_ACCESS_DIST] = class_access[j]
-        P[base + C_FIRST_PAGE] = first
-        P[base + C_SIM_OFF] = sim_off[j]
+        P[base + ClassWord.COUNT] = int(cls.count)
+        P[base + ClassWord.FILE] = int(bool(cls.file))
+        P[base + ClassWord.MAPCOUNT] = int(cls.mapcount)
+        P[base + ClassWord.ACTIVE] = int(cls.active)
+        P[base + ClassWord.ACCESS_DIST] = class_access[j]
+        P[base + ClassWord.FIRST_PAGE] = first
+        P[base + ClassWord.SIM_OFF] = sim_off[j]
         first += int(cls.count)
 
     pos = tables_off
@@ -190,21 +170,21 @@ def _pack_dist(P: np.ndarray, base: int, pos: int, d: CompiledDist) -> int:
     tab_off = guide_off + ((1 << g) if g else 0)
     b = np.where(d.kind == LEAF_EXP, d.b + tab_off, d.b).astype(np.int64)
     rec = P[leaf_off:guide_off].reshape(n, LEAF_WORDS)
-    rec[:, L_CUM] = d.cum.view(np.int64)
-    rec[:, L_KIND] = _kind_word(d.kind, d.shift)
-    rec[:, L_A] = d.a
-    rec[:, L_B] = b
+    rec[:, LeafWord.CUM] = d.cum.view(np.int64)
+    rec[:, LeafWord.KIND] = _kind_word(d.kind, d.shift)
+    rec[:, LeafWord.A] = d.a
+    rec[:, LeafWord.B] = b
     if g:
         P[guide_off:tab_off] = d.guide()
     P[tab_off:tab_off + len(d.tables)] = np.asarray(d.tables, dtype=np.int64)
-    P[base + D_NLEAF] = n
-    P[base + D_GUIDE_BITS] = g
-    P[base + D_LEAF_OFF] = leaf_off
-    P[base + D_GUIDE_OFF] = guide_off if g else 0
-    P[base + D_KIND] = int(_kind_word(d.kind, d.shift)[0])
-    P[base + D_A] = int(d.a[0])
-    P[base + D_B] = int(b[0])
-    P[base + D_CONST] = d.const_ns if d.is_const else -1
+    P[base + DistWord.NLEAF] = n
+    P[base + DistWord.GUIDE_BITS] = g
+    P[base + DistWord.LEAF_OFF] = leaf_off
+    P[base + DistWord.GUIDE_OFF] = guide_off if g else 0
+    P[base + DistWord.KIND] = int(_kind_word(d.kind, d.shift)[0])
+    P[base + DistWord.A] = int(d.a[0])
+    P[base + DistWord.B] = int(b[0])
+    P[base + DistWord.CONST] = d.const_ns if d.is_const else -1
     return tab_off + len(d.tables)
 
 
@@ -223,10 +203,10 @@ def _with_transient(P: np.ndarray, compiled: Compiled) -> np.ndarray:
     thr = np.zeros(0, dtype=np.uint64) if lay.thresholds is None else lay.thresholds
     off = len(P)
     P = np.concatenate([P, thr.view(np.int64)])
-    P[H_LEN] = len(P)
-    P[H_TRANSIENT_MODEL] = lay.model
-    P[H_TRANSIENT_W] = lay.window_ns
-    P[H_TRANSIENT_HMAX] = lay.hold_max_ns
-    P[H_TRANSIENT_NTHR] = len(thr)
-    P[H_TRANSIENT_THR_OFF] = off
+    P[Header.LEN] = len(P)
+    P[Header.TRANSIENT_MODEL] = lay.model
+    P[Header.TRANSIENT_W] = lay.window_ns
+    P[Header.TRANSIENT_HMAX] = lay.hold_max_ns
+    P[Header.TRANSIENT_NTHR] = len(thr)
+    P[Header.TRANSIENT_THR_OFF] = off
     return P
