@@ -85,12 +85,15 @@ def run(scenario, *, trials: int, seed: int = 0, labels=None, backend: str = "au
         records: bool = False, batch: int | None = None, progress=None, t0: int = 0) -> RunResult:
     """Run every strategy of ``scenario`` (or those in ``labels``) on common random numbers.
 
-    Every strategy sees the same trials with the same seed, so their comparison is paired.
+    Every strategy sees the same trials with the same seed, so their comparison is paired. Every
+    label is compiled before anything runs (an unknown label fails at once), through the
+    scenario's one compiled world (``Scenario.world``): the distributions are built once, not per
+    strategy.
     """
     labels = list(labels) if labels else scenario.labels()
+    compiled_by_label = {label: scenario.compile(label) for label in labels}
     result = None
-    for label in labels:
-        compiled = scenario.compile(label)
+    for label, compiled in compiled_by_label.items():
         name, sr = run_compiled(compiled, trials=trials, seed=seed, t0=t0, backend=backend,
                                 records=records, batch=batch, progress=progress, desc=label)
         sr.label = label

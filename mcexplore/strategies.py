@@ -177,3 +177,8 @@ def markdown_table(reg: Registry | None = None) -> str:
         ex = {"chain": "chain and closed forms", "closed": "closed forms only", "none": "none"}[s.exact]
         lines.append(f"| `{s.name}` | {s.code} | {s.summary} | {s.reference} | {s.seen_in} | {opts} | {ex} |")
     return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    # The docs' table: python -m mcexplore.strategies > the table in docs/strategies.md.
+    print(markdown_table(), end="")

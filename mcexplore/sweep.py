@@ -40,6 +40,12 @@ is set to the constant W - M * mean(unmap_pte), the mean being that of the compi
 (tabulated) distribution the engines sample. A negative value is an error naming the cell (the
 window cannot be shorter than the unmap itself). Page level only.
 
+The file is validated by pydantic models (``SweepSpec``, one ``Axis`` per ``[[axes]]`` table) whose
+errors go through the scenario layer's rewriter (mcexplore.scenario.errors): a ``SweepError``, one
+line per problem naming the key, the value and what is valid, e.g.
+``axes.0.scale: 'cubic' is not valid: must be 'log' or 'linear'``. A cell's values are set together
+with ``Scenario.set_many`` and validated once, so their order never matters.
+
 Table (``results.parquet``, or ``results.csv``): one row per cell x strategy, with each axis as a
 numeric column (durations in ns, rates in events per second, counts as given) plus ``<axis>_label``
 (the value as written in the config), ``strategy``, ``trials``, one count column per outcome,
@@ -56,61 +62,77 @@ being a hash of the cell's seed, the trial count and the strategy's config hash;
 The final table is rebuilt from those files and written atomically (temporary file + os.replace).
 """
 
-from __future__ import annotations
-
 import hashlib
 import json
 import time
 import tomllib
-from dataclasses import dataclass, field
 from itertools import product
 from pathlib import Path
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
+from pydantic import (
+    BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError, field_validator,
+    model_validator,
+)
 
 from . import __version__
 from .io import atomic_path, atomic_write_bytes
 from .results import HIST_BINS, HIST_METRICS, OUTCOMES, SUMS, Aggregate
+from .scenario import (
+    FieldError, ScenarioError, _format_errors, _MISSING, _shipped_dir, load_scenario, parse_override,
+)
+from .units import format_ns, format_rate, parse_duration, parse_rate
 
 DERIVED = ("window",)
 
 
-class SweepError(ValueError):
-    pass
+class SweepError(ScenarioError):
+    """A sweep file, axis or cell that is not valid; one line per problem (like ScenarioError,
+    which it is a kind of: the CLI turns either into exit status 2 with the message)."""
 
 
 # ---------------------------------------------------------------------------------------------
 # Values with units
 # ---------------------------------------------------------------------------------------------
 
-def _kind(v) -> str:
-    """'rate', 'duration' or 'number' for a config value."""
+def _value_kind(v) -> str | None:
+    """'rate', 'duration' or 'number' for a config value; None if it is none of them."""
     if isinstance(v, bool):
-        raise SweepError(f"{v!r} is not a valid axis value")
+        return None
     if isinstance(v, (int, float, np.integer, np.floating)):
         return "number"
     if isinstance(v, str):
         return "rate" if "/" in v else "duration"
-    raise SweepError(f"{v!r} is not a valid axis value: give numbers or strings with units")
+    return None
+
+
+def _kind(v) -> str:
+    """'rate', 'duration' or 'number' for a config value."""
+    k = _value_kind(v)
+    if k is None:
+        raise SweepError(f"{v!r} is not a valid axis value: give numbers or strings with units")
+    return k
+
+
+def _number(v, kind: str) -> float | int:
+    """numeric() of a value of a known kind; a bad unit raises UnitError."""
+    if kind == "number":
+        return v.item() if hasattr(v, "item") else v
+    return parse_rate(v) * 1e9 if kind == "rate" else parse_duration(v)
 
 
 def numeric(v) -> float | int:
     """A config value as a number: durations in ns, rates in events per second, numbers as is."""
-    from .units import parse_duration, parse_rate
-
     k = _kind(v)
-    if k == "number":
-        return v.item() if hasattr(v, "item") else v
     try:
-        return parse_rate(v) * 1e9 if k == "rate" else parse_duration(v)
+        return _number(v, k)
     except ValueError as e:
         raise SweepError(str(e)) from None
 
 
 def _format(x: float, kind: str):
-    from .units import format_ns, format_rate
-
     if kind == "duration":
         return format_ns(x, exact=True)
     if kind == "rate":
@@ -119,79 +141,117 @@ def _format(x: float, kind: str):
 
 
 # ---------------------------------------------------------------------------------------------
-# Spec
+# Spec: pydantic models of the sweep file, validated like a scenario (mcexplore.scenario.errors
+# writes each problem as "path: value is not valid: what is valid")
 # ---------------------------------------------------------------------------------------------
 
-@dataclass
-class Axis:
-    name: str
-    values: list  # config values (strings with units or numbers)
-    paths: list = field(default_factory=list)  # dotted paths set to the value (empty if derived)
+class _SpecModel(BaseModel):
+    # Not frozen: the CLI's --trials replaces spec.trials.
+    model_config = ConfigDict(extra="forbid")
+
+
+def _one_or_list(v):
+    return [v] if isinstance(v, str) else v
+
+
+def _comma_list(v):
+    return [x.strip() for x in v.split(",") if x.strip()] if isinstance(v, str) else v
+
+
+_Key = Annotated[str, Field(min_length=1)]
+
+
+class Axis(_SpecModel):
+    """One ``[[axes]]`` table: the field(s) it sets (``path``) or the derived quantity, its column
+    name and its values.
+
+    Once validated an axis is in normal form: ``path`` a list (``paths``: [] for a derived axis),
+    ``name`` filled in, ``values`` the grid (generated from start/stop/num and scale, which are
+    then cleared, or as given; rounded with ``integer``).
+    """
+
+    path: Annotated[list[_Key], BeforeValidator(_one_or_list), Field(min_length=1)] | None = None
+    name: _Key | None = None
+    values: list[Any] | None = Field(default=None, min_length=1)
+    start: Any = None
+    stop: Any = None
+    num: int | None = Field(default=None, ge=1)
+    scale: Literal["log", "linear"] | None = None
+    integer: bool = False
     derived: str | None = None
 
+    @field_validator("derived")
     @classmethod
-    def from_dict(cls, d: dict, i: int) -> "Axis":
-        where = f"axes[{i}]"
-        d = dict(d)
-        known = {"path", "name", "values", "start", "stop", "num", "scale", "integer", "derived"}
-        extra = set(d) - known
-        if extra:
-            raise SweepError(f"{where}: unknown key(s) {', '.join(sorted(extra))} (valid: {', '.join(sorted(known))})")
-        derived = d.get("derived")
-        if derived is not None:
-            if derived not in DERIVED:
-                raise SweepError(f"{where}: derived = {derived!r} is not known (known: {', '.join(DERIVED)})")
-            if "path" in d:
-                raise SweepError(f"{where}: give either path or derived, not both")
-            paths = []
-        else:
-            p = d.get("path")
-            if p is None:
-                raise SweepError(f"{where}: give path = \"section.key\" (or a list of paths) or derived = \"window\"")
-            paths = [p] if isinstance(p, str) else list(p)
-            if not paths or not all(isinstance(x, str) and x for x in paths):
-                raise SweepError(f"{where}: path must be a dotted key or a list of them")
-        name = d.get("name") or (derived if derived else paths[0].split(".")[-1])
-        if "values" in d:
-            if any(k in d for k in ("start", "stop", "num", "scale")):
-                raise SweepError(f"{where}: give values or start/stop/num, not both")
-            values = list(d["values"])
-            if d.get("integer"):
-                values = [int(round(v)) if _kind(v) == "number" else v for v in values]
-        else:
-            values = cls._range(d, where)
-        if not values:
-            raise SweepError(f"{where}: no values")
-        kinds = {_kind(v) for v in values}
-        if len(kinds) > 1:
-            raise SweepError(f"{where}: values mix {' and '.join(sorted(kinds))}")
-        nums = [numeric(v) for v in values]
-        if len(set(nums)) != len(nums):
-            raise SweepError(f"{where}: values repeat")
-        return cls(name, values, paths, derived)
+    def _known_derived(cls, v):
+        if v is not None and v not in DERIVED:
+            raise FieldError((), v, f"not known (known: {', '.join(DERIVED)})")
+        return v
 
-    @staticmethod
-    def _range(d: dict, where: str) -> list:
-        for k in ("start", "stop", "num"):
-            if k not in d:
-                raise SweepError(f"{where}: give values = [...] or start, stop and num")
-        kind = _kind(d["start"])
-        if _kind(d["stop"]) != kind:
-            raise SweepError(f"{where}: start and stop must be of the same kind")
-        a, b = float(numeric(d["start"])), float(numeric(d["stop"]))
-        num = int(d["num"])
-        if num < 1:
-            raise SweepError(f"{where}: num must be >= 1")
-        scale = d.get("scale", "linear")
-        if scale == "log":
-            if a <= 0 or b <= 0:
-                raise SweepError(f"{where}: a log scale needs start and stop > 0")
-            xs = np.geomspace(a, b, num)
-        elif scale == "linear":
-            xs = np.linspace(a, b, num)
+    @model_validator(mode="after")
+    def _grid(self):
+        if self.derived is not None and self.path is not None:
+            raise FieldError("path", self.path, "give either path or derived, not both")
+        if self.derived is None and self.path is None:
+            raise FieldError("path", _MISSING, 'give path = "section.key" (or a list of paths) '
+                             f"or derived = {' or '.join(repr(d) for d in DERIVED)}")
+        if self.name is None:
+            self.name = self.derived or self.path[0].split(".")[-1]
+        ranged = {k: getattr(self, k) for k in ("start", "stop", "num", "scale") if getattr(self, k) is not None}
+        if self.values is not None:
+            if ranged:
+                k = next(iter(ranged))
+                raise FieldError(k, ranged[k], "give values or start/stop/num, not both")
+            values = list(self.values)
+            for i, v in enumerate(values):
+                if _value_kind(v) is None:
+                    raise FieldError(("values", i), v, "give numbers or strings with units")
+            if self.integer:
+                values = [int(round(v)) if _value_kind(v) == "number" else v for v in values]
         else:
-            raise SweepError(f"{where}: scale must be 'log' or 'linear', got {scale!r}")
-        if d.get("integer"):
+            values = self._range()
+        kinds = sorted({_value_kind(v) for v in values})
+        if len(kinds) > 1:
+            raise FieldError("values", values, f"values mix {' and '.join(kinds)}: give numbers, "
+                             "durations or rates, one kind per axis")
+        nums = []
+        for i, v in enumerate(values):
+            try:
+                nums.append(_number(v, kinds[0]))
+            except ValueError as e:
+                raise FieldError(("values", i), v, getattr(e, "reason", str(e))) from None
+        if len(set(nums)) != len(nums):
+            raise FieldError("values", values, "values repeat (each value once)")
+        self.values = values
+        self.start = self.stop = self.num = self.scale = None
+        return self
+
+    def _range(self) -> list:
+        missing = [k for k in ("start", "stop", "num") if getattr(self, k) is None]
+        if missing:
+            blame = "values" if len(missing) == 3 else missing[0]
+            raise FieldError(blame, _MISSING, "give values = [...] or start, stop and num")
+        for k in ("start", "stop"):
+            if _value_kind(getattr(self, k)) is None:
+                raise FieldError(k, getattr(self, k), "give a number or a string with units")
+        kind = _value_kind(self.start)
+        if _value_kind(self.stop) != kind:
+            raise FieldError("stop", self.stop, f"start and stop must be of the same kind (start is a {kind})")
+        ab = []
+        for k in ("start", "stop"):
+            try:
+                ab.append(float(_number(getattr(self, k), kind)))
+            except ValueError as e:
+                raise FieldError(k, getattr(self, k), getattr(e, "reason", str(e))) from None
+        a, b = ab
+        num = self.num
+        if self.scale == "log":
+            if a <= 0 or b <= 0:
+                k = "start" if a <= 0 else "stop"
+                raise FieldError(k, getattr(self, k), "a log scale needs start and stop > 0")
+            xs = np.geomspace(a, b, num)
+        else:
+            xs = np.linspace(a, b, num)
+        if self.integer:
             out = []
             for x in xs:
                 v = int(round(x))
@@ -202,61 +262,107 @@ class Axis:
             return out
         xs = [float(f"{x:.4g}") for x in xs]  # 4 significant digits: readable labels, exact ends
         if len(set(xs)) != len(xs):
-            raise SweepError(f"{where}: num too large for 4 significant digits between start and stop")
+            raise FieldError("num", num, "num too large for 4 significant digits between start and stop")
         if kind == "number":
             return xs
         return [_format(x, kind) for x in xs]
 
+    @property
+    def paths(self) -> list[str]:
+        """The dotted paths set to the value (empty for a derived axis)."""
+        return list(self.path or [])
 
-@dataclass
-class SweepSpec:
+    @classmethod
+    def from_dict(cls, d: dict, i: int = 0) -> "Axis":
+        """Validate the ``i``-th ``[[axes]]`` table of a sweep file (errors name ``axes.<i>``)."""
+        try:
+            return cls.model_validate(d)
+        except ValidationError as e:
+            raise SweepError(_format_errors(e, SweepSpec, prefix=("axes", i))) from None
+
+
+class SweepSpec(_SpecModel):
+    """A sweep file (see the module docstring), validated.
+
+    Once validated, ``overrides`` holds every fixed change as (path, value) pairs, the ``[set]``
+    table's included (``set`` is then empty), less those of a field that an axis sets (the axis
+    wins); ``strategies`` is a list of labels or None (all of the base's).
+    """
+
     base: str
-    trials: int
+    trials: int = Field(ge=1)
     seed: int = 0
-    strategies: list | None = None
-    overrides: list = field(default_factory=list)  # [(path, value)]
-    axes: list = field(default_factory=list)
-    source: str | None = None
+    strategies: Annotated[list[_Key], BeforeValidator(_comma_list), Field(min_length=1)] | None = None
+    overrides: list[tuple[str, Any]] = Field(default_factory=list)
+    set: dict[str, Any] = Field(default_factory=dict)
+    axes: list[Axis] = Field(default_factory=list)
+    name: str | None = None
+    description: str | None = None
+
+    _source: str | None = PrivateAttr(default=None)
+
+    @field_validator("overrides", mode="before")
+    @classmethod
+    def _parse_overrides(cls, v):
+        if isinstance(v, str):
+            v = [v]  # one override
+        if not isinstance(v, (list, tuple)):
+            return v
+        out = []
+        for i, item in enumerate(v):
+            if isinstance(item, str):
+                if "=" not in item:
+                    raise FieldError(i, item, "write PATH=VALUE, as --set does (e.g. page.mapcount=2)")
+                item = parse_override(item)
+            out.append(item)
+        return out
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        seen: dict[str, int] = {}
+        for j, a in enumerate(self.axes):
+            if a.name in seen:
+                raise FieldError(("axes", j, "name"), a.name, f"axis names repeat (axes.{seen[a.name]} "
+                                 'has it too): give one of them name = "..."')
+            seen[a.name] = j
+        setter: dict[str, int] = {}
+        for j, a in enumerate(self.axes):
+            for p in a.paths:
+                if p in setter:
+                    raise FieldError(("axes", j, "path"), p, f"set more than once in axes "
+                                     f"(axes.{setter[p]} sets it too)")
+                setter[p] = j
+        window = any(a.derived == "window" for a in self.axes)
+        if window and "timing.pre_freeze" in setter:
+            raise FieldError(("axes", setter["timing.pre_freeze"], "path"), "timing.pre_freeze",
+                             "the window axis sets timing.pre_freeze: no other axis may")
+        ov = list(self.overrides) + _flatten(self.set)
+        paths = [p for p, _ in ov]
+        dup = sorted({p for p in paths if paths.count(p) > 1})
+        if dup:
+            raise FieldError("overrides", dup[0], "set more than once in overrides and [set]")
+        # an axis wins over a fixed override of the same field (the override is the default)
+        axis_paths = set(setter) | ({"timing.pre_freeze"} if window else set())
+        self.overrides = [(p, v) for p, v in ov if p not in axis_paths]
+        self.set = {}
+        return self
+
+    @property
+    def source(self) -> str | None:
+        """The file it was read from, if any (error messages start with it)."""
+        return self._source
 
     @classmethod
     def from_dict(cls, d: dict, base_dir: str | Path | None = None, source: str | None = None) -> "SweepSpec":
-        d = dict(d)
-        known = {"base", "trials", "seed", "strategies", "overrides", "set", "axes", "name", "description"}
-        extra = set(d) - known
-        if extra:
-            raise SweepError(f"unknown key(s) {', '.join(sorted(extra))} (valid: {', '.join(sorted(known))})")
-        if "base" not in d:
-            raise SweepError("give base = \"<shipped config name or path>\"")
-        base = str(d["base"])
-        if base_dir is not None and (Path(base_dir) / base).is_file():
-            base = str(Path(base_dir) / base)
-        if "trials" not in d or int(d["trials"]) < 1:
-            raise SweepError("give trials = N (>= 1)")
-        from .scenario import parse_override
-
-        ov = []
-        for text in d.get("overrides", []):
-            ov.append(parse_override(text))
-        ov += _flatten(d.get("set", {}))
-        strategies = d.get("strategies")
-        if isinstance(strategies, str):
-            strategies = [s.strip() for s in strategies.split(",") if s.strip()]
-        axes = [Axis.from_dict(a, i) for i, a in enumerate(d.get("axes", []))]
-        names = [a.name for a in axes]
-        if len(set(names)) != len(names):
-            raise SweepError(f"axis names repeat: {names} (give name = \"...\")")
-        for what, paths in (("axes", [p for a in axes for p in a.paths]), ("overrides", [p for p, _ in ov])):
-            dup = {p for p in paths if paths.count(p) > 1}
-            if dup:
-                raise SweepError(f"set more than once in {what}: {', '.join(sorted(dup))}")
-        if any(a.derived == "window" for a in axes) and any("timing.pre_freeze" in a.paths for a in axes):
-            raise SweepError("the window axis sets timing.pre_freeze: no other axis may")
-        # an axis wins over a fixed override of the same field (the override is the default)
-        axis_paths = {p for a in axes for p in a.paths}
-        if any(a.derived == "window" for a in axes):
-            axis_paths.add("timing.pre_freeze")
-        ov = [(p, v) for p, v in ov if p not in axis_paths]
-        return cls(base, int(d["trials"]), int(d.get("seed", 0)), strategies, ov, axes, source)
+        """Validate a sweep file's table; ``base`` is looked up relative to ``base_dir`` first."""
+        try:
+            spec = cls.model_validate(d)
+        except ValidationError as e:
+            raise SweepError(_format_errors(e, cls), source) from None
+        if base_dir is not None and (Path(base_dir) / spec.base).is_file():
+            spec.base = str(Path(base_dir) / spec.base)
+        spec._source = source
+        return spec
 
     @property
     def n_cells(self) -> int:
@@ -284,8 +390,6 @@ def load_sweep(path) -> SweepSpec:
     """A sweep file by path, or by the name of a shipped one ("sweep-thread-2018")."""
     p = Path(path)
     if not p.is_file():
-        from .scenario import _shipped_dir
-
         name = str(path) if str(path).endswith(".toml") else f"{path}.toml"
         shipped = Path(str(_shipped_dir().joinpath(name)))
         if shipped.is_file():
@@ -319,23 +423,14 @@ def _hash(obj) -> str:
 
 
 def _apply(scenario, settings: list, what: str):
-    """Set every (path, value), retrying in other orders: a cell may be valid only once all of its
-    values are in (mapcount 1 with active 201 is not)."""
-    from .scenario import ScenarioError
-
-    pending = list(settings)
-    while pending:
-        rest, err = [], None
-        for p, v in pending:
-            try:
-                scenario = scenario.set(p, v)
-            except ScenarioError as e:
-                rest.append((p, v))
-                err = e
-        if len(rest) == len(pending):
-            raise SweepError(f"{what}: {err}")
-        pending = rest
-    return scenario
+    """The scenario with every (path, value) of ``settings`` set, through Scenario.set_many: all
+    the values go in first and the result is validated once, so a cell that is valid only once all
+    of its values are in (mapcount 1 with active 201 is not; mapcount 1 with active 1 is) needs no
+    retries and no particular order. A problem is a SweepError naming ``what`` (the cell)."""
+    try:
+        return scenario.set_many(settings)
+    except ScenarioError as e:
+        raise SweepError([f"{what}: {line}" for line in e.lines]) from None
 
 
 def window_pre_freeze_ns(scenario, window_ns: float) -> float:
@@ -343,14 +438,12 @@ def window_pre_freeze_ns(scenario, window_ns: float) -> float:
     if scenario.level != "page":
         raise SweepError("the window axis is defined at page level only")
     m = scenario.page.mapcount
-    mean_unmap = scenario.dist("unmap_pte").compile().mean_ns
+    mean_unmap = scenario.world().dist("unmap_pte").mean_ns  # as the engines sample it
     return window_ns - m * mean_unmap
 
 
 def cell_scenario(spec: SweepSpec, base, cell: dict):
     """The base scenario with the cell's values set (derived axes last)."""
-    from .units import format_ns
-
     settings = []
     for a in spec.axes:
         if a.derived is None:
@@ -369,8 +462,7 @@ def cell_scenario(spec: SweepSpec, base, cell: dict):
 
 
 def base_scenario(spec: SweepSpec):
-    from .scenario import ScenarioError, load_scenario
-
+    """The base config with the spec's fixed overrides and strategy selection."""
     try:
         s = load_scenario(spec.base)
     except ScenarioError as e:

@@ -122,7 +122,7 @@ def _agg_equal(a, b):
 
 
 @pytest.mark.parametrize("case", [("lock_noref", {}, "contended_file"), ("pte_wait", {"recheck": False}, "contended_anon"),
-                                  ("ref", {}, "censored"), ("flag_spin", {"flag_from_unmap_end": True}, "dists_file"),
+                                  ("ref", {}, "censored"), ("flag_spin", {"flag_from": "unmap_end"}, "dists_file"),
                                   ("drop", {}, "timeout")])
 def test_device_aggregate_equals_records_aggregate(gpu, ref_engines, case):
     """The device reduction gives exactly Aggregate.from_records of the same trials, whatever the

@@ -15,27 +15,21 @@ thread-2018 configs shrunk to test size. The same matrix runs on the GPU in test
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 
-from mcexplore.params import (DIST_NAMES, STRATEGY_CODE, Compiled, PageClass, compile_mixture,
-                              const, const_component, exp_component, exponential, table_component,
-                              uniform)
+from mcexplore import strategies
+from mcexplore.params import (DIST_NAMES, Compiled, PageClass, compile_mixture, const, const_component,
+                              exp_component, exponential, table_component, uniform)
 
 from helpers import US, base_timing, transient_rate
 TRIALS = 96
 
-# (strategy, options) for every strategy and option value.
-STRATEGY_CASES = [
-    ("ref", {}),
-    ("drop", {}),
-    ("ptl_pin", {}),
-    ("lock_noref", {}),
-    ("flag_spin", {"flag_from_unmap_end": False}),
-    ("flag_spin", {"flag_from_unmap_end": True}),
-    ("pte_wait", {"recheck": True}),
-    ("pte_wait", {"recheck": False}),
-]
+# (strategy, options) for every strategy of the registry and every combination of its options.
+# Options as (name, value) pairs, so that a case is hashable (the reference records are cached).
+STRATEGY_CASES = [(s.name, tuple(opts.items())) for s in strategies.registry().rows for opts in s.option_cases()]
 
 
 def _tail(mean_ns, tail_mean_ns, p_tail=0.01):
@@ -120,14 +114,15 @@ def timing(variant: str) -> dict:
 def make(strategy, opts, *, variant="base", file=True, M=4, A=3, access_us=1.0, transient=0,
          hold=None, max_attempts=200, timeout_ns=10**9, passes=10,
          trylock_passes=3) -> Compiled:
+    opts = dict(opts)
     t = timing(variant)
     t["access"] = exponential(access_us * US) if access_us else const(0)
     if hold is not None:
         t["transient_hold"] = hold
     return Compiled(
-        strategy=STRATEGY_CODE[strategy], dists=[t[n] for n in DIST_NAMES],
+        strategy=strategies.get(strategy).code, dists=[t[n] for n in DIST_NAMES],
         page=PageClass(1, file, M, A, access_us * US if access_us else 0.0),
-        recheck=opts.get("recheck", True), flag_from_unmap_end=opts.get("flag_from_unmap_end", False),
+        recheck=opts.get("recheck", True), flag_from_unmap_end=opts.get("flag_from", "lock") == "unmap_end",
         passes=passes, trylock_passes=trylock_passes, timeout_ns=timeout_ns,
         max_attempts=max_attempts,
         transient_rate_per_ns=transient_rate(transient, t["transient_hold"].mean_ns))
@@ -168,7 +163,7 @@ CASES = [(s, o, sc) for s, o in STRATEGY_CASES for sc in SCENARIOS]
 
 def _case_id(case):
     s, o, sc = case
-    opt = ",".join(f"{k}={v}" for k, v in o.items())
+    opt = ",".join(f"{k}={v}" for k, v in dict(o).items())
     return f"{s}[{opt}]-{sc}" if opt else f"{s}-{sc}"
 
 
@@ -183,7 +178,15 @@ def engines():
     return NumpyEngine(), NativeEngine()
 
 
-_seen: dict[str, int] = {}
+@functools.cache
+def reference(case) -> "Records":
+    """The numpy engine's records of one page-level case (computed once per session)."""
+    from mcexplore.engines.numpy_engine import NumpyEngine
+
+    strategy, opts, scen = case
+    j = CASES.index(case)
+    seed = 0x5EED0000 + j * 7919 + (1 << 40)
+    return NumpyEngine().run_records(make(strategy, opts, **SCENARIOS[scen]), seed, 1000 * j, 1000 * j + TRIALS)
 
 
 def assert_same(ref, got, label=""):
@@ -202,27 +205,24 @@ def assert_same(ref, got, label=""):
 
 @pytest.mark.parametrize("case", CASES, ids=[_case_id(c) for c in CASES])
 def test_native_matches_numpy(engines, case):
-    numpy_engine, native_engine = engines
+    _, native_engine = engines
     strategy, opts, scen = case
+    j = CASES.index(case)
     c = make(strategy, opts, **SCENARIOS[scen])
-    seed = 0x5EED0000 + CASES.index(case) * 7919 + (1 << 40)
-    t0 = 1000 * CASES.index(case)
-    ref = numpy_engine.run_records(c, seed, t0, t0 + TRIALS)
-    got = native_engine.run_records(c, seed, t0, t0 + TRIALS)
+    ref = reference(case)
+    got = native_engine.run_records(c, 0x5EED0000 + j * 7919 + (1 << 40), 1000 * j, 1000 * j + TRIALS)
     assert_same(ref, got, _case_id(case))
-    for o in ("uaf", "hang", "censored", "livelock", "call_failed", "migrated"):
-        _seen[o] = _seen.get(o, 0) + int((ref[o] != 0).sum())
-    _seen["spin"] = _seen.get("spin", 0) + int((ref["spin"] > 0).sum())
-    _seen["faults"] = _seen.get("faults", 0) + int(ref["faults"].sum())
-    _seen["cases"] = _seen.get("cases", 0) + 1
 
 
-def test_matrix_reaches_every_outcome(engines):
-    """Runs after the matrix (file order): every outcome was produced somewhere in it."""
-    if _seen.get("cases", 0) < len(CASES):
-        pytest.skip("the whole parity matrix did not run in this session")
-    for o in ("uaf", "hang", "censored", "livelock", "call_failed", "migrated", "spin", "faults"):
-        assert _seen.get(o, 0) > 0, f"no trial of the parity matrix reached {o}: {_seen}"
+def test_matrix_reaches_every_outcome():
+    """Every outcome is produced somewhere in the matrix (so a port that never takes a branch
+    cannot pass by accident); the reference records are the ones the matrix compares."""
+    seen = {o: 0 for o in ("uaf", "hang", "censored", "livelock", "call_failed", "migrated", "spin", "faults")}
+    for case in CASES:
+        ref = reference(case)
+        for o in seen:
+            seen[o] += int((ref[o] > 0).sum())
+    assert all(seen.values()), f"some outcome is reached by no trial of the parity matrix: {seen}"
 
 
 # Block level: a few classes (cold file pages without PTEs, cold anon, hot file and anon pages),
@@ -251,28 +251,31 @@ def make_block(strategy, opts, scen) -> Compiled:
     return c
 
 
-_seen_block: dict[str, int] = {}
+@functools.cache
+def block_reference(case) -> "Records":
+    from mcexplore.engines.numpy_engine import NumpyEngine
+
+    strategy, opts, scen = case
+    seed = 0xB10C + BLOCK_CASES.index(case) * 104729
+    return NumpyEngine().run_records(make_block(strategy, opts, scen), seed, 0, 48)
 
 
 @pytest.mark.parametrize("case", BLOCK_CASES, ids=[_case_id(c) for c in BLOCK_CASES])
 def test_native_matches_numpy_block(engines, case):
-    numpy_engine, native_engine = engines
+    _, native_engine = engines
     strategy, opts, scen = case
     c = make_block(strategy, opts, scen)
     seed = 0xB10C + BLOCK_CASES.index(case) * 104729
-    ref = numpy_engine.run_records(c, seed, 0, 48)
-    got = native_engine.run_records(c, seed, 0, 48)
-    assert_same(ref, got, _case_id(case))
-    for o in ("uaf", "hang", "censored", "livelock", "call_failed", "migrated"):
-        _seen_block[o] = _seen_block.get(o, 0) + int((ref[o] != 0).sum())
-    _seen_block["cases"] = _seen_block.get("cases", 0) + 1
+    assert_same(block_reference(case), native_engine.run_records(c, seed, 0, 48), _case_id(case))
 
 
-def test_block_matrix_reaches_every_outcome(engines):
-    if _seen_block.get("cases", 0) < len(BLOCK_CASES):
-        pytest.skip("the whole block parity matrix did not run in this session")
-    for o in ("uaf", "hang", "censored", "livelock", "call_failed", "migrated"):
-        assert _seen_block.get(o, 0) > 0, f"no block trial reached {o}: {_seen_block}"
+def test_block_matrix_reaches_every_outcome():
+    seen = {o: 0 for o in ("uaf", "hang", "censored", "livelock", "call_failed", "migrated")}
+    for case in BLOCK_CASES:
+        ref = block_reference(case)
+        for o in seen:
+            seen[o] += int((ref[o] > 0).sum())
+    assert all(seen.values()), f"some outcome is reached by no block trial of the matrix: {seen}"
 
 
 def _assert_every_label_matches(engines, scenario, seed, trials, name):
@@ -315,7 +318,7 @@ def test_shipped_scenario_every_label(engines):
     _assert_every_label_matches(engines, s, 2018, 64, "thread-2018")
 
 
-def test_seed_changes_results(engines):
+def test_native_seed_changes_results(engines):
     _, native_engine = engines
     c = make("ref", {}, **SCENARIOS["base_file"])
     a = native_engine.run_records(c, 1, 0, 200)
@@ -335,7 +338,15 @@ WIDE_SCENARIOS = {
     "wide_dists": dict(variant="dists", M=33, A=33, file=False, transient=0.125, max_attempts=25),
 }
 WIDE_CASES = [(s, o, sc) for s, o in STRATEGY_CASES for sc in WIDE_SCENARIOS]
-_wide_ref: dict = {}
+
+
+@functools.cache
+def wide_reference(case) -> "Records":
+    from mcexplore.engines.numpy_engine import NumpyEngine
+
+    strategy, opts, scen = case
+    seed = 0xD2A5 + WIDE_CASES.index(case) * 65537
+    return NumpyEngine().run_records(make(strategy, opts, **WIDE_SCENARIOS[scen]), seed, 0, 40)
 
 
 @pytest.fixture(scope="module")
@@ -353,7 +364,6 @@ def test_draw_batching_never_changes_records(engines, switching_lib, simd):
     from mcexplore.engines.pack import pack
     from mcexplore.results import Records
 
-    numpy_engine, _ = engines
     if switching_lib.simd_resolve(simd) != simd:
         pytest.skip(f"this CPU cannot run {simd}")
     default = NativeEngine(simd=simd)
@@ -362,9 +372,7 @@ def test_draw_batching_never_changes_records(engines, switching_lib, simd):
         c = make(strategy, opts, **WIDE_SCENARIOS[scen])
         seed = 0xD2A5 + WIDE_CASES.index(case) * 65537
         name = _case_id(case)
-        if name not in _wide_ref:
-            _wide_ref[name] = numpy_engine.run_records(c, seed, 0, 40)
-        ref = _wide_ref[name]
+        ref = wide_reference(case)
         assert_same(ref, default.run_records(c, seed, 0, 40), f"{simd} {name}")
         mat = switching_lib.simulate(pack(c), seed, 0, 40, 1, simd)
         assert_same(ref, Records.from_matrix(0, mat), f"{simd} switching {name}")

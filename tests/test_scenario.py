@@ -727,3 +727,143 @@ def test_scenario_is_immutable():
     s = load_scenario("thread-2018")
     with pytest.raises(Exception):
         s.page.mapcount = 3
+
+
+# ---------------------------------------------------------------------------------------------
+# The package, the compiled world, the strategy registry
+
+
+def _fresh_compiled(s, label):
+    """What compile(label) gave before the world was shared: every distribution compiled anew."""
+    import dataclasses
+
+    c = s.compile(label)
+    named = {"access": c.dists[DIST_NAMES.index("access")], "transient_hold": s.transient.hold.compile()}
+    dists = [named[n] if n in named else s.dist(n).compile() for n in DIST_NAMES]
+    return dataclasses.replace(c, dists=dists)
+
+
+def _same_dist(a, b):
+    import dataclasses
+
+    for f in dataclasses.fields(a):
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        assert np.array_equal(x, y) if isinstance(x, np.ndarray) else x == y, f.name
+
+
+@pytest.mark.parametrize("name", ["thread-2018", "thread-2018-block"])
+def test_every_label_shares_one_compiled_world(name):
+    s = load_scenario(name)
+    a, b = s.compile("ref"), s.compile("pte_wait_norecheck")
+    assert a.strategy != b.strategy and b.recheck is False
+    assert all(x is y for x, y in zip(a.dists, b.dists))  # the same objects, not equal copies
+    assert a.dists is not b.dists  # but each Compiled has a list of its own
+    assert a.page is b.page
+    if a.block is not None:
+        assert all(x is y for x, y in zip(a.block, b.block)) and a.block is not b.block
+    every = s.compile_all()
+    assert all(d is e for c in every.values() for d, e in zip(c.dists, a.dists))
+    assert s.world() is s.world() and s.world().dist("unmap_pte") is a.dists[0]
+    # ... and they are what compiling each distribution anew gives
+    for lb in s.labels():
+        fresh = _fresh_compiled(s, lb)
+        for x, y in zip(s.compile(lb).dists, fresh.dists):
+            _same_dist(x, y)
+
+
+def test_shared_world_gives_the_same_results():
+    from mcexplore import api
+
+    s = load_scenario("thread-2018", ["page.mapcount=3", "page.active=2", "budget.max_attempts=20",
+                                      'budget.timeout="10ms"'])
+    together = api.run(s, trials=40, seed=11, backend="numpy")
+    for lb in s.labels():
+        alone = api.run(load_scenario("thread-2018", ["page.mapcount=3", "page.active=2",
+                                                      "budget.max_attempts=20", 'budget.timeout="10ms"']),
+                        trials=40, seed=11, labels=[lb], backend="numpy")[lb].aggregate
+        from mcexplore.engines.numpy_engine import NumpyEngine
+
+        direct = NumpyEngine().run_aggregate(_fresh_compiled(s, lb), 11, 0, 40)
+        for agg in (alone, direct):
+            assert together[lb].aggregate.counts == agg.counts and together[lb].aggregate.sums == agg.sums
+
+
+def test_world_follows_the_fields_it_depends_on():
+    import pickle
+
+    s = load_scenario("thread-2018")
+    w = s.world()
+    # Derived scenarios that change no world field keep the world; any other change rebuilds it.
+    assert s.with_strategies("ref,drop").world() is w
+    assert s.set("name", "x").set("description", "y").world() is w
+    t = s.set("timing.copy", "0.6us")
+    assert t.world() is not w and t.world().dist("copy").mean_ns == 600 and w.dist("copy").mean_ns == 500
+    assert s.set("page.mapcount", 5).compile("ref").page.mapcount == 5
+    # Whether a scenario has compiled yet never changes equality; pickles rebuild their world.
+    fresh = load_scenario("thread-2018")
+    assert fresh == s and s == fresh
+    back = pickle.loads(pickle.dumps(s))
+    assert back == s and back.world() is not w
+    _same_dist(back.world().dist("wake_latency"), w.dist("wake_latency"))
+
+
+def test_set_many_is_validated_once_at_the_end():
+    s = Scenario.from_dict(page_cfg(page={"kind": "file", "mapcount": 4, "active": 4}))
+    with pytest.raises(ScenarioError, match="page.active: 4 is not valid"):
+        s.set("page.mapcount", 1)  # alone, mapcount 1 with active 4 is not valid
+    for order in ([("page.mapcount", 1), ("page.active", 1)], [("page.active", 1), ("page.mapcount", 1)]):
+        t = s.set_many(order)
+        assert (t.page.mapcount, t.page.active) == (1, 1)
+    assert s.set_many({"page.mapcount": 1, "page.active": 1}) == t
+    assert s.set_many([("page.mapcount", 6), ("page.mapcount", 5)]).page.mapcount == 5  # last wins
+    with pytest.raises(ScenarioError, match="unknown key 'nope'"):
+        s.set_many([("page.mapcount", 1), ("page.nope", 1)])
+
+
+def test_strategy_names_and_options_come_from_the_registry():
+    import dataclasses
+
+    from mcexplore import strategies
+
+    toy = strategies.Strategy("toy", len(strategies.names()), "a toy", "none", "a test",
+                              "mcexplore.engines.numpy_strategies:Ref")
+    with strategies.use(strategies.registry().add(toy)):
+        s = Scenario.from_dict(page_cfg(strategies=["ref", "toy"]))
+        assert s.compile("toy").strategy == toy.code
+        assert "toy" in Scenario.from_dict(page_cfg()).labels()  # the default: every strategy
+        assert "'pte_wait' or 'toy'" in error_of(page_cfg(strategies=["nope"]))
+        assert "(one of ref, drop, ptl_pin, lock_noref, flag_spin, pte_wait, toy)" in \
+            error_of(page_cfg(strategies=[]))
+        assert_names(error_of(page_cfg(strategies=[{"name": "toy", "recheck": True}])),
+                     "strategies.0.recheck: true is not valid", "'pte_wait' only", "'toy' takes no options")
+    assert_names(error_of(page_cfg(strategies=["toy"])), "strategies.0.name: 'toy' is not valid")
+    # An option's values and default are the registry's: a registry whose pte_wait rechecks only
+    # on request.
+    rows = tuple(dataclasses.replace(r, options=(strategies.Option("recheck", (False, True), "doc"),))
+                 if r.name == "pte_wait" else r for r in strategies.registry().rows)
+    with strategies.use(strategies.Registry(rows)):
+        assert Scenario.from_dict(page_cfg(strategies=["pte_wait"])).strategy().recheck is False
+        assert Scenario.from_dict(page_cfg(strategies=["pte_wait"])).compile().recheck is False
+    assert Scenario.from_dict(page_cfg(strategies=["pte_wait"])).strategy().recheck is True
+    assert Scenario.from_dict(page_cfg(strategies=["flag_spin"])).strategy().flag_from == "lock"
+
+
+def test_importing_the_scenario_package_leaves_warning_filters_alone():
+    import subprocess
+    import sys
+
+    code = ("import warnings, numpy, scipy.special, pydantic, pandas\n"
+            "before = list(warnings.filters)\n"
+            "import mcexplore.scenario, mcexplore.sweep\n"
+            "assert list(warnings.filters) == before, [f for f in warnings.filters if f not in before]\n")
+    r = subprocess.run([sys.executable, "-W", "error::UserWarning", "-c", code], capture_output=True,
+                       text=True, cwd=REPO)
+    assert r.returncode == 0, r.stderr
+
+
+def test_package_re_exports_what_other_modules_import():
+    import mcexplore.scenario as sc
+
+    for name in sc.__all__ + ["FieldError", "_shipped_dir", "_format_errors", "_MISSING", "World"]:
+        assert hasattr(sc, name), name
+    assert not (REPO / "mcexplore" / "scenario.py").exists()

@@ -264,3 +264,92 @@ def test_shipped_sweep_files_parse():
         base = base_scenario(spec)
         for cell in spec.cells():  # every cell is a valid scenario (window never negative)
             cell_scenario(spec, base, cell)
+
+
+# --------------------------------------------------------------------------- spec models
+
+def test_spec_errors_name_the_field_the_value_and_what_is_valid(tmp_path):
+    from mcexplore.scenario import ScenarioError
+
+    def err(d):
+        with pytest.raises(SweepError) as ei:
+            SweepSpec.from_dict(d, source="s.toml")
+        assert isinstance(ei.value, ScenarioError)  # what the CLI reports as exit 2
+        return str(ei.value)
+
+    base = {"base": "thread-2018", "trials": 1}
+    ax = {"path": "page.mapcount", "values": [1]}
+    assert err(dict(base, axes=[dict(ax, scale="cubic")])).startswith("s.toml: axes.0.")
+    assert err(dict(base, axes=[{"path": "x", "start": 1, "stop": 2, "num": 3, "scale": "cubic"}])) == \
+        "s.toml: axes.0.scale: 'cubic' is not valid: must be 'log' or 'linear'"
+    assert err(dict(base, axes=[ax, dict(ax, colour=1)])) == (
+        "s.toml: unknown key 'colour' in [axes.1] (valid keys: path, name, values, start, stop, num, "
+        "scale, integer, derived)")
+    assert err({"base": "thread-2018", "trials": 0}) == "s.toml: trials: 0 is not valid: must be >= 1"
+    assert err(dict(base, overrides=["page.mapcount"])) == (
+        "s.toml: overrides.0: 'page.mapcount' is not valid: write PATH=VALUE, as --set does "
+        "(e.g. page.mapcount=2)")
+    assert err(dict(base, axes=[{"path": "x", "values": ["1xs"]}])).startswith(
+        "s.toml: axes.0.values.0: '1xs' is not valid: ")
+    msg = err(dict(base, axes=[ax, dict(ax, name="m2")]))
+    assert msg == "s.toml: axes.1.path: 'page.mapcount' is not valid: set more than once in axes (axes.0 sets it too)"
+    # several problems of one file: one line each
+    assert len(err({"trials": 0, "axes": [{"path": "x"}]}).splitlines()) == 3
+    with pytest.raises(SweepError, match=r"^axes\.4\.values: missing"):
+        Axis.from_dict({"path": "page.mapcount"}, 4)
+    # a bad file through the CLI: exit 2, the message, no traceback
+    from click.testing import CliRunner
+
+    from mcexplore.cli_analysis import sweep_cmd
+
+    f = tmp_path / "s.toml"
+    f.write_text('base = "thread-2018"\ntrials = 3\n[[axes]]\npath = "page.mapcount"\nstart = 1\n'
+                 'stop = 4\nnum = 2\nscale = "cubic"\n')
+    r = CliRunner().invoke(sweep_cmd, [str(f), "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "axes.0.scale: 'cubic' is not valid: must be 'log' or 'linear'" in r.output
+    assert "Traceback" not in r.output
+
+
+def test_axes_and_spec_are_in_normal_form():
+    a = Axis.from_dict({"path": "page.mapcount", "start": 1, "stop": 4, "num": 4}, 0)
+    assert a.values == [1.0, 2.0, 3.0, 4.0] and a.paths == ["page.mapcount"] and a.start is None
+    assert Axis.from_dict(a.model_dump(), 0) == a  # validating it again changes nothing
+    w = Axis.from_dict({"derived": "window", "values": ["1us"]}, 0)
+    assert w.paths == [] and w.name == "window"
+    s = SweepSpec.from_dict({"base": "thread-2018", "trials": 2, "strategies": "ref, drop",
+                             "overrides": "budget.max_attempts=20", "set": {"budget": {"passes": 2}},
+                             "axes": [{"path": "page.mapcount", "values": [1, 2]}]})
+    assert s.strategies == ["ref", "drop"] and s.n_cells == 2
+    assert s.overrides == [("budget.max_attempts", 20), ("budget.passes", 2)] and s.set == {}
+
+
+def test_cells_are_set_at_once_with_set_many(monkeypatch):
+    from mcexplore.scenario import Scenario
+
+    # mapcount 1 is valid only once active is 1 too, whichever axis comes first
+    spec = SweepSpec.from_dict({"base": "thread-2018", "trials": 1, "set": {"page": {"mapcount": 4, "active": 4}},
+                                "axes": [{"path": "page.mapcount", "values": [1, 4]},
+                                         {"path": "page.active", "values": [1]}]})
+    calls = []
+    real = Scenario.set_many
+
+    def counting(self, changes):
+        calls.append(list(changes))
+        return real(self, changes)
+
+    def no_set(self, path, value):
+        raise AssertionError("cells are set with set_many, not one set() after another")
+
+    monkeypatch.setattr(Scenario, "set_many", counting)
+    monkeypatch.setattr(Scenario, "set", no_set)
+    base = base_scenario(spec)
+    calls.clear()
+    for cell in spec.cells():
+        s = cell_scenario(spec, base, cell)
+        assert (s.page.mapcount, s.page.active) == (cell["mapcount"], 1)
+    assert calls == [[("page.mapcount", 1), ("page.active", 1)], [("page.mapcount", 4), ("page.active", 1)]]
+    # a cell that is not valid even with every value in: a SweepError naming the cell and the field
+    bad = SweepSpec.from_dict({"base": "thread-2018", "trials": 1,
+                               "axes": [{"path": "page.active", "values": [500]}]})
+    with pytest.raises(SweepError, match=r"^cell active=500: page.active: 500 is not valid"):
+        cell_scenario(bad, base_scenario(bad), next(bad.cells()))

@@ -188,15 +188,6 @@ def _pack_dist(P: np.ndarray, base: int, pos: int, d: CompiledDist) -> int:
     return tab_off + len(d.tables)
 
 
-def dist_index_of(compiled: Compiled, name_or_index) -> int:
-    """Index in the packed block of a named distribution (DIST_NAMES) or a raw index."""
-    from ..params import DIST_INDEX
-
-    if isinstance(name_or_index, str):
-        return DIST_INDEX[name_or_index]
-    return int(name_or_index)
-
-
 def _with_transient(P: np.ndarray, compiled: Compiled) -> np.ndarray:
     """The transient references' header words, and their Poisson thresholds appended to P."""
     lay = transient.layout(compiled)
