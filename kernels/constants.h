@@ -194,6 +194,8 @@
 #define MCX_FOR_EACH_STRATEGY(X) X(MCX_S_REF) X(MCX_S_DROP) X(MCX_S_PTL_PIN) X(MCX_S_LOCK_NOREF) X(MCX_S_FLAG_SPIN) X(MCX_S_PTE_WAIT)
 // Strategies whose tasks need global event order (lock_noref's page lock).
 #define MCX_GLOBAL_ORDER(S) ((S) == MCX_S_LOCK_NOREF)
+// Strategies whose migrator may have to take the page lock from a waiter (trylock passes).
+#define MCX_TAKES_PAGE_LOCK(S) ((S) == MCX_S_LOCK_NOREF)
 
 // Aggregates: the record field of each counted outcome, summed field, histogram and example
 // outcome, in mcexplore.constants order (mcexplore.cu reduces by these tables).

@@ -2,7 +2,8 @@
 
 Where it sits: above mcexplore.api (it calls ``run_compiled`` batch after batch) and
 mcexplore.stats; the CLI's ``run`` command calls ``run_adaptive`` when one of the
-``adaptive_options`` is given.
+``mcexplore.cli_options.adaptive_options`` is given (``rule_from_options`` turns them into a
+``StopRule``). scipy is imported where it is used, so importing this module is cheap.
 
 Why a confidence *sequence*: a fixed-sample 95 % interval checked after every batch, stopping the
 first time it excludes a threshold, is wrong far more often than 5 % of the time (each look is a
@@ -41,7 +42,6 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.special import betaln
 
 from .results import OUTCOMES, Aggregate
 
@@ -63,6 +63,8 @@ def beta_binomial_cs(count, n, level: float = 0.95, prior=(0.5, 0.5)):
 
     ``count`` and ``n`` may be arrays of the same shape; returns float arrays (or floats).
     """
+    from scipy.special import betaln
+
     a, b = prior
     alpha = 1.0 - level
     S = np.asarray(count, dtype=np.float64)
@@ -104,6 +106,8 @@ def _cs_scalar(S: float, F: float, level: float, prior) -> tuple[float, float]:
     n = S + F
     if n == 0:
         return 0.0, 1.0
+    from scipy.special import betaln
+
     a, b = prior
     c = float(betaln(a + S, b + F) - betaln(a, b)) + math.log(1.0 - level)
 
@@ -128,6 +132,8 @@ def _cs_scalar(S: float, F: float, level: float, prior) -> tuple[float, float]:
 
 def log_mixture_martingale(count, n, p, prior=(0.5, 0.5)):
     """log M_n(p) (see the module docstring), vectorized; p is excluded from CS_n iff this >= log(1/alpha)."""
+    from scipy.special import betaln
+
     a, b = prior
     S = np.asarray(count, dtype=np.float64)
     F = np.asarray(n, dtype=np.float64) - S
@@ -269,37 +275,14 @@ def run_adaptive(scenario, rule: StopRule, *, labels=None, seed: int = 0, backen
 
 
 # ---------------------------------------------------------------------------------------------
-# CLI glue
+# CLI glue (the click options themselves: mcexplore.cli_options.adaptive_options)
 # ---------------------------------------------------------------------------------------------
-
-def adaptive_options(f):
-    """Click options for adaptive runs; pass the collected kwargs to ``rule_from_options``."""
-    import click
-
-    opts = [
-        click.option("--target-rel-error", "target_rel_error", type=float, default=None, metavar="E",
-                     help="Adaptive: stop when the anytime-valid confidence sequence's half-width "
-                          "is at most E times the estimate (e.g. 0.1)."),
-        click.option("--until-upper-bound", "until_upper_bound", type=float, default=None, metavar="P",
-                     help="Adaptive: stop when the confidence sequence's upper bound falls below P, or "
-                          "its lower bound rises above P (a decision wrong with probability <= 1-level)."),
-        click.option("--max-trials", "max_trials", type=int, default=None, metavar="N",
-                     help=f"Adaptive: never run more than N trials per strategy (default {DEFAULT_MAX_TRIALS:,})."),
-        click.option("--batch-trials", "batch_trials", type=int, default=None, metavar="N",
-                     help="Adaptive: trials per batch between checks (default: doubling from 1024)."),
-        click.option("--stop-outcome", "stop_outcome", type=click.Choice(STOP_OUTCOMES), default="livelock",
-                     show_default=True, help="Adaptive: the outcome whose probability the stopping rule is about."),
-    ]
-    for o in reversed(opts):
-        f = o(f)
-    return f
-
 
 ADAPTIVE_KEYS = ("target_rel_error", "until_upper_bound", "max_trials", "batch_trials", "stop_outcome")
 
 
 def rule_from_options(level: float = 0.95, **kw) -> StopRule | None:
-    """A StopRule from ``adaptive_options`` kwargs (extra kwargs ignored), or None when no
+    """A StopRule from ``cli_options.adaptive_options`` kwargs (extra kwargs ignored), or None when no
     adaptive option was given (then the caller does a fixed run)."""
     if kw.get("target_rel_error") is None and kw.get("until_upper_bound") is None and kw.get("max_trials") is None:
         return None

@@ -2,8 +2,12 @@
 
 Where it sits: on top of everything. Each command parses options, calls one library function
 (mcexplore.api, replay, exact, stats, bench, sweep, compare, plots) and prints. Shared options are
-decorators, so every command spells them the same way. Errors in the input exit with status 2 and
-a message naming the field, the value and what is valid.
+the decorators of mcexplore.cli_options, so every command spells them the same way. Errors in the
+input exit with status 2 and a message naming the field, the value and what is valid.
+
+Start-up: importing this module loads click, numpy and the registries only; each command imports
+what it runs in its body (pandas, scipy, matplotlib only where a command needs them), so
+``mcexplore --help`` stays fast. A module that fails to import fails loudly: no command is hidden.
 """
 
 from __future__ import annotations
@@ -15,6 +19,9 @@ import sys
 import click
 
 from . import __version__
+from .cli_analysis import COMMANDS as ANALYSIS_COMMANDS
+from .cli_options import (adaptive_options, backend_option, backends_option, json_option, level_option,
+                          progress_option, run_options, scenario_options, seed_option, trials_option)
 
 EPILOG_RUN = """\b
 Examples:
@@ -26,28 +33,6 @@ Examples:
 
 def _fail(msg: str):
     raise click.UsageError(msg)
-
-
-def scenario_options(f):
-    """CONFIG argument, --set overrides and --strategy selection."""
-    f = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-                     help="Override a config field by its dotted path, e.g. --set page.mapcount=2 "
-                          "--set timing.pre_freeze=0.5us (repeatable).")(f)
-    f = click.option("--strategy", "-s", "strategies", multiple=True, metavar="LABEL",
-                     help="Run only this strategy label (repeatable; default: all in the config).")(f)
-    f = click.argument("config", required=False, default="thread-2018")(f)
-    return f
-
-
-def run_options(f):
-    f = click.option("--backend", "-b", default="auto", show_default=True,
-                     type=click.Choice(["auto", "numpy", "native", "cupy"]),
-                     help="Engine: auto picks cupy with a usable GPU, else native with a C++ "
-                          "compiler, else numpy.")(f)
-    f = click.option("--seed", default=0, show_default=True, type=int, help="Random seed.")(f)
-    f = click.option("--trials", "-n", default=1000, show_default=True, type=click.IntRange(min=1),
-                     help="Trials per strategy.")(f)
-    return f
 
 
 def _load(config, overrides, strategies=()):
@@ -97,11 +82,11 @@ def _summary_json(result, level):
     for label, sr in result.runs.items():
         s = summarize(sr.aggregate, level)
         entry = {"trials": sr.aggregate.trials, "wall_s": sr.wall_s}
-        for row in s.outcomes.to_dict("records"):
+        for row in s.outcome_records():
             entry[row["outcome"]] = {"count": int(row["count"]), "p": row["p"], "lo": row["lo"],
                                      "hi": row["hi"], "one_sided": bool(row["one_sided"])}
         q = {}
-        for row in s.quantiles.to_dict("records"):
+        for row in s.quantile_records():
             val = {k: (None if (isinstance(v, float) and not math.isfinite(v)) else v)
                    for k, v in row.items() if k in ("value", "lo", "hi")}
             q.setdefault(row["metric"], {})[f"q{row['q']:g}"] = val
@@ -142,23 +127,15 @@ def _print_summary(result, level, echo=click.echo):
             echo("  replay e.g.: " + "; ".join(f"{k}: trial {v[0]}" for k, v in ex.items()))
 
 
-def _adaptive_opts(f):
-    try:
-        from .adaptive import adaptive_options
-    except ImportError:  # pragma: no cover
-        return f
-    return adaptive_options(f)
-
-
 @main.command(epilog=EPILOG_RUN)
 @scenario_options
 @run_options
-@click.option("--level", default=0.95, show_default=True, type=click.FloatRange(0.5, 0.9999),
-              help="Confidence level of the intervals.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+@backend_option
+@level_option
+@json_option
 @click.option("--out", type=click.Path(dir_okay=False), help="Also write the JSON result to FILE.")
-@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
-@_adaptive_opts
+@progress_option()
+@adaptive_options
 def run(config, overrides, strategies, trials, seed, backend, level, as_json, out, progress, **adaptive):
     """Run CONFIG (a file or a shipped scenario name) and report every outcome with intervals."""
     from . import api
@@ -205,7 +182,7 @@ Examples:
 """)
 @scenario_options
 @click.option("--trial", "-t", required=True, type=click.IntRange(min=0), help="Trial index.")
-@click.option("--seed", default=0, show_default=True, type=int)
+@seed_option
 @click.option("--limit", default=None, type=click.IntRange(min=1), help="Print at most N events.")
 def replay(config, overrides, strategies, trial, seed, limit):
     """Print one trial's timeline, event by event, in simulated time.
@@ -233,7 +210,7 @@ Examples:
       --set timing.wake_latency='{dist="exp", mean="30us"}' --set timing.fault_entry=1us
 """)
 @scenario_options
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 def exact(config, overrides, strategies, as_json):
     """Exact solutions (closed forms, small Markov chains) where the model has them.
 
@@ -277,14 +254,11 @@ Examples:
   mcexplore bench --backend cupy --trials 1000000
 """)
 @scenario_options
-@click.option("--backend", "-b", "backends", multiple=True,
-              type=click.Choice(["numpy", "native", "cupy"]),
-              help="Backend(s) to measure (default: every available one).")
-@click.option("--trials", "-n", default=None, type=click.IntRange(min=1),
-              help="Trials of every run (default: numpy up to 1000 within about 10 s, the same "
-                   "for native on one thread; more for the all-core and GPU runs).")
-@click.option("--seed", default=0, type=int)
-@click.option("--json", "as_json", is_flag=True)
+@backends_option
+@trials_option(default=None, help="Trials of every run (default: numpy up to 1000 within about 10 s, "
+                                  "the same for native on one thread; more for the all-core and GPU runs).")
+@seed_option
+@json_option
 def bench(config, overrides, strategies, backends, trials, seed, as_json):
     """Measure throughput: trials/s, attempts/s and faults/s per backend and strategy.
 
@@ -300,16 +274,8 @@ def bench(config, overrides, strategies, backends, trials, seed, as_json):
         click.echo(json.dumps(rows, indent=2))
 
 
-def _register_analysis():
-    try:
-        from .cli_analysis import COMMANDS
-    except ImportError:  # the analysis layer is optional at import time
-        return
-    for cmd in COMMANDS:
-        main.add_command(cmd)
-
-
-_register_analysis()
+for _cmd in ANALYSIS_COMMANDS:
+    main.add_command(_cmd)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

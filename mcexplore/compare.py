@@ -30,12 +30,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from .results import OUTCOMES
 from .stats import proportion_ci
+
+if TYPE_CHECKING:  # pandas is imported where a table is built (the CLI starts without it)
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -175,6 +178,8 @@ def compare_records(records: dict, baseline: str | None = None, outcomes=OUTCOME
                     method: str = "wilson") -> pd.DataFrame:
     """Paired comparison of per-trial records (label -> Records or DataFrame), each vs ``baseline``
     (default: the first label). The records must cover the same trials (common random numbers)."""
+    import pandas as pd
+
     labels = list(records)
     baseline = baseline or labels[0]
     if baseline not in records:

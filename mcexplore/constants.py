@@ -364,6 +364,9 @@ def header_text() -> str:
     out.append("// Strategies whose tasks need global event order (lock_noref's page lock).")
     glob = [f"(S) == MCX_S_{s.name.upper()}" for s in reg.rows if s.global_order]
     out.append("#define MCX_GLOBAL_ORDER(S) (" + (" || ".join(glob) if glob else "0") + ")")
+    out.append("// Strategies whose migrator may have to take the page lock from a waiter (trylock passes).")
+    lock = [f"(S) == MCX_S_{s.name.upper()}" for s in reg.rows if s.takes_page_lock]
+    out.append("#define MCX_TAKES_PAGE_LOCK(S) (" + (" || ".join(lock) if lock else "0") + ")")
     out += ["", "// Aggregates: the record field of each counted outcome, summed field, histogram and example",
             "// outcome, in mcexplore.constants order (mcexplore.cu reduces by these tables)."]
     out.append(f"#define MCX_OUTCOME_FIELDS {{{_field_list(OUTCOMES)}}}")

@@ -4,7 +4,10 @@ Where it sits: the top of the data flow, beside the CLI. Reads the tidy table th
 mcexplore.sweep writes (or aggregates from mcexplore.api) and computes every interval with
 mcexplore.stats, so a figure shows exactly what the counts support. Uses the non-interactive Agg
 backend (except inside a Jupyter kernel, whose inline backend shows the figures); the output
-format (PNG or SVG) follows the file name.
+format (PNG or SVG) follows the file name. matplotlib, seaborn and pandas are imported by the
+functions that draw, not by importing this module, and the backend is chosen when the first figure
+is drawn: importing mcexplore.plots changes no global state (no backend, rcParams or warning
+filter).
 
 - ``riskmap``: log10 of an outcome's probability over two axes, one panel per strategy (or other
   facet) on one shared colour scale. A cell with zero events has no point estimate on a log scale:
@@ -21,19 +24,15 @@ from __future__ import annotations
 
 import math
 import sys
+from typing import TYPE_CHECKING
 
-import matplotlib
+import numpy as np
 
-if "ipykernel" not in sys.modules:  # a notebook keeps its inline backend; elsewhere: no display
-    matplotlib.use("Agg")
+from .results import HIST_METRICS, OUTCOMES, hist_edges
+from .stats import proportion_ci
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.patches import Rectangle  # noqa: E402
-
-from .results import HIST_METRICS, OUTCOMES, hist_edges  # noqa: E402
-from .stats import proportion_ci  # noqa: E402
+if TYPE_CHECKING:
+    import pandas as pd
 
 PANEL = "panel"  # label of the axes that hold data (colour bars are not panels)
 _EDGES = hist_edges()
@@ -41,6 +40,25 @@ _EDGES = hist_edges()
 
 class PlotError(ValueError):
     pass
+
+
+_backend_chosen = False
+
+
+def _pyplot():
+    """matplotlib.pyplot, the first call switching to the non-interactive Agg backend (except in a
+    Jupyter kernel, whose inline backend shows the figures): what importing this module used to do,
+    done when the first figure is drawn."""
+    global _backend_chosen
+    if not _backend_chosen:
+        if "ipykernel" not in sys.modules:
+            import matplotlib
+
+            matplotlib.use("Agg")
+        _backend_chosen = True
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def axis_columns(table: pd.DataFrame) -> list[str]:
@@ -51,6 +69,8 @@ def axis_columns(table: pd.DataFrame) -> list[str]:
 def _filter(table: pd.DataFrame, where: dict | None) -> pd.DataFrame:
     if not where:
         return table
+    import pandas as pd
+
     t = table
     for k, v in where.items():
         if k not in t.columns:
@@ -116,7 +136,9 @@ def riskmap(table: pd.DataFrame, x: str, y: str, facet: str = "strategy", outcom
             where: dict | None = None, level: float = 0.95, out=None, dpi: int = 100,
             annotate: bool | None = None, cmap: str = "rocket_r", title: str | None = None):
     """Heatmaps of log10 P(outcome) over (x, y), one panel per ``facet`` value, shared scale."""
+    plt = _pyplot()
     import seaborn as sns
+    from matplotlib.patches import Rectangle
 
     t = _filter(table, where)
     for c in (x, y, facet):
@@ -182,6 +204,7 @@ def curve(table: pd.DataFrame, x: str, outcome: str = "livelock", hue: str = "st
           where: dict | None = None, level: float = 0.95, out=None, dpi: int = 100,
           logx: bool | None = None, title: str | None = None):
     """P(outcome) against ``x`` with interval bands, one line per ``hue`` value."""
+    plt = _pyplot()
     import seaborn as sns
 
     t = _filter(table, where)
@@ -228,6 +251,8 @@ def _hists_from(source, metric: str, where=None) -> dict:
     """label -> (hist, trials) from a sweep table, {label: Aggregate|StrategyRun} or a RunResult."""
     from .sweep import hist_from_json
 
+    import pandas as pd
+
     if isinstance(source, pd.DataFrame):
         t = _filter(source, where)
         out = {}
@@ -247,12 +272,12 @@ def _hists_from(source, metric: str, where=None) -> dict:
 def cdf(source, metric: str = "t_migrated", where: dict | None = None, out=None, dpi: int = 100,
         title: str | None = None):
     """Empirical CDFs of ``metric`` per strategy from histograms (see the module docstring)."""
-    import seaborn as sns
-    from matplotlib.ticker import FuncFormatter
-
     if metric not in HIST_METRICS:
         raise PlotError(f"metric must be one of {', '.join(HIST_METRICS)}, got {metric!r}")
     hs = _hists_from(source, metric, where)
+    plt = _pyplot()
+    import seaborn as sns
+    from matplotlib.ticker import FuncFormatter
     colors = sns.color_palette("colorblind", max(len(hs), 1))
     fig, ax = plt.subplots(figsize=(6.4, 4.2), layout="constrained")
     ax.set_label(PANEL)

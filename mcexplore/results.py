@@ -11,36 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import pandas as pd
 
-# Per-trial fields (MODEL.md 1.5), in the order the kernels write them.
-RECORD_FIELDS = (
-    ("migrated", np.int64),
-    ("attempts", np.int64),
-    ("calls", np.int64),
-    ("t_migrated", np.int64),  # -1 when not migrated
-    ("call_failed", np.int64),
-    ("livelock", np.int64),
-    ("censored", np.int64),
-    ("uaf", np.int64),
-    ("hang", np.int64),
-    ("faults", np.int64),
-    ("max_wait", np.int64),
-    ("total_wait", np.int64),
-    ("spin", np.int64),
-    ("end_time", np.int64),
-    ("pages_left", np.int64),  # block level; 0 or 1 at page level
-)
-FIELD_NAMES = tuple(n for n, _ in RECORD_FIELDS)
-NFIELDS = len(RECORD_FIELDS)
-OUTCOMES = ("migrated", "call_failed", "livelock", "censored", "uaf", "hang")
-SUMS = ("attempts", "calls", "faults", "total_wait", "spin", "pages_left")
-HIST_METRICS = ("attempts", "t_migrated", "max_wait")
+from .constants import (EXAMPLE_OUTCOMES, EXAMPLES, FIELD_NAMES, HIST_BINS, HIST_METRICS, HIST_SUB,  # noqa: F401
+                        NFIELDS, OUTCOMES, SUMS)
 
-# Histogram buckets: 8 sub-buckets per power of two (HDR style), exact integer bucketing so the
-# GPU and the host agree. Bucket of v: v < 8 -> v; else 8*(e-3) + (v >> (e-4)) - 8, e = bit length.
-HIST_SUB = 8
-HIST_BINS = 8 * 61
+# Per-trial fields (MODEL.md 1.5) in the kernels' order, outcomes, sums, histograms and examples:
+# mcexplore.constants, shared with the kernels.
+RECORD_FIELDS = tuple((n, np.int64) for n in FIELD_NAMES)
 
 
 def hist_bucket(v):
@@ -85,7 +62,7 @@ class Aggregate:
     # Indices of (a bounded number of) trials with a failure outcome, for replay.
     examples: dict = field(default_factory=dict)
 
-    EXAMPLES_PER_OUTCOME = 16
+    EXAMPLES_PER_OUTCOME = EXAMPLES
 
     @classmethod
     def from_records(cls, rec: "Records") -> "Aggregate":
@@ -99,7 +76,7 @@ class Aggregate:
         mig = rec["migrated"] == 1
         a.hists["t_migrated"] = np.bincount(hist_bucket(rec["t_migrated"][mig]), minlength=HIST_BINS)
         a.hists["max_wait"] = np.bincount(hist_bucket(rec["max_wait"]), minlength=HIST_BINS)
-        for o in ("call_failed", "livelock", "censored", "uaf", "hang"):
+        for o in EXAMPLE_OUTCOMES:
             idx = np.nonzero(rec[o])[0][: cls.EXAMPLES_PER_OUTCOME]
             a.examples[o] = [int(rec.trial0 + j) for j in idx]
         return a
@@ -160,7 +137,10 @@ class Records:
     def __getitem__(self, name: str) -> np.ndarray:
         return self.columns[name]
 
-    def to_frame(self) -> pd.DataFrame:
+    def to_frame(self):
+        """A pandas DataFrame: a ``trial`` column, then one column per field."""
+        import pandas as pd  # here, not at import: the CLI and the engines never need it
+
         df = pd.DataFrame(self.columns)
         df.insert(0, "trial", np.arange(self.trial0, self.trial0 + len(self), dtype=np.int64))
         return df

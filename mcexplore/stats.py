@@ -7,15 +7,19 @@ computed, and two runs that merge to the same counts get the same intervals.
 
 Methods (details and citations in docs/analysis.md):
 
-- ``proportion_ci``: Wilson score (default) or Clopper-Pearson ("beta") two-sided intervals via
-  statsmodels' ``proportion_confint``. When the count is 0 the interval is the exact one-sided
+- ``proportion_ci``: Wilson score (default) or Clopper-Pearson ("beta") two-sided intervals: the
+  Wilson interval by statsmodels' ``proportion_confint`` formula, written out here with
+  ``scipy.special.ndtri`` for the critical value (the same floating-point operations, so the same
+  numbers bit for bit, without importing scipy.stats, which statsmodels does and which costs about
+  half a second at every start of the CLI); "beta" by ``proportion_confint`` itself. When the count is 0 the interval is the exact one-sided
   Clopper-Pearson upper bound 1 - alpha**(1/n) (the "rule of three" at 95 %: about 3/n) with
   lo = 0, flagged ``one_sided=True``; symmetrically, when count == n, lo = alpha**(1/n), hi = 1.
   A zero count is the common case for a rare race, and the question then is one-sided ("how large
   could the probability still be?"), so all of alpha goes to the upper side.
 - ``hist_quantile_ci``: the distribution-free interval for a quantile from two order statistics
-  X_(r) <= xi_q <= X_(s), with r, s from the Binomial(n, q) distribution (valid for continuous
-  and discrete distributions alike), then widened to the edges of the histogram buckets that hold
+  X_(r) <= xi_q <= X_(s), with r, s quantiles of the Binomial(n, q) distribution (valid for
+  continuous and discrete distributions alike; ``binom_ppf``, from scipy.special's binomial cdf),
+  then widened to the edges of the histogram buckets that hold
   X_(r) and X_(s): the bucketing can only widen it, so the interval is conservative (coverage at
   least the nominal level, usually more).
 """
@@ -24,16 +28,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
-from scipy import stats as _st
 
 from .results import HIST_BINS, HIST_METRICS, OUTCOMES, SUMS, Aggregate, hist_edges
 
 METHODS = ("wilson", "beta")
 QUANTILES = (0.5, 0.9, 0.99)
 _EDGES = hist_edges()
+
+if TYPE_CHECKING:  # pandas and scipy are imported where they are used: the CLI starts faster
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -82,14 +88,35 @@ def proportion_ci(count: int, n: int, level: float = 0.95, method: str = "wilson
         return Proportion(count, n, 0.0, 0.0, -math.expm1(math.log(alpha) / n), level, method, True)
     if count == n:
         return Proportion(count, n, 1.0, math.exp(math.log(alpha) / n), 1.0, level, method, True)
-    from statsmodels.stats.proportion import proportion_confint
+    if method == "wilson":
+        lo, hi = _wilson(count, n, alpha)
+    else:
+        from statsmodels.stats.proportion import proportion_confint
 
-    lo, hi = proportion_confint(count, n, alpha=alpha, method=method)
+        lo, hi = proportion_confint(count, n, alpha=alpha, method=method)
     return Proportion(count, n, p, float(max(lo, 0.0)), float(min(hi, 1.0)), level, method, False)
+
+
+def _wilson(count: int, n: int, alpha: float) -> tuple[float, float]:
+    """Wilson score interval at level 1 - alpha: statsmodels' ``proportion_confint(count, n, alpha,
+    "wilson")`` operation for operation (its critical value ``norm.isf(alpha / 2)`` is
+    ``-ndtri(alpha / 2)``), clipped to [0, 1] as it does."""
+    from scipy.special import ndtri
+
+    crit = -float(ndtri(alpha / 2.0))
+    q_ = count / n
+    crit2 = crit ** 2
+    denom = 1 + crit2 / n
+    center = (q_ + crit2 / (2 * n)) / denom
+    dist = crit * math.sqrt(q_ * (1.0 - q_) / n + crit2 / (4.0 * (n * n)))
+    dist /= denom
+    return min(max(center - dist, 0.0), 1.0), min(max(center + dist, 0.0), 1.0)
 
 
 def proportion_frame(counts, trials, level: float = 0.95, method: str = "wilson") -> pd.DataFrame:
     """Vector form of ``proportion_ci``: columns p, lo, hi, one_sided for aligned count/trial arrays."""
+    import pandas as pd
+
     rows = [proportion_ci(c, n, level, method) for c, n in zip(np.asarray(counts), np.asarray(trials))]
     return pd.DataFrame({"p": [r.p for r in rows], "lo": [r.lo for r in rows],
                          "hi": [r.hi for r in rows], "one_sided": [r.one_sided for r in rows]})
@@ -157,9 +184,36 @@ def order_stat_ranks(n: int, q: float, level: float = 0.95) -> tuple[int, int]:
     support's lower end); s = n + 1 means the sample is too small to bound the quantile above.
     """
     alpha = _alpha(level)
-    r = int(_st.binom.ppf(alpha / 2, n, q))  # smallest r with F(r) >= alpha/2, so F(r-1) < alpha/2
-    s = int(_st.binom.ppf(1 - alpha / 2, n, q)) + 1  # F(s-1) >= 1 - alpha/2
+    r = binom_ppf(alpha / 2, n, q)  # smallest r with F(r) >= alpha/2, so F(r-1) < alpha/2
+    s = binom_ppf(1 - alpha / 2, n, q) + 1  # F(s-1) >= 1 - alpha/2
     return max(r, 0), min(s, n + 1)
+
+
+def binom_ppf(u: float, n: int, p: float) -> int:
+    """The u-quantile of Binomial(n, p), 0 < u < 1: the smallest k with P(Bin(n, p) <= k) >= u.
+
+    Found from scipy.special's continuous inverse ``bdtrik`` and settled with its cdf ``bdtr``
+    (importing scipy.stats costs about half a second at start-up; scipy.special is loaded anyway).
+    It gives ``scipy.stats.binom.ppf(u, n, p)`` over the levels and quantiles used here for n up to
+    about 10**8; near n = 10**9 boost's search behind scipy.stats can end one step away, where this
+    one still meets the definition by ``bdtr``.
+    """
+    from scipy.special import bdtr, bdtrik
+
+    n = int(n)
+    if not 0.0 < u < 1.0:
+        raise ValueError(f"u must be in (0, 1), got {u}")
+    if n <= 0 or p <= 0.0:
+        return 0
+    if p >= 1.0:
+        return n
+    guess = float(bdtrik(u, n, p))
+    k = min(max(math.ceil(guess), 0), n) if math.isfinite(guess) else min(max(round(n * p), 0), n)
+    while k > 0 and bdtr(k - 1, n, p) >= u:
+        k -= 1
+    while k < n and bdtr(k, n, p) < u:
+        k += 1
+    return k
 
 
 def hist_quantile_ci(hist, q: float, level: float = 0.95) -> QuantileCI:
@@ -183,17 +237,42 @@ def hist_quantile_ci(hist, q: float, level: float = 0.95) -> QuantileCI:
 # Summaries of an aggregate
 # ---------------------------------------------------------------------------------------------
 
-@dataclass
 class Summary:
     """Tidy tables for one aggregate: ``outcomes`` (one row per outcome), ``quantiles`` (one row per
-    metric x q) and ``means`` (per-trial means of the summed fields)."""
+    metric x q) and ``means`` (per-trial means of the summed fields).
 
-    trials: int
-    level: float
-    method: str
-    outcomes: pd.DataFrame
-    quantiles: pd.DataFrame
-    means: dict
+    ``outcomes`` and ``quantiles`` are pandas DataFrames, built on first access from the rows
+    (``outcome_records()`` and ``quantile_records()`` give the rows without importing pandas).
+    """
+
+    def __init__(self, trials, level: float, method: str, outcomes, quantiles, means: dict):
+        self.trials = trials
+        self.level = level
+        self.method = method
+        self._outcomes = outcomes  # a list of row dicts or a DataFrame
+        self._quantiles = quantiles
+        self.means = means
+
+    @property
+    def outcomes(self) -> pd.DataFrame:
+        self._outcomes = _frame(self._outcomes)
+        return self._outcomes
+
+    @property
+    def quantiles(self) -> pd.DataFrame:
+        self._quantiles = _frame(self._quantiles)
+        return self._quantiles
+
+    def outcome_records(self) -> list[dict]:
+        return _records(self._outcomes)
+
+    def quantile_records(self) -> list[dict]:
+        return _records(self._quantiles)
+
+    def __repr__(self) -> str:
+        return (f"Summary(trials={self.trials!r}, level={self.level!r}, method={self.method!r}, "
+                f"outcomes={self.outcome_records()!r}, quantiles={self.quantile_records()!r}, "
+                f"means={self.means!r})")
 
     def to_dict(self) -> dict:
         def clean(records):
@@ -204,9 +283,23 @@ class Summary:
             return out
 
         return {"trials": self.trials, "level": self.level, "method": self.method,
-                "outcomes": clean(self.outcomes.to_dict("records")),
-                "quantiles": clean(self.quantiles.to_dict("records")),
+                "outcomes": clean(self.outcome_records()),
+                "quantiles": clean(self.quantile_records()),
                 "means": dict(self.means)}
+
+
+def _frame(rows):
+    if isinstance(rows, (list, tuple)):
+        import pandas as pd
+
+        return pd.DataFrame(list(rows))
+    return rows
+
+
+def _records(rows) -> list[dict]:
+    if isinstance(rows, (list, tuple)):
+        return [dict(r) for r in rows]
+    return rows.to_dict("records")
 
 
 def summarize(aggregate: Aggregate, level: float = 0.95, method: str = "wilson",
@@ -228,12 +321,14 @@ def summarize(aggregate: Aggregate, level: float = 0.95, method: str = "wilson",
             ci = hist_quantile_ci(aggregate.hists[m], q, level)
             qrows.append({"metric": m, "q": q, "value": ci.value, "lo": ci.lo, "hi": ci.hi, "n": ci.n})
     means = {s: (aggregate.sums[s] / n if n else math.nan) for s in SUMS}
-    return Summary(n, level, method, pd.DataFrame(rows), pd.DataFrame(qrows), means)
+    return Summary(n, level, method, rows, qrows, means)
 
 
 def summarize_many(aggregates: dict, level: float = 0.95, method: str = "wilson") -> Summary:
     """``summarize`` for several labelled aggregates (label -> Aggregate or StrategyRun), stacked
     with a leading ``strategy`` column (``trials`` and ``means`` become per-label dicts)."""
+    import pandas as pd
+
     outs, qs, means, trials = [], [], {}, {}
     for label, a in aggregates.items():
         a = getattr(a, "aggregate", a)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from mcexplore import bench
 from mcexplore.scenario import load_scenario
 

@@ -192,3 +192,51 @@ def test_adaptive_run_reports_its_stopping_decision():
     r = invoke("run", "thread-2018", "-b", "numpy", "-s", "ptl_pin", "--stop-outcome", "hang",
                "--until-upper-bound", "0.02", "--batch-trials", "256", *SMALL)
     assert r.exit_code == 0 and "below 0.02" in r.output
+
+
+def test_compare_takes_repeatable_strategy_like_every_command_and_the_comma_alias():
+    args = ["compare", "thread-2018", "-n", "30", "-b", "numpy", "--json", "--outcome", "censored", *SMALL]
+    a = invoke(*args, "-s", "ref", "-s", "drop")
+    b = invoke(*args, "--strategies", "ref,drop")
+    c = invoke(*args, "-s", "ref,drop")
+    assert a.exit_code == 0, a.output
+    assert json.loads(a.output) == json.loads(b.output) == json.loads(c.output)
+    assert json.loads(a.output)["baseline"] == "ref"
+    r = CliRunner().invoke(main, ["compare", "thread-2018", "-s", "ref"])
+    assert r.exit_code == 2 and "two labels" in r.output
+    r = CliRunner().invoke(main, ["compare", "thread-2018", "-s", "ref", "-s", "nosuch", "-n", "5"])
+    assert r.exit_code == 2 and "nosuch" in r.output
+
+
+def test_backend_and_strategy_choices_come_from_the_registries():
+    from mcexplore import strategies
+    from mcexplore.engines.base import BACKEND_CHOICES
+
+    for cmd in ("run", "compare", "sweep"):
+        out = invoke(cmd, "--help").output
+        assert "|".join(BACKEND_CHOICES) in out.replace("\n", "").replace(" ", ""), cmd
+    out = " ".join(invoke("run", "--help").output.split())
+    assert all(name in out for name in strategies.names())
+
+
+def test_a_broken_command_module_fails_loudly():
+    """An ImportError in a command module is not swallowed (no command silently disappears)."""
+    code = ("import sys; sys.modules['mcexplore.cli_analysis'] = None\n"
+            "try:\n    import mcexplore.cli\nexcept ImportError:\n    print('raised')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "raised"
+
+
+def test_the_cli_imports_no_heavy_library_until_a_command_needs_it():
+    """Start-up (issue #9): --help loads neither pandas, scipy, matplotlib, seaborn, statsmodels,
+    pyarrow nor tqdm; nor does importing mcexplore.plots, .stats, .compare, .adaptive or .results.
+    (What this costs in seconds: scripts/bench-startup.py; a test times nothing.)"""
+    heavy = ("pandas", "scipy", "matplotlib", "seaborn", "statsmodels", "pyarrow", "tqdm")
+    code = ("import sys, runpy\n"
+            "import mcexplore.cli, mcexplore.plots, mcexplore.stats, mcexplore.compare, mcexplore.adaptive, "
+            "mcexplore.results, mcexplore.bench\n"
+            "sys.argv = ['mcexplore', '--help']\n"
+            "try:\n    mcexplore.cli.main()\nexcept SystemExit:\n    pass\n"
+            f"print(sorted(m for m in {heavy!r} if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
