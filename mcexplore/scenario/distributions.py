@@ -18,7 +18,6 @@ from typing import Annotated, Any, Literal, Union
 
 import numpy as np
 from pydantic import AfterValidator, BeforeValidator, Discriminator, Field, Tag, TypeAdapter, model_validator
-from scipy.special import ndtr, ndtri
 
 from .. import params
 from ..params import CompiledDist, Component
@@ -41,6 +40,8 @@ def _lognormal_component(median: float, sigma: float) -> Component:
     # Tabulating takes some 20 ms; a scenario compiles every strategy with the same timings.
     if sigma == 0:
         return params.const_component(median)
+    from scipy.special import ndtri  # here: a scenario without a lognormal needs no scipy
+
     return params.table_component(lambda p: median * np.exp(sigma * ndtri(p)))
 
 
@@ -143,6 +144,8 @@ class LognormalDist(_Dist):
         m, s, c = self.median, self.sigma, LOGNORMAL_P_CLIP
         if s == 0:
             return m
+        from scipy.special import ndtr, ndtri
+
         za, zb = float(ndtri(c)), float(ndtri(1 - c))
         a, b = m * math.exp(s * za), m * math.exp(s * zb)
         inner = self.mean_ns() * (float(ndtr(zb - s)) - float(ndtr(za - s)))
