@@ -132,13 +132,6 @@ def test_every_command_has_help_with_an_example():
         assert "Example" in r.output or "mcexplore " + name in r.output, name
 
 
-def test_importing_mcexplore_does_not_import_cupy():
-    code = ("import sys, mcexplore, mcexplore.api, mcexplore.cli, mcexplore.engines.base;"
-            "print('cupy' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
-
-
 def test_exact_command_prints_exact_values_and_says_what_is_not_exact():
     args = ["exact", "thread-2018", "--json", "--set", "page.mapcount=3", "--set", "page.active=2",
             "--set", "timing.fault_entry=1us", "--set", "timing.ptl_hold=0.2us",
