@@ -1,8 +1,11 @@
 """Replay: one trial's timeline, event by event, in simulated time.
 
-Where it sits: beside the engines, above the scenario layer. It runs the numpy engine's own code
-path on the single trial (same draws, same events) with tracing switched on, so any trial found in
-a large run on any backend, identified by (config, seed, trial), can be explained.
+Where it sits: beside the engines, above the scenario layer. It runs the numpy engine's own
+dispatch (``NumpyEngine.run_records``) on the single trial, same draws and same events, with an
+observer (numpy_page's docstring: ``observer(kind, rows, who, t, details)``) that turns each
+observation into a line of the timeline, so any trial found in a large run on any backend,
+identified by (config, seed, trial), can be explained. The engines know nothing of this text: the
+English of every observation kind is the table ``TEXT`` here.
 """
 
 from __future__ import annotations
@@ -11,9 +14,96 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .engines.numpy_block import simulate_block
-from .engines.numpy_engine import simulate_page
+from .engines.numpy_engine import NumpyEngine
 from .results import Records
+
+
+def _check(d) -> str:
+    if d["ok"]:
+        return "refcount check passes"
+    if d["holders"]:
+        return f"refcount check FAILS: references held by tasks {d['holders']}"
+    return "refcount check FAILS: a transient reference"
+
+
+# What each observation kind says (a str.format template of its details, or a function of them).
+TEXT = {
+    # the migrator, at page level or on a hot page
+    "lock_unmap": "attempt {attempt}: lock_page, try_to_unmap {ptes} PTE(s)",
+    "unmap_pte": "unmap PTE {pte}: migration entry",
+    "refcount_check": _check,
+    "freeze": "page_ref_freeze until {until}",
+    "copy": "copy page contents",
+    "restore_pte": lambda d: f"restore PTE {d['pte']} (" + ("new page" if d["ok"] else "old page") + ")",
+    "unlock": lambda d: "unlock_page" + (": page migrated" if d["ok"] else " (-EAGAIN)"),
+    "trylock_fail": "trylock_page fails (a waiter holds the lock): -EAGAIN",
+    "freed": "old page freed",
+    "uaf": "USE-AFTER-FREE: a waiter touches the freed old page",
+    # a task
+    "access_fault": "access hits a migration entry (wait starts)",
+    "no_fault": "fault handler: PTE already restored, returns (no fault)",
+    "fault": "fault: holds the PTL on a migration entry",
+    "get": "get_page_unless_zero: holds a page reference",
+    "get_frozen": "get_page_unless_zero fails (count frozen): will refault",
+    "flag_seen": "sees the migration flag: drops the PTL and spins",
+    "ptl_put": "page already unlocked: put_page",
+    "wake_put": "put_page: drops its reference",
+    "drop_put": "put_page after enqueueing (put_and_wait)",
+    "enqueue_page": "enqueues on the page's wait queue under the PTL (no reference)",
+    "enqueue_pte": lambda d: "enqueues on the PTE wait queue " + (
+        "under the PTL" if d["under_ptl"] else "(after dropping the PTL)"),
+    "ptl_drop": "drops the PTL, holding no reference",
+    "sleep_unlock": "sleeps until the migrator unlocks the page",
+    "wake": "woken task runs",
+    "return": "returns from the fault (wait ends)",
+    "lock_take": "lock_page: takes the page lock (no reference)",
+    "lock_sleep": "lock_page: another waiter holds it, sleeps",
+    "lock_release": "unlock_page",
+    "wake_lost": "wake-up lost: its PTE was restored before it enqueued",
+    "hang": "HANG: its wake-up was lost and no restore of its PTE will come",
+    # block level
+    "call": "call {call}: isolate {pages} page(s), migrate_pages (pages {first}..{last})",
+    "abandoned": "max_attempts used, abandoned",
+    "cold_attempt": lambda d: f"attempt {d['attempt']} (no waiters): " + (
+        "moved" if d["ok"] else "refcount check FAILS: a transient reference"),
+}
+
+
+def render(kind: str, details: dict) -> str:
+    """The timeline's text of one observation (details: scalars); a page's events at block level
+    start with "page N: "."""
+    fmt = TEXT[kind]
+    text = fmt(details) if callable(fmt) else fmt.format(**details)
+    if details.get("page") is not None:
+        text = f"page {details['page']}: " + text
+    return text
+
+
+def _item(v, j):
+    if isinstance(v, np.ndarray) and v.ndim:
+        v = v[j]
+    elif isinstance(v, list):
+        v = v[j]
+    return v.item() if isinstance(v, np.generic) else v
+
+
+class Observations:
+    """An observer that keeps every observation, one per (row, actor, time), in the order the
+    engine made them: ``items`` holds (row, time, who, kind, details)."""
+
+    def __init__(self):
+        self.items: list = []
+
+    def __call__(self, kind, rows, who, t, details):
+        for j, (r, w, tt) in enumerate(zip(rows.tolist(), who.tolist(), t.tolist())):
+            self.items.append((r, tt, w, kind, {k: _item(v, j) for k, v in details.items()}))
+
+    def events(self, row: int = 0) -> list:
+        """Trial row ``row``'s timeline: (time, actor, text) in time order; events at one instant
+        keep the order in which the engine made them (the migrator's stage before the tasks;
+        docs/model.md, "Ties")."""
+        ev = [(t, w, render(kind, d)) for r, t, w, kind, d in self.items if r == row]
+        return sorted(ev, key=lambda e: e[0])
 
 
 @dataclass
@@ -41,17 +131,10 @@ class Replay:
 
 
 def replay_compiled(compiled, trial: int, seed: int = 0, label: str | None = None) -> Replay:
-    trace: list = []
-    trials = np.array([trial], dtype=np.int64)
-    if compiled.block is not None:
-        rec: Records = simulate_block(compiled, seed, trials, trace=trace)
-    else:
-        rec = simulate_page(compiled, seed, trials, trace=trace)
-    # Stable sort: events at one instant keep the order in which the engine processed them
-    # (the migrator's stage before the tasks; docs/model.md, "Ties").
-    events = sorted(trace, key=lambda e: e[0])
+    obs = Observations()
+    rec: Records = NumpyEngine().run_records(compiled, seed, trial, trial + 1, observer=obs)
     record = {k: int(v[0]) for k, v in rec.columns.items()}
-    return Replay(label or compiled.strategy_name, seed, trial, events, record)
+    return Replay(label or compiled.strategy_name, seed, trial, obs.events(0), record)
 
 
 def replay(scenario, label: str, trial: int, seed: int = 0) -> Replay:

@@ -1,9 +1,10 @@
 """Block level of the numpy engine: offlining a memory block page by page (MODEL.md 1.6).
 
-Where it sits: called by ``NumpyEngine.run_records`` when the compiled scenario has a block. Pages
-with active tasks ("hot") each get a page-level simulation (``numpy_engine._Sim``) driven by the
-block's migrator clock; pages nobody touches ("cold") take a vectorised path with the same draws a
-page-level simulation without tasks would make.
+Where it sits: called by ``numpy_engine`` (``simulate``) when the compiled scenario has a block;
+it imports the page simulation (``numpy_page``). Pages with active tasks ("hot") each get a page
+simulation (``numpy_page.PageSim``) driven by the block's migrator clock; pages nobody touches
+("cold") share one task-less ``PageSim`` per class, whose stage 1 and stage 2 draws
+(``PageSim.untouched_attempt``) run for all of the class's pages at once.
 
 The offline loop (docs/model.md, "Block level"): isolate the first ``batch_pages`` pages that are
 neither moved nor abandoned, in block order; call migrate_pages on the batch: up to ``passes``
@@ -15,7 +16,9 @@ stops at ``timeout`` (livelock) or when only abandoned pages remain (censored).
 Draw keys: a page's own draws carry its index in the counter's page field and its own attempt
 number as k; the migrator's gaps use page BLOCK_PAGE and the block's global attempt number.
 
-BLOCK-READY
+Observation (``observer``, as in numpy_page): the hot pages' sims report with ``page``; the loop
+itself reports "call" (a migrate_pages call on a batch), "abandoned" and "cold_attempt" (an attempt
+on a page without waiters), the last two with ``page``.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from .. import constants as K
 from .. import rng, transient
 from ..params import DIST_INDEX, Compiled, exponential
 from ..results import Records
-from .numpy_engine import _Sim, transient_held
+from .numpy_page import PageSim
 
 BLOCK_PAGE = K.BLOCK_PAGE
 D = DIST_INDEX
@@ -39,7 +42,15 @@ def expand_pages(c: Compiled):
     return np.repeat(np.arange(len(c.block)), [pc.count for pc in c.block])
 
 
-def simulate_block(c: Compiled, seed: int, trials: np.ndarray, trace: list | None = None) -> Records:
+def _class_compiled(c: Compiled, pc) -> Compiled:
+    """The compiled scenario of one page of class ``pc`` (a page-level view of the block)."""
+    cc = copy.copy(c)
+    cc.page = pc
+    cc.block = None
+    return cc
+
+
+def simulate_block(c: Compiled, seed: int, trials: np.ndarray, observer=None) -> Records:
     seed = int(seed)
     n = len(trials)
     tr = trials.astype(np.uint64)
@@ -53,20 +64,14 @@ def simulate_block(c: Compiled, seed: int, trials: np.ndarray, trace: list | Non
     lay = transient.layout(c)
     sims = {}
     for pg in hot_pages:
-        cc = copy.copy(c)
-        cc.page = c.block[cls[pg]]
-        cc.block = None
+        cc = _class_compiled(c, c.block[cls[pg]])
         # Each class has its own access rate: its own exponential (the kernels build the same).
         cc.dists = list(c.dists)
         cc.dists[D["access"]] = exponential(cc.page.access_mean_ns)
-        s = _Sim(cc, seed, trials, lay)
-        s.page = pg
-        s.trace = trace
-        s.trace_prefix = f"page {pg}: "
-        sims[pg] = s
-    cold_M = np.array([pc.mapcount for pc in c.block], dtype=np.int64)
-    cold_file = np.array([pc.file for pc in c.block], dtype=bool)
-    Mmax = max(1, int(cold_M.max()))
+        sims[pg] = PageSim(cc, seed, trials, lay, page=pg, observer=observer)
+    # Cold pages: one task-less sim per class, for its draws only.
+    cold_sims = {cl: PageSim(_class_compiled(c, pc), seed, trials, lay)
+                 for cl, pc in enumerate(c.block) if not hot_of_class[cl]}
 
     moved = np.zeros((n, P), dtype=bool)
     abandoned = np.zeros((n, P), dtype=bool)
@@ -147,10 +152,11 @@ def simulate_block(c: Compiled, seed: int, trials: np.ndarray, trace: list | Non
             later = go[gk[go] > 0]
             if len(later):
                 last_T[later] = last_T[later] + gap(later, np.ones(len(later), dtype=bool))
-            if trace is not None and len(go):
-                n_iso = int(in_batch[go[0]].sum())
-                trace.append((int(last_T[go[0]]), 0, f"call {int(calls[go[0]])}: isolate {n_iso} page(s), "
-                              f"migrate_pages (pages {int(batch[go[0]][0])}..{int(batch[go[0]][n_iso - 1])})"))
+            if observer is not None and len(go):
+                n_iso = in_batch[go].sum(axis=1)
+                observer("call", go, np.zeros(len(go), dtype=np.int64), last_T[go],
+                         {"call": calls[go], "pages": n_iso, "first": batch[go, 0],
+                          "last": batch[go, n_iso - 1]})
         rows = np.nonzero(running & ~need_batch)[0]
         if len(rows) == 0:
             continue
@@ -176,8 +182,9 @@ def simulate_block(c: Compiled, seed: int, trials: np.ndarray, trace: list | Non
         rows, pg, j, arr = rows[~to], pg[~to], j[~to], arr[~to]
         # A page out of attempts is abandoned, not tried.
         capped = patt[rows, pg] >= c.max_attempts
-        if trace is not None and capped.any():
-            trace.append((int(arr[0]), 0, f"page {int(pg[0])}: max_attempts used, abandoned"))
+        if observer is not None and capped.any():
+            observer("abandoned", rows[capped], np.zeros(int(capped.sum()), dtype=np.int64), arr[capped],
+                     {"page": pg[capped]})
         abandoned[rows[capped], pg[capped]] = True
         in_batch[rows[capped], j[capped]] = False
         rows, pg, j, arr = rows[~capped], pg[~capped], j[~capped], arr[~capped]
@@ -197,16 +204,15 @@ def simulate_block(c: Compiled, seed: int, trials: np.ndarray, trace: list | Non
             timed[m] = tdh
         cold = ~hot
         if cold.any():
-            okc, Tc = cold_attempt(c, seed, tr, rows[cold], pg[cold], cls[pg[cold]], patt[rows[cold], pg[cold]],
-                                   arr[cold], cold_M, cold_file, Mmax, lay)
+            okc, Tc = cold_attempt(cold_sims, rows[cold], pg[cold], cls[pg[cold]], patt[rows[cold], pg[cold]],
+                                   arr[cold])
             # An attempt that ends at or after the timeout has not moved the page in time.
             timed[cold] = Tc >= timeout
             ok[cold] = okc & ~timed[cold]
             T[cold] = Tc
-            if trace is not None:
-                trace.append((int(arr[cold][0]), 0, f"page {int(pg[cold][0])}: attempt "
-                              f"{int(patt[rows[cold][0], pg[cold][0]])} (no waiters): "
-                              + ("moved" if okc[0] else "refcount check FAILS: a transient reference")))
+            if observer is not None:
+                observer("cold_attempt", rows[cold], np.zeros(len(Tc), dtype=np.int64), arr[cold],
+                         {"page": pg[cold], "attempt": patt[rows[cold], pg[cold]], "ok": okc})
         last_T[rows] = T
         moved[rows[ok], pg[ok]] = True
         in_batch[rows[ok], j[ok]] = False
@@ -231,26 +237,13 @@ def simulate_block(c: Compiled, seed: int, trials: np.ndarray, trace: list | Non
     return Records(int(trials[0]) if n else 0, {k: np.asarray(v).astype(np.int64) for k, v in out.items()})
 
 
-def cold_attempt(c, seed, tr, rows, pg, cl, k, arr, cold_M, cold_file, Mmax, lay):
-    """One attempt on pages without tasks: the draws of ``_Sim.stage1/stage2`` with A = 0."""
-    n = len(rows)
-    M = cold_M[cl]
-    i = np.arange(1, Mmax + 1, dtype=np.int64)
-    rr = np.repeat(rows, Mmax)
-    kk = np.repeat(k, Mmax).astype(np.int64)
-    pp = np.repeat(pg, Mmax)
-    ii = np.tile(i, n)
-    valid = (i[None, :] <= M[:, None])
-    un = rng.sample(c.dists[D["unmap_pte"]], rng.draw_words(seed, tr[rr], rng.UNMAP, pp, kk, ii, 0)).reshape(n, Mmax)
-    UM = arr + np.where(valid, un, 0).sum(axis=1)
+def cold_attempt(cold_sims, rows, pg, cl, k, arr):
+    """One attempt on pages without tasks (page pg of class cl, its attempt k, the migrator
+    arriving at arr): the stage 1 and stage 2 draws of the class's task-less sim. Returns (ok, T)."""
+    ok = np.zeros(len(rows), dtype=bool)
+    T = np.zeros(len(rows), dtype=np.int64)
     k = k.astype(np.int64)
-    F = UM + rng.sample(c.dists[D["pre_freeze"]], rng.draw_words(seed, tr[rows], rng.PRE_FREEZE, pg, k, 0, 0))
-    held = transient_held(lay, c, seed, tr[rows], pg, F)
-    ok = ~held
-    file = cold_file[cl]
-    fh = np.where(file, rng.sample(c.dists[D["freeze_hold"]], rng.draw_words(seed, tr[rows], rng.FREEZE_HOLD, pg, k, 0, 0)), 0)
-    cp = rng.sample(c.dists[D["copy"]], rng.draw_words(seed, tr[rows], rng.COPY, pg, k, 0, 0))
-    S = F + np.where(ok, fh + cp, 0)
-    rm = rng.sample(c.dists[D["remap_pte"]], rng.draw_words(seed, tr[rr], rng.REMAP, pp, kk, ii, 0)).reshape(n, Mmax)
-    T = S + np.where(valid, rm, 0).sum(axis=1)
+    for c in np.unique(cl):
+        m = cl == c
+        ok[m], T[m] = cold_sims[int(c)].untouched_attempt(rows[m], pg[m], k[m], arr[m])
     return ok, T
