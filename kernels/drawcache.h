@@ -219,7 +219,7 @@ struct mcx_draw_cache {
     mcx_u32* c2;       // [cap]: counter words 2 and 3 of the lanes being computed
     mcx_u32* c3;       // [cap]
     // The wake row: lane c holds task c's own next wake draw (key k = own_k[c], sub = own_sub[c])
-    // for (own_trial, own_page), filled by engine.h before tasks run (wake_row).
+    // for (own_trial, own_page), filled by page.h (advance) before tasks run.
     mcx_u32* own_w;    // [4][cap]
     mcx_i64 *own_k, *own_sub;
     mcx_i64 own_trial, own_page;

@@ -21,7 +21,6 @@
 #include "constants.h"
 
 
-MCX_FN mcx_i64 mcx_h(const mcx_i64* MCX_RESTRICT P, int w) { return P[w]; }
 MCX_FN const mcx_i64* mcx_class(const mcx_i64* MCX_RESTRICT P, mcx_i64 c) {
     return P + P[MCX_H_CLASS_OFF] + c * MCX_CLASS_WORDS;
 }

@@ -1,5 +1,5 @@
 // picktree.h: lock_noref's pick on the host (native backend only; the GPU never includes this
-// code). engine.h's global_pick needs the task with the smallest (event time, stamp) among those
+// code). page.h's global_pick needs the task with the smallest (event time, stamp) among those
 // with an event to run (stamps are unique within a page, so nothing ties further); scanning every task per event was 90% of lock_noref's time with 201
 // tasks. This tournament tree, updated whenever a task's event changes, gives the candidate in
 // O(1) and an update in O(log A). The tree only finds the candidate; the rule stays in

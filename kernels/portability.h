@@ -18,7 +18,6 @@
 typedef unsigned int mcx_u32;
 typedef unsigned long long mcx_u64;
 typedef long long mcx_i64;
-typedef int mcx_i32;
 
 #if defined(__CUDACC__) || defined(__CUDACC_RTC__)
 #define MCX_CUDA 1
@@ -82,9 +81,6 @@ MCX_FN mcx_u64 mcx_mulhi64(mcx_u64 a, mcx_u64 b) {
 MCX_FN mcx_i64 mcx_sar64(mcx_i64 v, int s) {
     return v >= 0 ? (mcx_i64)((mcx_u64)v >> s) : (mcx_i64)~((~(mcx_u64)v) >> s);
 }
-
-// Wrapping 64-bit product (numpy's int64 arithmetic wraps; signed overflow in C++ is undefined).
-MCX_FN mcx_i64 mcx_wmul64(mcx_i64 a, mcx_i64 b) { return (mcx_i64)((mcx_u64)a * (mcx_u64)b); }
 
 MCX_FN mcx_i64 mcx_min64(mcx_i64 a, mcx_i64 b) { return a < b ? a : b; }
 MCX_FN mcx_i64 mcx_max64(mcx_i64 a, mcx_i64 b) { return a > b ? a : b; }

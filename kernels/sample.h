@@ -48,9 +48,3 @@ MCX_FN mcx_i64 mcx_sample(const mcx_i64* MCX_RESTRICT P, int d, mcx_words w) {
     const mcx_i64 v = z * a + lo - (mcx_i64)mcx_mulhi64((mcx_u64)(lo - hi), s << (MCX_EXP_TABLE_BITS + 1));
     return v >> (kind >> 8);  // v >= 0
 }
-
-// Draw and sample in one call.
-MCX_FN mcx_i64 mcx_draw_sample(const mcx_i64* MCX_RESTRICT P, int d, mcx_u64 seed, mcx_i64 trial,
-                               int purpose, mcx_i64 page, mcx_i64 k, mcx_i64 i, mcx_i64 sub) {
-    return mcx_sample(P, d, mcx_draw(seed, trial, purpose, page, k, i, sub));
-}

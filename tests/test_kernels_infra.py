@@ -384,7 +384,7 @@ def test_sources_are_package_data():
 def test_line_directives_name_the_real_file(lib, tmp_path):
     files = kernel_source.source_files()
     lines = files["sample.h"].splitlines()
-    bad_line = next(j for j, line in enumerate(lines, 1) if "MCX_FN mcx_i64 mcx_draw_sample(" in line)
+    bad_line = next(j for j, line in enumerate(lines, 1) if "MCX_FN mcx_i64 mcx_sample(" in line)
     lines.insert(bad_line - 1, "int this_is_not_cpp = ;")
     broken = "\n".join(lines) + "\n"
     code = kernel_source.assemble(overrides={"sample.h": broken})

@@ -39,7 +39,7 @@ CXX_OPTIONS = ("-O3", "-std=c++17", "-shared", "-fPIC", "-pthread", "-ffp-contra
                "-fno-strict-aliasing", "-fvisibility-inlines-hidden", "-Wall",
                "-Wno-unused-function")
 
-# GCC only: engine.h compiles one page-level trial per strategy (mcx_trial_page<SPEC>), which
+# GCC only: the kernels compile one page-level trial per strategy (mcx_trial_page<SPEC>), which
 # takes the unit past g++'s default inlining budget; without this the specialised trials stay
 # uninlined and slower than one generic trial (with it, 7-16% faster on thread-2018; the first
 # build takes about 9 s instead of 4 on a 2-core machine).
@@ -250,7 +250,10 @@ def build(overrides: dict | None = None, cxx: str | None = None) -> NativeLibrar
 class NativeEngine(Engine):
     name = "native"
 
-    def __init__(self, nthreads: int | None = None, simd: str | None = None):
+    def __init__(self, nthreads: int | None = None, simd: str | None = None,
+                 overrides: dict | None = None):
+        """overrides: kernel source name -> text replacing it in the build (tests: a library built
+        from modified sources, e.g. a planted bug or a toy strategy; kernel_source.source_files)."""
         env = os.environ.get("MCEXPLORE_THREADS")
         self.nthreads = nthreads if nthreads is not None else (int(env) if env else _cpu_count())
         simd = simd if simd is not None else os.environ.get("MCEXPLORE_SIMD", "auto")
@@ -258,6 +261,7 @@ class NativeEngine(Engine):
             raise ValueError(f"MCEXPLORE_SIMD / simd={simd!r} is not valid: choose one of auto, "
                              f"{', '.join(SIMD)}")
         self.simd = simd
+        self.overrides = dict(overrides) if overrides else None
         self._lib: NativeLibrary | None = None
 
     @classmethod
@@ -273,7 +277,7 @@ class NativeEngine(Engine):
     @property
     def lib(self) -> NativeLibrary:
         if self._lib is None:
-            self._lib = build()
+            self._lib = build(overrides=self.overrides)
         return self._lib
 
     def run_records(self, compiled: Compiled, seed: int, t0: int, t1: int) -> Records:
