@@ -29,7 +29,7 @@
 #define MCX_HIST_BINS 488
 #define MCX_REDUCE_BLOCK 256
 #define MCX_TW 13  // task words per task
-#define MCX_SIMW 18
+#define MCX_SIMW 17
 #define MCX_INF ((mcx_i64)2305843009213693951LL)  // int64 max // 4
 #define MCX_MAX_EVENTS 10000000LL
 
@@ -190,7 +190,7 @@
 #define MCX_S_FLAG_SPIN 4
 #define MCX_S_PTE_WAIT 5
 #define MCX_NSTRATEGIES 6
-// X(code) for every strategy: the host's dispatch to mcx_trial_page<code>.
+// X(code) for every strategy: the host's dispatch (engine.h), the run-time switch (strategies.h).
 #define MCX_FOR_EACH_STRATEGY(X) X(MCX_S_REF) X(MCX_S_DROP) X(MCX_S_PTL_PIN) X(MCX_S_LOCK_NOREF) X(MCX_S_FLAG_SPIN) X(MCX_S_PTE_WAIT)
 // Strategies whose tasks need global event order (lock_noref's page lock).
 #define MCX_GLOBAL_ORDER(S) ((S) == MCX_S_LOCK_NOREF)

@@ -1,5 +1,5 @@
 // page.h: the simulation of one page (MODEL.md; docs/model.md), a port of the reference engine
-// mcexplore/engines/numpy_engine.py: the task state, the draws, the common task events, the
+// mcexplore/engines/numpy_page.py: the task state, the draws, the common task events, the
 // migrator (stage1, stage2, attempt, stop), advancing the tasks (advance, run_global), save/load
 // for block level, and the page-level trial mcx_trial_page.
 //
@@ -517,7 +517,7 @@ struct mcx_sim_t {
     }
 
     // Attempt kc, the migrator arriving at arr < timeout (pass index pidx). Returns ok; T is set.
-    // timed: the attempt did not end before the timeout (numpy _Sim.attempt): not ok, and no
+    // timed: the attempt did not end before the timeout (numpy PageSim.attempt): not ok, and no
     // task has run past the timeout.
     MCX_M bool attempt(mcx_i64 arr, mcx_i64 pidx, mcx_i64& T, bool& timed) {
         mcx_i64 L = arr;
@@ -598,7 +598,7 @@ struct mcx_sim_t {
 #endif
     }
 
-    // The state at time 0 (numpy _Sim.__init__).
+    // The state at time 0 (numpy PageSim.__init__).
     MCX_M void reset() {
         kc = 1;
         n_sleep_lock = 0;
@@ -701,7 +701,7 @@ struct mcx_sim_t {
 };
 typedef mcx_sim_t<-1> mcx_sim;
 
-// One page-level trial: the migrate_pages/offline loop around attempts (numpy simulate_page).
+// One page-level trial: the migrate_pages/offline loop around attempts (numpy_page.simulate_page).
 template <int SPEC>
 MCX_NOINLINE void mcx_trial_page(const mcx_i64* MCX_RESTRICT P, mcx_u64 seed, mcx_i64 trial,
                                  mcx_i64* MCX_RESTRICT rec, mcx_scratch scratch) {

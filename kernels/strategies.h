@@ -56,8 +56,8 @@ struct mcx_strategy_defaults {
 template <>
 struct mcx_strategy<MCX_S_REF> : mcx_strategy_defaults {
     static constexpr bool global_order = MCX_GLOBAL_ORDER(MCX_S_REF);
-    static constexpr bool takes_page_lock = false;
-
+    static constexpr bool takes_page_lock = MCX_TAKES_PAGE_LOCK(MCX_S_REF);
+    
     // get_page_unless_zero: false (and back at p, no wait) while the count is frozen.
     template <class Sim>
     static MCX_M bool get_ref(Sim& s, int c, mcx_i64 p, bool frozen) {
@@ -104,8 +104,8 @@ struct mcx_strategy<MCX_S_REF> : mcx_strategy_defaults {
 template <>
 struct mcx_strategy<MCX_S_DROP> : mcx_strategy_defaults {
     static constexpr bool global_order = MCX_GLOBAL_ORDER(MCX_S_DROP);
-    static constexpr bool takes_page_lock = false;
-
+    static constexpr bool takes_page_lock = MCX_TAKES_PAGE_LOCK(MCX_S_DROP);
+    
     template <class Sim>
     static MCX_M void at_fault(Sim& s, int c, mcx_i64 x, mcx_i64 p, bool inc, bool inp, bool frozen,
                                mcx_i64 kf, mcx_i64 sub) {
@@ -133,8 +133,8 @@ struct mcx_strategy<MCX_S_DROP> : mcx_strategy_defaults {
 template <>
 struct mcx_strategy<MCX_S_PTL_PIN> : mcx_strategy_defaults {
     static constexpr bool global_order = MCX_GLOBAL_ORDER(MCX_S_PTL_PIN);
-    static constexpr bool takes_page_lock = false;
-
+    static constexpr bool takes_page_lock = MCX_TAKES_PAGE_LOCK(MCX_S_PTL_PIN);
+    
     template <class Sim>
     static MCX_M void at_fault(Sim& s, int c, mcx_i64 x, mcx_i64 p, bool inc, bool inp, bool frozen,
                                mcx_i64 kf, mcx_i64 sub) {
@@ -163,8 +163,8 @@ struct mcx_strategy<MCX_S_PTL_PIN> : mcx_strategy_defaults {
 template <>
 struct mcx_strategy<MCX_S_LOCK_NOREF> : mcx_strategy_defaults {
     static constexpr bool global_order = MCX_GLOBAL_ORDER(MCX_S_LOCK_NOREF);
-    static constexpr bool takes_page_lock = true;
-
+    static constexpr bool takes_page_lock = MCX_TAKES_PAGE_LOCK(MCX_S_LOCK_NOREF);
+    
     template <class Sim>
     static MCX_M void touch_uaf(Sim& s, mcx_i64 t) {
         if (s.final_ && t >= s.free_t) s.uaf = true;
@@ -241,8 +241,8 @@ struct mcx_strategy<MCX_S_LOCK_NOREF> : mcx_strategy_defaults {
 template <>
 struct mcx_strategy<MCX_S_FLAG_SPIN> : mcx_strategy<MCX_S_REF> {
     static constexpr bool global_order = MCX_GLOBAL_ORDER(MCX_S_FLAG_SPIN);
-    static constexpr bool takes_page_lock = false;
-
+    static constexpr bool takes_page_lock = MCX_TAKES_PAGE_LOCK(MCX_S_FLAG_SPIN);
+    
     template <class Sim>
     static MCX_M void at_fault(Sim& s, int c, mcx_i64 x, mcx_i64 p, bool inc, bool inp, bool frozen,
                                mcx_i64 kf, mcx_i64 sub) {
@@ -276,8 +276,8 @@ struct mcx_strategy<MCX_S_FLAG_SPIN> : mcx_strategy<MCX_S_REF> {
 template <>
 struct mcx_strategy<MCX_S_PTE_WAIT> : mcx_strategy_defaults {
     static constexpr bool global_order = MCX_GLOBAL_ORDER(MCX_S_PTE_WAIT);
-    static constexpr bool takes_page_lock = false;
-
+    static constexpr bool takes_page_lock = MCX_TAKES_PAGE_LOCK(MCX_S_PTE_WAIT);
+    
     // The restore R of the task's PTE by the attempt it waits on (kc - 1, complete) wakes it.
     template <class Sim>
     static MCX_M void pte_resolve(Sim& s, int c) {
@@ -359,9 +359,11 @@ struct mcx_dispatch<-1> {
     }
 };
 
-// Every strategy of the registry has its handler, and the handler's global order is the registry's.
-#define MCX_CHECK_STRATEGY(S)                                                      \
-    static_assert(mcx_strategy<S>::global_order == (MCX_GLOBAL_ORDER(S) != 0), \
-                  "mcx_strategy<S>::global_order differs from the registry (constants.h)");
+// Every strategy of the registry has its handler, and the handler's traits are the registry's.
+#define MCX_CHECK_STRATEGY(S)                                                                  \
+    static_assert(mcx_strategy<S>::global_order == (MCX_GLOBAL_ORDER(S) != 0),             \
+                  "mcx_strategy<S>::global_order differs from the registry (constants.h)"); \
+    static_assert(mcx_strategy<S>::takes_page_lock == (MCX_TAKES_PAGE_LOCK(S) != 0),       \
+                  "mcx_strategy<S>::takes_page_lock differs from the registry (constants.h)");
 MCX_FOR_EACH_STRATEGY(MCX_CHECK_STRATEGY)
 #undef MCX_CHECK_STRATEGY

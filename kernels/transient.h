@@ -6,7 +6,7 @@
 // transient_hold draw (sub 2 + 2j). A check at F fails iff some arrival has s < F <= s + h. No hold
 // is longer than H <= W, so only windows floor((F - H) / W) .. floor((F - 1) / W) can matter. The
 // window index is split over the counter's k (low 32 bits) and i (12 more) words. The numpy engine
-// (numpy_engine.transient_held) draws the same words; the loops here stop as soon as the answer is
+// (numpy_page.transient_held) draws the same words; the loops here stop as soon as the answer is
 // known, which changes nothing because every draw is a pure function of its key.
 #pragma once
 #include "portability.h"

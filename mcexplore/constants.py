@@ -228,7 +228,7 @@ HIST_BINS = 8 * 61
 REDUCE_BLOCK = 256  # threads per block of the device reduction (reduce_records)
 
 # ---------------------------------------------------------------------------------------------
-# The engines' state machine (numpy_engine.py and kernels/engine.h carry the same events).
+# The engines' state machine (numpy_page.py and kernels/page.h carry the same events).
 
 
 class Ev(IntEnum):
@@ -267,7 +267,7 @@ class TaskWord(IntEnum):
 
 
 TASK_WORDS = len(TaskWord)
-SIM_WORDS = 18  # a saved page simulation at block level (kernels: mcx_sim_t::save/load)
+SIM_WORDS = 17  # a saved page simulation at block level (kernels/page.h: mcx_sim_t::save/load)
 INF = (2 ** 63 - 1) // 4  # "never": far beyond any time, and INF + INF does not overflow
 MAX_EVENTS = 10_000_000  # a guard against zero-duration loops (the trial is reported as an error)
 
@@ -359,7 +359,7 @@ def header_text() -> str:
     out += ["", "// Strategies (mcexplore.strategies: the registry's codes)."]
     out += [f"#define MCX_S_{s.name.upper()} {s.code}" for s in reg.rows]
     out.append(f"#define MCX_NSTRATEGIES {len(reg.rows)}")
-    out.append("// X(code) for every strategy: the host's dispatch to mcx_trial_page<code>.")
+    out.append("// X(code) for every strategy: the host's dispatch (engine.h), the run-time switch (strategies.h).")
     out.append("#define MCX_FOR_EACH_STRATEGY(X) " + " ".join(f"X(MCX_S_{s.name.upper()})" for s in reg.rows))
     out.append("// Strategies whose tasks need global event order (lock_noref's page lock).")
     glob = [f"(S) == MCX_S_{s.name.upper()}" for s in reg.rows if s.global_order]

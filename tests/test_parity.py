@@ -1,4 +1,4 @@
-"""The native engine (kernels/engine.h compiled by g++) against the numpy reference, bit for bit.
+"""The native engine (kernels/ compiled by g++) against the numpy reference, bit for bit.
 
 Every per-trial field of every trial must be equal, over a matrix of every strategy and option
 (pte_wait recheck on/off, flag_spin from lock/unmap_end), anon and file pages, every distribution

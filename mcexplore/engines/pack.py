@@ -72,7 +72,7 @@ def sim_offsets(compiled: Compiled) -> list[int]:
 
 
 def scratch_words(compiled: Compiled) -> int:
-    """Per-trial scratch (int64 words) the engine needs beyond registers (kernels/engine.h).
+    """Per-trial scratch (int64 words) the engine needs beyond registers (kernels/page.h, block.h).
 
     Page level: TASK_WORDS per task that touches the page. Block level: one word per page, one
     per batch slot, and for every hot page a saved simulation with its tasks' words.
