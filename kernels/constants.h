@@ -17,6 +17,9 @@
 #define MCX_PHILOX_M1 0xCD9E8D57u
 #define MCX_PHILOX_W0 0x9E3779B9u
 #define MCX_PHILOX_W1 0xBB67AE85u
+#define MCX_PAGE_BITS 24  // counter word 1: purpose << PAGE_BITS | page
+#define MCX_SUB_BITS 20  // counter word 3: i << SUB_BITS | sub
+#define MCX_WINDOW_I_BITS 12  // a transient window index: 32 bits in k, these in i
 #define MCX_SUB_SHIFT 10
 #define MCX_BLOCK_PAGE 0xFFFFFF
 #define MCX_NFIELDS 15

@@ -284,11 +284,11 @@ struct mcx_draw_cache {
             tag_page[s][p] = page;
             tag_k[s][p] = k;
             tag_sub[s][p] = sub;
-            const mcx_u32 c1 = (mcx_u32)(((mcx_u64)purpose << 24) | ((mcx_u64)page & 0xFFFFFFull));
-            const mcx_u32 c3sub = (mcx_u32)((mcx_u64)sub & 0xFFFFFull);
+            const mcx_u32 c1 = (mcx_u32)(((mcx_u64)purpose << MCX_PAGE_BITS) | ((mcx_u64)page & ((1ull << MCX_PAGE_BITS) - 1)));
+            const mcx_u32 c3sub = (mcx_u32)((mcx_u64)sub & ((1ull << MCX_SUB_BITS) - 1));
             for (mcx_i64 j = 0; j < m; ++j) {
                 c2[j] = (mcx_u32)(mcx_u64)k;
-                c3[j] = (mcx_u32)(((mcx_u64)(j + 1) << 20) | c3sub);
+                c3[j] = (mcx_u32)(((mcx_u64)(j + 1) << MCX_SUB_BITS) | c3sub);
             }
             lanes(m, (mcx_u32)(mcx_u64)trial, c1, c2, c3, (mcx_u32)seed,
                   (mcx_u32)(seed >> 32), row, row + cap, row + 2 * cap, row + 3 * cap);
@@ -306,12 +306,12 @@ struct mcx_draw_cache {
         own_k[c] = k;
         own_sub[c] = sub;
         c2[c] = (mcx_u32)(mcx_u64)k;
-        c3[c] = (mcx_u32)(((mcx_u64)(c + 1) << 20) | ((mcx_u64)sub & 0xFFFFFull));
+        c3[c] = (mcx_u32)(((mcx_u64)(c + 1) << MCX_SUB_BITS) | ((mcx_u64)sub & ((1ull << MCX_SUB_BITS) - 1)));
     }
     void wake_run(mcx_i64 trial, mcx_i64 page, mcx_i64 n) {
         const mcx_i64 m = padded(n);
         for (mcx_i64 j = n; j < m; ++j) c2[j] = c3[j] = 0;
-        const mcx_u32 c1 = (mcx_u32)(((mcx_u64)MCX_P_WAKE << 24) | ((mcx_u64)page & 0xFFFFFFull));
+        const mcx_u32 c1 = (mcx_u32)(((mcx_u64)MCX_P_WAKE << MCX_PAGE_BITS) | ((mcx_u64)page & ((1ull << MCX_PAGE_BITS) - 1)));
         lanes(m, (mcx_u32)(mcx_u64)trial, c1, c2, c3, (mcx_u32)seed, (mcx_u32)(seed >> 32), own_w,
               own_w + cap, own_w + 2 * cap, own_w + 3 * cap);
         own_trial = trial;

@@ -6,6 +6,7 @@
 // A draw is named by (seed, trial, purpose, page, k, i, sub):
 //     key     = (seed & 0xffffffff, seed >> 32)
 //     counter = (trial & 0xffffffff, purpose << 24 | page & 0xffffff, k, i << 20 | sub & 0xfffff)
+// (24 = MCX_PAGE_BITS, 20 = MCX_SUB_BITS)
 // and gives four 32-bit words x0..x3 (rng.py's docstring says which word feeds what).
 #pragma once
 #include "portability.h"
@@ -58,8 +59,8 @@ MCX_FN mcx_words mcx_philox4x32_10(mcx_u32 c0, mcx_u32 c1, mcx_u32 c2, mcx_u32 c
 MCX_FN mcx_words mcx_draw(mcx_u64 seed, mcx_i64 trial, int purpose, mcx_i64 page, mcx_i64 k,
                           mcx_i64 i, mcx_i64 sub) {
     const mcx_u32 c0 = (mcx_u32)(mcx_u64)trial;
-    const mcx_u32 c1 = (mcx_u32)(((mcx_u64)purpose << 24) | ((mcx_u64)page & 0xFFFFFFull));
+    const mcx_u32 c1 = (mcx_u32)(((mcx_u64)purpose << MCX_PAGE_BITS) | ((mcx_u64)page & ((1ull << MCX_PAGE_BITS) - 1)));
     const mcx_u32 c2 = (mcx_u32)(mcx_u64)k;
-    const mcx_u32 c3 = (mcx_u32)(((mcx_u64)i << 20) | ((mcx_u64)sub & 0xFFFFFull));
+    const mcx_u32 c3 = (mcx_u32)(((mcx_u64)i << MCX_SUB_BITS) | ((mcx_u64)sub & ((1ull << MCX_SUB_BITS) - 1)));
     return mcx_philox4x32_10(c0, c1, c2, c3, (mcx_u32)seed, (mcx_u32)(seed >> 32));
 }

@@ -27,7 +27,7 @@ MCX_FN bool mcx_transient_held(const mcx_i64* MCX_RESTRICT P, mcx_u64 seed, mcx_
     const mcx_i64* thr = P + P[MCX_H_TRANSIENT_THR_OFF];
     const mcx_i64 wb = mcx_floordiv(F - 1, W);
     for (mcx_i64 w = mcx_floordiv(F - H, W); w <= wb; ++w) {
-        const mcx_i64 wk = w & 0xFFFFFFFFLL, wi = mcx_sar64(w, 32) & 0xFFF;
+        const mcx_i64 wk = w & 0xFFFFFFFFLL, wi = mcx_sar64(w, 32) & ((1LL << MCX_WINDOW_I_BITS) - 1);
         const mcx_u64 u = mcx_words_u64(mcx_draw(seed, trial, MCX_P_TRANSIENT, page, wk, wi, 0));
         mcx_i64 n = 0;
         while (n < nthr && u >= (mcx_u64)thr[n]) ++n;

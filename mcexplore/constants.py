@@ -186,6 +186,12 @@ PHILOX_M1 = 0xCD9E8D57
 PHILOX_W0 = 0x9E3779B9
 PHILOX_W1 = 0xBB67AE85
 
+# The draw layout: counter word 1 = purpose << PAGE_BITS | page, word 3 = i << SUB_BITS | sub.
+PAGE_BITS = 24
+SUB_BITS = 20
+# A transient window index w is split over a draw's k word (its low 32 bits) and i (the next
+# WINDOW_I_BITS): mcexplore.transient.
+WINDOW_I_BITS = 12
 SUB_SHIFT = 10  # a task's draw sub-index: (fault number jf << SUB_SHIFT) | wake number w
 BLOCK_PAGE = 0xFFFFFF  # page field of the migrator's own (gap) draws at block level
 
@@ -319,6 +325,9 @@ _SCALARS = (
     ("PHILOX_M1", f"0x{PHILOX_M1:X}u", ""),
     ("PHILOX_W0", f"0x{PHILOX_W0:X}u", ""),
     ("PHILOX_W1", f"0x{PHILOX_W1:X}u", ""),
+    ("PAGE_BITS", PAGE_BITS, "counter word 1: purpose << PAGE_BITS | page"),
+    ("SUB_BITS", SUB_BITS, "counter word 3: i << SUB_BITS | sub"),
+    ("WINDOW_I_BITS", WINDOW_I_BITS, "a transient window index: 32 bits in k, these in i"),
     ("SUB_SHIFT", SUB_SHIFT, ""),
     ("BLOCK_PAGE", f"0x{BLOCK_PAGE:X}", ""),
     ("NFIELDS", NFIELDS, ""),

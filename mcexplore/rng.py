@@ -27,10 +27,10 @@ from __future__ import annotations
 
 import numpy as np
 
-# Purposes (the top byte of counter word 1; fixed forever) under their short names.
-from .constants import EXP_TABLE_BITS, FP_BITS, Leaf, Purpose  # noqa: E402
-from . import constants as _K  # noqa: E402
+from . import constants as _K
+from .constants import EXP_TABLE_BITS, FP_BITS, Leaf, Purpose
 
+# Purposes (the top byte of counter word 1; fixed forever) under their short names.
 UNMAP, REMAP, PRE_FREEZE, FREEZE_HOLD, COPY, FREE_DELAY, GAP, TRANSIENT = (
     Purpose.UNMAP, Purpose.REMAP, Purpose.PRE_FREEZE, Purpose.FREEZE_HOLD, Purpose.COPY, Purpose.FREE_DELAY,
     Purpose.GAP, Purpose.TRANSIENT)
@@ -43,6 +43,8 @@ PHILOX_M1 = np.uint64(_K.PHILOX_M1)
 PHILOX_W0 = np.uint64(_K.PHILOX_W0)
 PHILOX_W1 = np.uint64(_K.PHILOX_W1)
 _MASK32 = np.uint64(0xFFFFFFFF)
+_PAGE_MASK = np.uint64((1 << _K.PAGE_BITS) - 1)
+_SUB_MASK = np.uint64((1 << _K.SUB_BITS) - 1)
 _S32 = np.uint64(32)
 
 LEAF_SEG, LEAF_EXP = int(Leaf.SEG), int(Leaf.EXP)
@@ -73,8 +75,8 @@ def draw_words(seed: int, trial, purpose: int, page, k, i, sub):
     """The four words of the draw named by (seed, trial, purpose, page, k, i, sub)."""
     seed = int(seed)
     trial = np.asarray(trial, dtype=np.uint64)
-    c1 = (np.uint64(purpose) << np.uint64(24)) | (np.asarray(page, dtype=np.uint64) & np.uint64(0xFFFFFF))
-    c3 = (np.asarray(i, dtype=np.uint64) << np.uint64(20)) | (np.asarray(sub, dtype=np.uint64) & np.uint64(0xFFFFF))
+    c1 = (np.uint64(purpose) << np.uint64(_K.PAGE_BITS)) | (np.asarray(page, dtype=np.uint64) & _PAGE_MASK)
+    c3 = (np.asarray(i, dtype=np.uint64) << np.uint64(_K.SUB_BITS)) | (np.asarray(sub, dtype=np.uint64) & _SUB_MASK)
     return philox4x32(trial, c1, np.asarray(k, dtype=np.uint64), c3,
                       seed & 0xFFFFFFFF, (seed >> 32) & 0xFFFFFFFF)
 

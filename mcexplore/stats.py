@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .results import HIST_BINS, HIST_METRICS, OUTCOMES, SUMS, Aggregate, hist_edges
+from .results import HIST_METRICS, OUTCOMES, SUMS, Aggregate, hist_edges
 
 METHODS = ("wilson", "beta")
 QUANTILES = (0.5, 0.9, 0.99)
@@ -111,15 +111,6 @@ def _wilson(count: int, n: int, alpha: float) -> tuple[float, float]:
     dist = crit * math.sqrt(q_ * (1.0 - q_) / n + crit2 / (4.0 * (n * n)))
     dist /= denom
     return min(max(center - dist, 0.0), 1.0), min(max(center + dist, 0.0), 1.0)
-
-
-def proportion_frame(counts, trials, level: float = 0.95, method: str = "wilson") -> pd.DataFrame:
-    """Vector form of ``proportion_ci``: columns p, lo, hi, one_sided for aligned count/trial arrays."""
-    import pandas as pd
-
-    rows = [proportion_ci(c, n, level, method) for c, n in zip(np.asarray(counts), np.asarray(trials))]
-    return pd.DataFrame({"p": [r.p for r in rows], "lo": [r.lo for r in rows],
-                         "hi": [r.hi for r in rows], "one_sided": [r.one_sided for r in rows]})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -342,6 +333,3 @@ def summarize_many(aggregates: dict, level: float = 0.95, method: str = "wilson"
     q = q[["strategy"] + [c for c in q.columns if c != "strategy"]]
     return Summary(trials, level, method, o, q, means)
 
-
-def empty_hist() -> np.ndarray:
-    return np.zeros(HIST_BINS, dtype=np.int64)

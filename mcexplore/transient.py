@@ -37,13 +37,13 @@ import numpy as np
 
 from .params import DIST_INDEX
 
-from .constants import Transient
+from .constants import SUB_BITS, WINDOW_I_BITS, Transient
 
 MODEL_NONE, MODEL_PROCESS = int(Transient.NONE), int(Transient.PROCESS)
 # Arrival j of a window uses subs 1 + 2j and 2 + 2j of a 20-bit field.
-MAX_ARRIVALS = (1 << 19) - 2
-# Bits of the window index in a draw's counter (32 in k, 12 in i).
-WINDOW_BITS = 44
+MAX_ARRIVALS = (1 << (SUB_BITS - 1)) - 2
+# Bits of the window index in a draw's counter (32 in k, the rest in i).
+WINDOW_BITS = 32 + WINDOW_I_BITS
 
 
 class LayoutError(ValueError):
@@ -115,4 +115,4 @@ def window(rho: float, H: int, timeout_ns: float) -> tuple[int, int]:
 def window_key(w):
     """The (k, i) counter words of window w (two's complement in WINDOW_BITS bits)."""
     w = np.asarray(w, dtype=np.int64)
-    return (w & 0xFFFFFFFF), ((w >> 32) & 0xFFF)
+    return (w & 0xFFFFFFFF), ((w >> 32) & ((1 << WINDOW_I_BITS) - 1))
