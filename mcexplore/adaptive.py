@@ -155,16 +155,21 @@ class StopRule:
     def __post_init__(self):
         if self.outcome not in STOP_OUTCOMES:
             raise ValueError(f"outcome must be one of {', '.join(STOP_OUTCOMES)}, got {self.outcome!r}")
-        if self.target_rel_error is not None and not self.target_rel_error > 0:
-            raise ValueError("target_rel_error must be > 0")
-        if self.until_upper_bound is not None and not 0 < self.until_upper_bound < 1:
-            raise ValueError("until_upper_bound must be in (0, 1)")
+        def bad(name, value, valid):
+            raise ValueError(f"{name}: {value!r} is not valid: must be {valid}")
+
+        e = self.target_rel_error
+        if e is not None and not (e > 0 and math.isfinite(e)):
+            bad("target_rel_error", e, "a finite number > 0")
+        u = self.until_upper_bound
+        if u is not None and not 0 < u < 1:
+            bad("until_upper_bound", u, "in (0, 1)")
         if self.max_trials is None or int(self.max_trials) < 1:
-            raise ValueError("max_trials must be >= 1")
+            bad("max_trials", self.max_trials, "an integer >= 1")
         if self.batch_trials is not None and int(self.batch_trials) < 1:
-            raise ValueError("batch_trials must be >= 1")
+            bad("batch_trials", self.batch_trials, "an integer >= 1")
         if not 0 < self.level < 1:
-            raise ValueError("level must be in (0, 1)")
+            bad("level", self.level, "in (0, 1)")
 
     def next_batch(self, done: int) -> int:
         """Trials in the next batch: fixed if batch_trials is set, else doubling from 1024 up to
@@ -283,8 +288,20 @@ ADAPTIVE_KEYS = ("target_rel_error", "until_upper_bound", "max_trials", "batch_t
 
 def rule_from_options(level: float = 0.95, **kw) -> StopRule | None:
     """A StopRule from ``cli_options.adaptive_options`` kwargs (extra kwargs ignored), or None when no
-    adaptive option was given (then the caller does a fixed run)."""
-    if kw.get("target_rel_error") is None and kw.get("until_upper_bound") is None and kw.get("max_trials") is None:
+    adaptive option was given (then the caller does a fixed run).
+
+    Raises ValueError (one line naming the options) for nonsense combinations: two rules at once
+    (--target-rel-error with --until-upper-bound; --max-trials caps either), or --stop-outcome /
+    --batch-trials without a rule."""
+    tre, uub = kw.get("target_rel_error"), kw.get("until_upper_bound")
+    if tre is not None and uub is not None:
+        raise ValueError(f"--target-rel-error {tre:g} and --until-upper-bound {uub:g} are two adaptive "
+                         "rules: give one of them (--max-trials may cap either)")
+    if tre is None and uub is None and kw.get("max_trials") is None:
+        for opt, key in (("--stop-outcome", "stop_outcome"), ("--batch-trials", "batch_trials")):
+            if kw.get(key) is not None:
+                raise ValueError(f"{opt} {kw[key]} is not valid without an adaptive rule: give "
+                                 "--target-rel-error, --until-upper-bound or --max-trials as well")
         return None
     return StopRule(target_rel_error=kw.get("target_rel_error"), until_upper_bound=kw.get("until_upper_bound"),
                     max_trials=kw.get("max_trials") or DEFAULT_MAX_TRIALS, batch_trials=kw.get("batch_trials"),

@@ -32,6 +32,16 @@ NUMPY_MAX_TRIALS = 1000  # the CLI's default --trials
 NUMPY_MIN_TRIALS = 16
 
 
+# What ``run_bench`` prints above its first row: column names and what they mean.
+HEADER = (
+    f"{'backend':<9} {'strategy':<20} {'trials':>9}{'':7} {'xN':<2}{'wall':>11}{'trials/s':>23}"
+    f"{'attempts/s':>26}{'faults/s':>25}",
+    "  backend: numpy (one core), native/1 (one thread, on numpy's very trials), native/T (T threads),",
+    "  cupy (the GPU); xN: the trials were run N times (until the timing lasted long enough), the",
+    "  rates are over all N runs; wall: their total seconds.",
+)
+
+
 def _timed(compiled, engine, trials, seed, min_time_s=0.0):
     """Run trials [0, trials) until min_time_s has passed; (runs, wall seconds, aggregate)."""
     runs, wall = 0, 0.0
@@ -84,6 +94,9 @@ def run_bench(scenario, backends=None, trials=None, seed: int = 0, echo=print,
 
     def say(r):
         rows.append(r)
+        if echo and len(rows) == 1:
+            for line in HEADER:
+                echo(line)
         if echo:
             name = r["backend"] + ("" if r["backend"] != "native" else f"/{r['threads']}")
             echo(f"{name:<9} {r['strategy']:<20} {r['trials']:>9} trials x{r['runs']:<3} "
@@ -131,7 +144,8 @@ def run_bench(scenario, backends=None, trials=None, seed: int = 0, echo=print,
     if echo:
         per_core = [r for r in rows if "per_core_speedup" in r]
         if per_core:
-            echo("per-core speed-up of native over numpy (one thread, the same trials):")
+            echo("per-core speed-up of native over numpy (one thread, the same trials; "
+                 "xF: native/1 runs F times as many trials per second):")
             for r in per_core:
                 echo(f"  {r['strategy']:<20} x{r['per_core_speedup']:.1f}")
         by = {}

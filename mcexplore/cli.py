@@ -13,6 +13,7 @@ what it runs in its body (pandas, scipy, matplotlib only where a command needs t
 from __future__ import annotations
 
 import json
+import logging
 import math
 import sys
 
@@ -20,8 +21,10 @@ import click
 
 from . import __version__
 from .cli_analysis import COMMANDS as ANALYSIS_COMMANDS
-from .cli_options import (adaptive_options, backend_option, backends_option, json_option, level_option,
-                          progress_option, run_options, scenario_options, seed_option, trials_option)
+from .cli_options import (adaptive_options, backend_option, backends_option, format_option, json_option,
+                          level_option, progress_option, run_options, scenario_options, seed_option,
+                          trials_option)
+from .cli_options import TRIAL_MAX, Number, check_out_path, write_out
 
 EPILOG_RUN = """\b
 Examples:
@@ -55,6 +58,25 @@ def _engine_error(e):
     raise e
 
 
+class _NoticeHandler(logging.Handler):
+    """Prints the library's notices (the native engine's first compile) on stderr."""
+
+    def emit(self, record):
+        event = getattr(record, "mcx_compile", None)
+        if event == "start":
+            click.echo(f"{record.getMessage()}...", err=True)
+        elif event == "done":
+            click.echo(record.getMessage(), err=True)
+
+
+def _install_notices():
+    logger = logging.getLogger("mcexplore")
+    if not any(isinstance(h, _NoticeHandler) for h in logger.handlers):
+        logger.addHandler(_NoticeHandler())
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="mcexplore")
 def main():
@@ -66,19 +88,31 @@ def main():
       mcexplore replay thread-2018 --trial 3 -s ref
       mcexplore info
     """
+    _install_notices()
 
 
 def _fmt_p(pr) -> str:
-    if pr["one_sided"] and pr["count"] == 0:
-        return f"{pr['p']:.4g} (<= {pr['hi']:.3g})"
-    return f"{pr['p']:.4g} [{pr['lo']:.3g}, {pr['hi']:.3g}]"
+    from .textfmt import fmt_interval
+
+    return fmt_interval(pr, sig=4)
 
 
-def _summary_json(result, level):
+def _summary_json(result, level, scenario=None):
+    """The run's JSON: ``meta`` (version, scenario, config hash, seed, backend, level, trials,
+    the budget), ``units`` (what each number is in; docs/analysis.md, "Output formats") and
+    ``results`` (label -> outcomes, quantiles, means, examples; the keys of before ``meta``)."""
     from .stats import summarize
+    from .textfmt import RUN_UNITS
 
+    meta = {"version": __version__, "scenario": result.scenario_name,
+            "config_hash": scenario.config_hash() if scenario is not None else None,
+            "seed": result.seed, "backend": result.backend, "level": level, "trials": result.trials,
+            "method": "wilson"}
+    if scenario is not None:
+        meta["max_attempts"] = scenario.budget.max_attempts
+        meta["timeout_ns"] = scenario.budget.timeout
     out = {"backend": result.backend, "scenario": result.scenario_name, "seed": result.seed,
-           "level": level, "results": {}}
+           "level": level, "meta": meta, "units": dict(RUN_UNITS), "results": {}}
     for label, sr in result.runs.items():
         s = summarize(sr.aggregate, level)
         entry = {"trials": sr.aggregate.trials, "wall_s": sr.wall_s}
@@ -97,19 +131,24 @@ def _summary_json(result, level):
     return out
 
 
-def _print_summary(result, level, echo=click.echo):
+def _print_summary(result, level, echo=click.echo, js=None):
     from .results import OUTCOMES
+    from .textfmt import LEGEND, censored_note
     from .units import format_ns
 
-    js = _summary_json(result, level)
+    js = js or _summary_json(result, level)
     echo(f"scenario {js['scenario']}, backend {js['backend']}, seed {js['seed']}, "
          f"{level * 100:g}% intervals (one-sided upper bound when the count is 0); quantiles "
          f"come from histograms with 8 buckets per power of two, their intervals from bucket edges")
+    echo(LEGEND)
     for label, e in js["results"].items():
         echo("")
         echo(f"== {label}: {e['trials']} trials in {e['wall_s']:.2f}s")
         for o in OUTCOMES:
             echo(f"  {o:<12} {e[o]['count']:>9}  {_fmt_p(e[o])}")
+        note = censored_note(e, js.get("meta"))
+        if note:
+            echo("  " + note)
         for m, qs in e["quantiles"].items():
             parts = []
             for qn, v in qs.items():
@@ -133,17 +172,23 @@ def _print_summary(result, level, echo=click.echo):
 @backend_option
 @level_option
 @json_option
+@format_option
 @click.option("--out", type=click.Path(dir_okay=False), help="Also write the JSON result to FILE.")
 @progress_option()
 @adaptive_options
-def run(config, overrides, strategies, trials, seed, backend, level, as_json, out, progress, **adaptive):
+def run(config, overrides, strategies, trials, seed, backend, level, as_json, fmt, out, progress, **adaptive):
     """Run CONFIG (a file or a shipped scenario name) and report every outcome with intervals."""
     from . import api
     from .adaptive import rule_from_options, run_adaptive
 
     sc = _load(config, overrides, strategies)
-    rule = rule_from_options(level=level, **adaptive)
-    prog = progress if progress is not None else (None if sys.stderr.isatty() else False)
+    try:
+        rule = rule_from_options(level=level, **adaptive)
+    except ValueError as e:
+        _fail(str(e))
+    if out:
+        check_out_path("--out", out)  # before the run: a bad path must not cost the result
+    prog = progress  # progress_option: True on a terminal unless --no-progress
     try:
         if rule is not None:
             ar = run_adaptive(sc, rule, seed=seed, backend=backend, progress=prog)
@@ -152,27 +197,28 @@ def run(config, overrides, strategies, trials, seed, backend, level, as_json, ou
             result = api.run(sc, trials=trials, seed=seed, backend=backend, progress=prog)
     except Exception as e:  # noqa: BLE001
         _engine_error(e)
-    js = _summary_json(result, level)
+    js = _summary_json(result, level, sc)
     if rule is not None:
         js["adaptive"] = ar.to_dict()
-    if out:
-        from .io import atomic_write_text
-        atomic_write_text(out, json.dumps(js, indent=2))
+    write_error = write_out("--out", out, json.dumps(js, indent=2)) if out else None
     if as_json:
         click.echo(json.dumps(js, indent=2))
+    elif fmt != "table":
+        from .textfmt import run_markdown, run_text
+
+        thr = rule.until_upper_bound if rule is not None else None
+        click.echo(run_text(js, thr) if fmt == "text" else run_markdown(js, thr))
     else:
-        _print_summary(result, level)
+        _print_summary(result, level, js=js)
         if rule is not None:
+            from .textfmt import adaptive_lines
+
             click.echo("\nadaptive stopping (anytime-valid confidence sequences):")
-            for label, st in js["adaptive"].items():
-                verdict = ""
-                if rule.until_upper_bound is not None:
-                    verdict = "; " + {"below": f"below {rule.until_upper_bound:g}",
-                                      "above": f"above {rule.until_upper_bound:g}"}.get(st.get("decision"), "undecided")
-                click.echo(f"  {label}: {st['trials']} trials, stopped by {st['stop_reason']}: "
-                           f"P({st['outcome']}) = {st['p']:.4g}, sequence [{st['cs_lo']:.4g}, "
-                           f"{st['cs_hi']:.4g}]" + verdict)
+            for line in adaptive_lines(js["adaptive"], rule.until_upper_bound):
+                click.echo("  " + line)
         click.echo(f"\nbackend: {result.backend}")
+    if write_error:
+        _fail(write_error)  # after printing: the computed result is never lost
 
 
 @main.command(epilog="""\b
@@ -181,7 +227,8 @@ Examples:
   mcexplore replay configs/thread-2018.toml --trial 0 -s pte_wait_norecheck --limit 200
 """)
 @scenario_options
-@click.option("--trial", "-t", required=True, type=click.IntRange(min=0), help="Trial index.")
+@click.option("--trial", "-t", required=True, help="Trial index, in [0, 2**63 - 2].",
+              type=Number(int, 0, TRIAL_MAX, valid="an integer in [0, 2**63 - 2]"))
 @seed_option
 @click.option("--limit", default=None, type=click.IntRange(min=1), help="Print at most N events.")
 def replay(config, overrides, strategies, trial, seed, limit):
@@ -235,7 +282,12 @@ def exact(config, overrides, strategies, as_json):
 
 @main.command(epilog="\b\nExample:\n  mcexplore info")
 def info():
-    """Version, the backends available here, and why the others are not."""
+    """Version, the backends available here and why the others are not, and the native engine's
+    settings: threads ($MCEXPLORE_THREADS), SIMD level ($MCEXPLORE_SIMD), cache folder
+    ($MCEXPLORE_CACHE) and compiler ($CXX). A bad $MCEXPLORE_SIMD or $MCEXPLORE_THREADS is reported
+    with the reason, and the command exits with status 2."""
+    import os
+
     from .engines.base import BACKENDS, availability
 
     click.echo(f"mcexplore {__version__} (Python {sys.version.split()[0]})")
@@ -246,6 +298,48 @@ def info():
             chosen = name
         click.echo(f"  {name:<7} {'available' if ok else 'unavailable'}: {why}")
     click.echo(f"auto picks: {chosen}")
+    from .engines import native
+
+    problems = []
+    env_threads = os.environ.get("MCEXPLORE_THREADS")
+    threads = None
+    if env_threads:
+        try:
+            threads = int(env_threads)
+            if threads < 1:
+                raise ValueError
+        except ValueError:
+            problems.append(f"MCEXPLORE_THREADS={env_threads!r} is not valid: give a whole number >= 1")
+            threads = None
+    cores = native._cpu_count()
+    where = f"from $MCEXPLORE_THREADS; {cores} cores" if threads else "every core; $MCEXPLORE_THREADS to choose"
+    click.echo(f"threads: {threads or cores} ({where})")
+    simd = os.environ.get("MCEXPLORE_SIMD", "auto")
+    valid = ("auto",) + tuple(native.SIMD)
+    if simd not in valid:
+        problems.append(f"MCEXPLORE_SIMD={simd!r} is not valid: choose one of {', '.join(valid)}")
+        click.echo(f"SIMD level: invalid $MCEXPLORE_SIMD {simd!r} (choose one of {', '.join(valid)})")
+    else:
+        resolved, why = None, ""
+        if availability("native")[0]:
+            try:
+                resolved = native.build().simd_resolve(simd)
+                why = "not supported by this CPU" if resolved is None else ""
+            except Exception as e:  # noqa: BLE001 (a build failure is a reason, not a crash)
+                why = f"native library not built: {e}"
+        else:
+            why = "no native engine here"
+        click.echo(f"SIMD level: {resolved or '-'} (requested {simd}" + (f"; {why}" if why else "")
+                   + "; $MCEXPLORE_SIMD to choose)")
+    click.echo(f"cache folder: {native.cache_dir()} ($MCEXPLORE_CACHE to choose)")
+    cxx = native.find_compiler()
+    if cxx:
+        ident = native.compiler_id(cxx).split("|", 1)[-1]
+        click.echo(f"compiler: {cxx} ({ident})")
+    else:
+        click.echo("compiler: none found (install g++ or set $CXX)")
+    if problems:
+        _fail("; ".join(problems))
 
 
 @main.command(epilog="""\b
@@ -268,8 +362,11 @@ def bench(config, overrides, strategies, backends, trials, seed, as_json):
     from .bench import run_bench
 
     sc = _load(config, overrides, strategies)
-    rows = run_bench(sc, backends=list(backends) or None, trials=trials, seed=seed,
-                     echo=None if as_json else click.echo)
+    try:
+        rows = run_bench(sc, backends=list(backends) or None, trials=trials, seed=seed,
+                         echo=None if as_json else click.echo)  # prints a header and a legend of its columns
+    except Exception as e:  # noqa: BLE001 (a bad engine setting: one line, exit 2; others re-raised)
+        _engine_error(e)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
 

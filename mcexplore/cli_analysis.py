@@ -1,4 +1,4 @@
-"""The analysis commands of the ``mcexplore`` CLI: ``sweep``, ``compare`` and ``plot``.
+"""The analysis commands of the ``mcexplore`` CLI: ``sweep``, ``compare``, ``plot`` and ``report``.
 
 Where it sits: beside mcexplore.cli (which registers ``COMMANDS`` with ``main.add_command``), over
 mcexplore.sweep, mcexplore.compare and mcexplore.plots, which each command imports in its body (so
@@ -15,9 +15,10 @@ from pathlib import Path
 
 import click
 
-from .cli_options import (backend_option, json_option, level_option, out_file_option, plot_outcome_option,
+from .cli_options import (backend_option, format_option, json_option, level_option, out_file_option, plot_outcome_option,
                           progress_option, results_argument, run_options, scenario_options, trials_option,
                           where_option)
+from .cli_options import check_out_path, out_path_callback
 from .results import HIST_METRICS, OUTCOMES
 
 
@@ -54,7 +55,7 @@ Examples:
 @click.option("--csv", "as_csv", is_flag=True, help="Write results.csv instead of results.parquet.")
 @click.option("--no-resume", "no_resume", is_flag=True,
               help="Recompute every cell even if out/cells/ already holds it.")
-@progress_option(default=True)
+@progress_option()
 def sweep_cmd(sweep_file, out_dir, backend, trials, as_csv, no_resume, progress):
     """Run every cell x strategy of a sweep file and write one tidy table.
 
@@ -71,12 +72,16 @@ def sweep_cmd(sweep_file, out_dir, backend, trials, as_csv, no_resume, progress)
         _fail(str(e))
     if trials:
         spec.trials = trials
+    check_out_path("--out", out_dir, is_dir=True)
     t = time.perf_counter()
     try:
         df = run_sweep(spec, out_dir, backend=backend, resume=not no_resume, progress=progress,
                        fmt="csv" if as_csv else "parquet")
     except (SweepError, BackendUnavailable) as e:
         _fail(str(e))
+    except OSError as e:  # the folder went away or filled up during the sweep
+        _fail(f"--out: {str(out_dir)!r} could not be written ({e.strerror or e}); finished rows are "
+              "kept under its cells/ folder where they could be written")
     n_rows = len(df)
     path = Path(out_dir) / ("results.csv" if as_csv else "results.parquet")
     click.echo(f"{spec.n_cells} cells x {df.strategy.nunique()} strategies = {n_rows} rows, "
@@ -100,7 +105,9 @@ Examples:
 @click.option("--outcome", "outcomes", multiple=True, type=click.Choice(OUTCOMES),
               help="Report only this outcome (repeatable; default: all).")
 @json_option
-def compare_cmd(config, overrides, strategies, trials, seed, backend, level, outcomes, as_json):
+@format_option
+@progress_option()
+def compare_cmd(config, overrides, strategies, trials, seed, backend, level, outcomes, as_json, progress, fmt):
     """Paired comparison of strategies on common random numbers.
 
     Give at least two strategies (-s A -s B, or --strategies A,B); each is compared with the
@@ -122,7 +129,7 @@ def compare_cmd(config, overrides, strategies, trials, seed, backend, level, out
         _fail(str(e))
     try:
         c = compare(sc, labels, trials=trials, seed=seed, backend=backend, level=level,
-                    outcomes=tuple(outcomes) or OUTCOMES, progress=None if not as_json else False)
+                    outcomes=tuple(outcomes) or OUTCOMES, progress=progress)
     except BackendUnavailable as e:
         _fail(str(e))
     if as_json:
@@ -130,8 +137,18 @@ def compare_cmd(config, overrides, strategies, trials, seed, backend, level, out
         d["scenario"] = sc.name
         d["config_hash"] = sc.config_hash()
         click.echo(json.dumps(d, indent=2))
+    elif fmt != "table":
+        from .textfmt import compare_markdown, compare_text
+
+        d = c.to_dict()
+        d["scenario"] = sc.name
+        d["config_hash"] = sc.config_hash()
+        click.echo(compare_text(d) if fmt == "text" else compare_markdown(d))
     else:
+        from .textfmt import LEGEND
+
         click.echo(f"scenario {sc.name} ({sc.config_hash()})")
+        click.echo(LEGEND)
         click.echo(format_comparison(c))
 
 
@@ -161,10 +178,14 @@ def _table(results):
 def _plot(fn, *args, **kw):
     from .plots import PlotError
 
+    check_out_path("--out", kw["out"])
     try:
+        Path(kw["out"]).parent.mkdir(parents=True, exist_ok=True)
         fig = fn(*args, **kw)
     except PlotError as e:
         _fail(str(e))
+    except OSError as e:
+        _fail(f"--out: {str(kw['out'])!r} could not be written ({e.strerror or e})")
     import matplotlib.pyplot as plt  # after fn: mcexplore.plots chose the backend
 
     plt.close(fig)
@@ -182,11 +203,28 @@ Example:
 @plot_outcome_option
 @where_option
 @level_option
-@out_file_option
-def riskmap_cmd(results, x, y, facet, outcome, where, level, out):
+@click.option("--out", "-o", type=click.Path(dir_okay=False), callback=out_path_callback,
+              help="Output file; .png or .svg (needed for the image, not for --format text/markdown).")
+@format_option(table="the image written to --out")
+def riskmap_cmd(results, x, y, facet, outcome, where, level, out, fmt):
     """Heatmaps of log10 P(outcome), one panel per strategy, one colour scale; zero-count cells
-    are hatched and drawn at their one-sided upper bound."""
+    are hatched and drawn at their one-sided upper bound. With --format text or markdown: the
+    grid of probabilities with their bounds, printed (for mailing lists, GitHub, docs)."""
     from .plots import riskmap
+
+    if fmt != "table":
+        from .plots import PlotError
+        from .textfmt import riskmap_grid, riskmap_markdown, riskmap_text
+
+        try:
+            grid = riskmap_grid(_table(results), x, y, facet=facet, outcome=outcome, where=_kv(where),
+                                level=level)
+        except PlotError as e:
+            _fail(str(e))
+        click.echo(riskmap_text(grid) if fmt == "text" else riskmap_markdown(grid))
+        return
+    if not out:
+        _fail("--out is required to write the image (or give --format text or --format markdown)")
 
     _plot(riskmap, _table(results), x, y, facet=facet, outcome=outcome, where=_kv(where), level=level, out=out)
 
@@ -224,4 +262,34 @@ def cdf_cmd(results, metric, where, out):
     _plot(cdf, _table(results), metric=metric, where=_kv(where), out=out)
 
 
-COMMANDS = [sweep_cmd, compare_cmd, plot]
+# ---------------------------------------------------------------------------------------------
+# report
+# ---------------------------------------------------------------------------------------------
+
+@click.command("report", epilog="""\b
+Examples:
+  mcexplore report out/sweep --out report.html
+  mcexplore report out/sweep --sweep configs/sweep-thread-2018.toml --level 0.99 --out report.html
+""")
+@results_argument
+@click.option("--out", "-o", required=True, type=click.Path(dir_okay=False),
+              help="Output file: one self-contained HTML page (inline SVG figures, no network needed).")
+@click.option("--sweep", "sweep_file", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="The sweep file that made the results: the page then says which of the scenario's "
+                   "estimates the sweep sets.")
+@level_option
+def report_cmd(results, out, sweep_file, level):
+    """One HTML page from a sweep's results: provenance, the risk maps (one per outcome, one panel
+    per strategy), the comparison tables (counts, estimates and intervals per cell and strategy)
+    and the scenario's estimates, marked as estimates."""
+    from .report import ReportError, build_report
+    from .sweep import SweepError
+
+    try:
+        build_report(results, out=out, level=level, sweep_file=sweep_file)
+    except (ReportError, SweepError) as e:
+        _fail(str(e))
+    click.echo(f"wrote {out}")
+
+
+COMMANDS = [sweep_cmd, compare_cmd, plot, report_cmd]

@@ -21,12 +21,14 @@ Decorators:
 - ``level_option``: ``--level``, the confidence level of every interval;
 - ``adaptive_options``: the stopping rule of an adaptive run (``mcexplore.adaptive.StopRule``;
   pass the collected keyword arguments to ``mcexplore.adaptive.rule_from_options``);
-- ``json_option``, ``progress_option``;
+- ``json_option``, ``format_option`` (``--format table|text|markdown``), ``progress_option``;
 - for the plots: ``results_argument``, ``out_file_option``, ``where_option``,
   ``plot_outcome_option``.
 """
 
 from __future__ import annotations
+
+import math
 
 import click
 
@@ -37,6 +39,45 @@ from .engines.base import BACKEND_CHOICES, BACKENDS
 DEFAULT_CONFIG = "thread-2018"
 DEFAULT_TRIALS = 1000
 LEVEL_RANGE = click.FloatRange(0.5, 0.9999)
+SEED_MAX = 2**64 - 1  # seeds are 64-bit Philox keys
+TRIAL_MAX = 2**63 - 2  # trial indices are int64 (a trial's range [t, t + 1) must fit)
+TRIALS_VALID = "an integer in [1, 2**63 - 2]"
+
+
+class Number(click.ParamType):
+    """An int or float option checked against a range; the message echoes the value as written,
+    "2 is not valid: must be in (0, 1)" (click prints "Invalid value for '--opt': ..."), exit 2."""
+
+    def __init__(self, kind=float, lo=None, hi=None, lo_open=False, hi_open=False, valid=None):
+        self.kind, self.lo, self.hi, self.lo_open, self.hi_open = kind, lo, hi, lo_open, hi_open
+        self.name = "integer" if kind is int else "float"
+        self.valid = valid or self._describe()
+
+    def _describe(self) -> str:
+        what = "an integer" if self.kind is int else "a finite number"
+        if self.lo is not None and self.hi is not None:
+            return (f"{what} in {'(' if self.lo_open else '['}{self.lo:g}, "
+                    f"{self.hi:g}{')' if self.hi_open else ']'}")
+        if self.lo is not None:
+            return f"{what} {'>' if self.lo_open else '>='} {self.lo:g}"
+        return what
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, self.kind) and not isinstance(value, bool):
+            v = value
+        else:
+            try:
+                v = int(str(value).strip()) if self.kind is int else float(str(value).strip())
+            except ValueError:
+                self.fail(f"{value} is not valid: must be {self.valid}", param, ctx)
+        bad = self.kind is float and not math.isfinite(v)
+        if self.lo is not None:
+            bad = bad or (v <= self.lo if self.lo_open else v < self.lo)
+        if self.hi is not None:
+            bad = bad or (v >= self.hi if self.hi_open else v > self.hi)
+        if bad:
+            self.fail(f"{value} is not valid: must be {self.valid}", param, ctx)
+        return v
 
 
 def _apply(f, opts):
@@ -82,11 +123,13 @@ def scenario_options(f):
 
 def trials_option(default=DEFAULT_TRIALS, help="Trials per strategy."):
     return click.option("--trials", "-n", default=default, show_default=default is not None,
-                        type=click.IntRange(min=1), help=help)
+                        type=Number(int, 1, TRIAL_MAX, valid=TRIALS_VALID), help=help)
 
 
 def seed_option(f):
-    return click.option("--seed", default=0, show_default=True, type=int, help="Random seed.")(f)
+    return click.option("--seed", default=0, show_default=True,
+                        type=Number(int, 0, SEED_MAX, valid="an integer in [0, 2**64)"),
+                        help="Random seed, in [0, 2**64).")(f)
 
 
 def run_options(f):
@@ -110,7 +153,7 @@ def backends_option(f):
 
 
 def level_option(f):
-    return click.option("--level", default=0.95, show_default=True, type=LEVEL_RANGE,
+    return click.option("--level", default=0.95, show_default=True, type=Number(float, 0.5, 0.9999),
                         help="Confidence level of every interval.")(f)
 
 
@@ -118,29 +161,58 @@ def json_option(f):
     return click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")(f)
 
 
+FORMATS = ("table", "text", "markdown")
+
+
+def format_option(f=None, *, table="today's aligned output"):
+    """``--format table|text|markdown`` (``fmt``): table (default) is ``table``; text is
+    fixed-width, at most 80 columns, intervals included (for mailing lists); markdown renders
+    tables (GitHub, docs). ``--json`` stays the machine-readable output."""
+    def deco(g):
+        return click.option("--format", "fmt", default="table", show_default=True, type=click.Choice(FORMATS),
+                            help=f"Output: table ({table}), text (80 columns, fixed-width, for mailing "
+                                 "lists) or markdown (GitHub, docs).")(g)
+    return deco(f) if f is not None else deco
+
+
 def progress_option(default=None):
+    """``--progress/--no-progress``: a live bar on stderr (trials done per strategy, rate, ETA).
+
+    The command receives a bool: ``default`` if given, else True exactly when stderr is a terminal
+    (so nothing is drawn when stderr is piped or captured, e.g. by click's CliRunner).
+    """
+    def resolve(ctx, param, value):
+        if value is not None:
+            return value
+        import sys
+
+        stream = sys.stderr
+        return bool(stream is not None and hasattr(stream, "isatty") and stream.isatty())
+
     if default is None:
-        return click.option("--progress/--no-progress", default=None,
-                            help="Progress bar (default: on a terminal).")
+        return click.option("--progress/--no-progress", default=None, callback=resolve,
+                            help="Live progress bar on stderr: trials done, rate, ETA "
+                                 "(default: when stderr is a terminal).")
     return click.option("--progress/--no-progress", default=default, show_default=True,
-                        help="Show a progress bar with ETA.")
+                        help="Live progress bar on stderr: trials done, rate, ETA.")
 
 
 def adaptive_options(f):
     """Options of an adaptive run; give the collected kwargs to ``adaptive.rule_from_options``."""
     return _apply(f, [
-        click.option("--target-rel-error", "target_rel_error", type=float, default=None, metavar="E",
+        click.option("--target-rel-error", "target_rel_error", type=Number(float, 0, lo_open=True), default=None, metavar="E",
                      help="Adaptive: stop when the anytime-valid confidence sequence's half-width "
                           "is at most E times the estimate (e.g. 0.1)."),
-        click.option("--until-upper-bound", "until_upper_bound", type=float, default=None, metavar="P",
+        click.option("--until-upper-bound", "until_upper_bound", type=Number(float, 0, 1, True, True), default=None, metavar="P",
                      help="Adaptive: stop when the confidence sequence's upper bound falls below P, or "
                           "its lower bound rises above P (a decision wrong with probability <= 1-level)."),
-        click.option("--max-trials", "max_trials", type=int, default=None, metavar="N",
-                     help=f"Adaptive: never run more than N trials per strategy (default {DEFAULT_MAX_TRIALS:,})."),
-        click.option("--batch-trials", "batch_trials", type=int, default=None, metavar="N",
-                     help="Adaptive: trials per batch between checks (default: doubling from 1024)."),
-        click.option("--stop-outcome", "stop_outcome", type=click.Choice(STOP_OUTCOMES), default="livelock",
-                     show_default=True, help="Adaptive: the outcome whose probability the stopping rule is about."),
+        click.option("--max-trials", "max_trials", type=Number(int, 1, TRIAL_MAX, valid=TRIALS_VALID), default=None,
+                     metavar="N", help=f"Adaptive: never run more than N trials per strategy (default {DEFAULT_MAX_TRIALS:,})."),
+        click.option("--batch-trials", "batch_trials", type=Number(int, 1, TRIAL_MAX, valid=TRIALS_VALID), default=None,
+                     metavar="N", help="Adaptive: trials per batch between checks (default: doubling from 1024)."),
+        click.option("--stop-outcome", "stop_outcome", type=click.Choice(STOP_OUTCOMES), default=None,
+                     help="Adaptive: the outcome whose probability the stopping rule is about "
+                          "(default: livelock)."),
     ])
 
 
@@ -152,7 +224,14 @@ def results_argument(f):
 
 def out_file_option(f):
     return click.option("--out", "-o", required=True, type=click.Path(dir_okay=False),
-                        help="Output file; .png or .svg.")(f)
+                        callback=out_path_callback, help="Output file; .png or .svg.")(f)
+
+
+def out_path_callback(ctx, param, value):
+    """click callback of an output file option: ``check_out_path`` at parse time (exit 2)."""
+    if value:
+        check_out_path("--out", value)
+    return value
 
 
 def where_option(f):
@@ -164,3 +243,49 @@ def where_option(f):
 def plot_outcome_option(f):
     return click.option("--outcome", default="livelock", show_default=True,
                         type=click.Choice(STOP_OUTCOMES), help="The outcome whose probability is drawn.")(f)
+
+
+# --- output paths ----------------------------------------------------------------------------
+
+def check_out_path(option: str, path, is_dir: bool = False) -> None:
+    """Fail (click.UsageError, exit 2) unless ``path`` can be written: a file (or, with ``is_dir``,
+    a folder) whose nearest existing folder accepts a new file. Missing folders are fine (the
+    writers create them). Checked before any run, so a bad path never costs a computed result."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    p = Path(path)
+
+    def fail(why):
+        raise click.UsageError(f"{option}: {str(path)!r} is not valid: {why}")
+
+    if is_dir and p.exists() and not p.is_dir():
+        fail("it is a file, not a folder")
+    if not is_dir and p.is_dir():
+        fail("it is a folder; give a file name")
+    d = p if is_dir else (p.parent if str(p.parent) else Path("."))
+    a = d
+    while not a.exists() and a != a.parent:
+        a = a.parent
+    if not a.is_dir():
+        fail(f"{str(a)!r} is a file, not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".mcexplore-probe-", dir=a)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        fail(f"cannot write in the folder {str(a)!r} ({e.strerror or e})")
+
+
+def write_out(option: str, path, text: str) -> str | None:
+    """Write ``text`` to ``path`` atomically; the one-line error message if that fails, else None
+    (the caller prints its result first, then fails with the message)."""
+    from .io import atomic_write_text
+
+    try:
+        atomic_write_text(path, text)
+    except OSError as e:
+        return (f"{option}: {str(path)!r} could not be written ({e.strerror or e}); "
+                "the result is printed above")
+    return None

@@ -201,7 +201,11 @@ def compare_records(records: dict, baseline: str | None = None, outcomes=OUTCOME
 
 def compare(scenario, labels, *, trials: int, seed: int = 0, backend: str = "auto", level: float = 0.95,
             method: str = "wilson", outcomes=OUTCOMES, progress=None) -> Comparison:
-    """Run ``labels`` of ``scenario`` on common random numbers and compare each with the first."""
+    """Run ``labels`` of ``scenario`` on common random numbers and compare each with the first.
+
+    ``progress=True`` draws one live bar per strategy on stderr (trials done, rate, ETA:
+    ``mcexplore.api.run``); anything else runs silently.
+    """
     from .api import run
 
     labels = list(labels)

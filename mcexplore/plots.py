@@ -10,14 +10,25 @@ is drawn: importing mcexplore.plots changes no global state (no backend, rcParam
 filter).
 
 - ``riskmap``: log10 of an outcome's probability over two axes, one panel per strategy (or other
-  facet) on one shared colour scale. A cell with zero events has no point estimate on a log scale:
-  it is drawn at its one-sided upper bound (``proportion_ci``) and hatched, so "< 3e-4" is never
-  mistaken for "= 3e-4". Cells with no trials stay blank.
-- ``curve``: an outcome's probability against one axis with interval bands, one line per strategy;
-  zero-count points are drawn as open downward triangles at their upper bound.
+  facet) on one shared, colour-blind-safe scale (viridis, reversed: darker is likelier). A cell
+  with zero events has no point estimate on a log scale: it is not coloured on that scale (which
+  would draw "nothing seen, < 0.03" darker than an observed 0.01) but in a neutral grey, hatched,
+  and labelled with its one-sided upper bound (``proportion_ci``), "<3e-4". The scale spans the
+  observed cells only. Cells with no trials stay blank. The figure widens with the number of
+  columns so that the cell labels never overlap.
+- ``curve``: an outcome's probability against one axis with interval bands, one line per strategy,
+  each with its own marker; zero-count points are open markers at their upper bound. Strategies
+  whose points coincide are dodged a little along x, and the legend names the series that are
+  zero everywhere ("all zero: a, b, ...").
 - ``cdf``: empirical CDFs of attempts, t_migrated or max_wait from the integer histograms, one
-  line per strategy. ``t_migrated`` is normalised by all trials, so its curve levels off at
-  P(migrated) (a strategy that rarely migrates stays low); the others by their own counts.
+  line per strategy (each its own colour, dash pattern and marker). ``t_migrated`` is normalised
+  by all trials, so its curve levels off at P(migrated) (a strategy that rarely migrates stays
+  low); the others by their own counts. Identical curves are drawn widest first, so every one
+  shows, and the legend says which coincide ("identical: a, b, ...").
+
+Every figure carries its provenance on one line at its foot (a text with gid ``provenance``):
+scenario, the ``where`` filters, trials per cell, seed, backend, version and confidence level, as
+far as the table records them (``provenance``).
 """
 
 from __future__ import annotations
@@ -28,6 +39,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from . import __version__
 from .results import HIST_METRICS, OUTCOMES, hist_edges
 from .stats import proportion_ci
 
@@ -35,6 +47,14 @@ if TYPE_CHECKING:
     import pandas as pd
 
 PANEL = "panel"  # label of the axes that hold data (colour bars are not panels)
+PROVENANCE = "provenance"  # gid of the figure text that gives the provenance
+ZERO = "zero-count"  # gid of the artists that mark zero-count cells / points
+ZERO_LABEL = "zero-label"  # gid of the "<bound" texts of zero-count cells
+CELL_LABEL = "cell-label"  # gid of the value texts of observed cells
+CMAP = "viridis_r"  # colour-blind safe and perceptually uniform; darker = likelier
+NEUTRAL = "0.86"  # face colour of zero-count cells: on no colour scale
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h", "p")
+DASHES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 2, 4, 2)), (0, (8, 2)), (0, (2, 1)))
 _EDGES = hist_edges()
 
 
@@ -125,6 +145,57 @@ def _intervals(g: pd.DataFrame, level: float) -> pd.DataFrame:
     return g
 
 
+def _uniq(t, col):
+    if col not in t.columns:
+        return None
+    vals = list(dict.fromkeys(str(v) for v in t[col].dropna()))
+    return ", ".join(vals) if vals else None
+
+
+def provenance(table=None, where: dict | None = None, level: float | None = None, **extra) -> str:
+    """One line saying where a figure's numbers come from: scenario, the ``where`` filters, trials
+    per cell, seed (the sweep's base seed), backend, version and level, from the table's columns
+    (a field the table lacks is left out, except the filters); ``extra`` fields are appended."""
+    parts = []
+    if table is not None:
+        sc = _uniq(table, "scenario")
+        if sc:
+            parts.append(f"scenario {sc}")
+    parts.append("where " + ", ".join(f"{k}={v}" for k, v in where.items()) if where else "where: all rows")
+    if table is not None and "trials" in table.columns and len(table):
+        tr = sorted({int(v) for v in table["trials"]})
+        parts.append(f"{tr[0]:,} trials per cell" if len(tr) == 1 else f"{tr[0]:,}-{tr[-1]:,} trials per cell")
+    if table is not None:
+        seed = _uniq(table, "base_seed")
+        if seed is not None:
+            parts.append(f"seed {seed}")
+        for col, name in (("backend", "backend"), ("version", "mcexplore")):
+            v = _uniq(table, col)
+            if v:
+                parts.append(f"{name} {v}")
+    for k, v in extra.items():
+        if v is not None:
+            parts.append(f"{k} {v}")
+    if level is not None:
+        parts.append(f"level {100 * level:g}%")
+    return " | ".join(parts)
+
+
+def _stamp(fig, text: str | None):
+    """Put the provenance line at the foot of ``fig`` (inside the constrained layout)."""
+    if text:
+        fig.supxlabel(text, fontsize=6.5, color="0.3", gid=PROVENANCE)
+    return fig
+
+
+def _short(p: float) -> str:
+    """A probability in at most 5 characters: 0.25, 0.03, 3e-4."""
+    if p >= 0.0095:
+        return f"{p:.2g}" if p < 1 else "1"
+    m, e = f"{p:.0e}".split("e")
+    return f"{m}e{int(e)}"
+
+
 def save(fig, out, dpi: int = 100):
     """Save ``fig`` to ``out`` (PNG or SVG by extension)."""
     if out is not None:
@@ -134,10 +205,12 @@ def save(fig, out, dpi: int = 100):
 
 def riskmap(table: pd.DataFrame, x: str, y: str, facet: str = "strategy", outcome: str = "livelock",
             where: dict | None = None, level: float = 0.95, out=None, dpi: int = 100,
-            annotate: bool | None = None, cmap: str = "rocket_r", title: str | None = None):
-    """Heatmaps of log10 P(outcome) over (x, y), one panel per ``facet`` value, shared scale."""
+            annotate: bool | None = None, cmap: str = CMAP, title: str | None = None,
+            provenance_text: str | None = None):
+    """Heatmaps of log10 P(outcome) over (x, y), one panel per ``facet`` value, shared scale;
+    zero-count cells neutral grey, hatched and labelled "<bound" (see the module docstring)."""
     plt = _pyplot()
-    import seaborn as sns
+    import matplotlib as mpl
     from matplotlib.patches import Rectangle
 
     t = _filter(table, where)
@@ -149,18 +222,23 @@ def riskmap(table: pd.DataFrame, x: str, y: str, facet: str = "strategy", outcom
     g["value"] = np.log10(np.where(g["zero"], g["hi"], g["p"]).astype(float))
     xs, ys = sorted(t[x].unique()), sorted(t[y].unique())
     facets = list(dict.fromkeys(t[facet]))  # first-seen order (the sweep's strategy order)
-    finite = g["value"][np.isfinite(g["value"])]
+    seen = g["value"][np.isfinite(g["value"]) & ~g["zero"]]
+    finite = seen if len(seen) else g["value"][np.isfinite(g["value"])]
     vmin, vmax = (float(finite.min()), float(finite.max())) if len(finite) else (-6.0, 0.0)
     if vmin == vmax:
         vmin, vmax = vmin - 0.5, vmax + 0.5
     if annotate is None:
-        annotate = len(xs) * len(ys) <= 64
+        annotate = len(xs) * len(ys) <= 144
     n = len(facets)
     ncol = min(n, 4)
     nrow = math.ceil(n / ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(3.6 * ncol + 1.2, 3.2 * nrow + 0.6), squeeze=False,
+    # a cell is at least 0.42 in wide and 0.26 in high: room for a 5-character label at 6.5 pt
+    pw, ph = max(3.6, 0.42 * len(xs) + 1.0), max(3.2, 0.26 * len(ys) + 1.2)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(pw * ncol + 1.2, ph * nrow + 1.0), squeeze=False,
                              layout="constrained")
-    colormap = sns.color_palette(cmap, as_cmap=True)
+    colormap = mpl.colormaps[cmap].with_extremes(bad=(0, 0, 0, 0))  # masked: drawn by the patches
+    norm = mpl.colors.Normalize(vmin, vmax)
+    fontsize = 6.5 if len(xs) > 6 else 7
     mesh = None
     for k, fv in enumerate(facets):
         ax = axes[k // ncol][k % ncol]
@@ -168,23 +246,32 @@ def riskmap(table: pd.DataFrame, x: str, y: str, facet: str = "strategy", outcom
         sub = g[g[facet] == fv]
         Z = np.full((len(ys), len(xs)), np.nan)
         zero = np.zeros_like(Z, dtype=bool)
+        bound = np.full_like(Z, np.nan)
         for r in sub.itertuples(index=False):
             i, j = ys.index(getattr(r, y)), xs.index(getattr(r, x))
             Z[i, j] = r.value
             zero[i, j] = r.zero
-        mesh = ax.pcolormesh(np.arange(len(xs) + 1), np.arange(len(ys) + 1), np.ma.masked_invalid(Z),
-                             cmap=colormap, vmin=vmin, vmax=vmax, edgecolors="white", linewidth=0.5)
+            bound[i, j] = r.hi
+        # zero-count cells keep their bound as data (the table's value) but are masked: not coloured
+        mesh = ax.pcolormesh(np.arange(len(xs) + 1), np.arange(len(ys) + 1),
+                             np.ma.array(Z, mask=~np.isfinite(Z) | zero),
+                             cmap=colormap, norm=norm, edgecolors="white", linewidth=0.5)
         for i, j in zip(*np.nonzero(zero)):
-            ax.add_patch(Rectangle((j, i), 1, 1, fill=False, hatch="///", edgecolor="0.35", linewidth=0,
-                                   gid="zero-count"))
+            ax.add_patch(Rectangle((j, i), 1, 1, facecolor=NEUTRAL, hatch="////", edgecolor="0.62",
+                                   linewidth=0, gid=ZERO))
+            ax.text(j + 0.5, i + 0.5, "<" + _short(bound[i, j]), ha="center", va="center",
+                    fontsize=fontsize, color="black", gid=ZERO_LABEL,
+                    bbox=dict(boxstyle="square,pad=0.1", facecolor=NEUTRAL, edgecolor="none"))
         if annotate:
             for i in range(len(ys)):
                 for j in range(len(xs)):
-                    if np.isfinite(Z[i, j]):
-                        txt = ("<" if zero[i, j] else "") + f"{10 ** Z[i, j]:.1g}"
-                        shade = (Z[i, j] - vmin) / (vmax - vmin)
-                        ax.text(j + 0.5, i + 0.5, txt, ha="center", va="center", fontsize=7,
-                                color="white" if shade > 0.6 else "black")
+                    if np.isfinite(Z[i, j]) and not zero[i, j]:
+                        rgb = colormap(norm(Z[i, j]))[:3]
+                        lum = 0.2126 * rgb[0] + 0.7152 * rgb[1] + 0.0722 * rgb[2]
+                        ax.text(j + 0.5, i + 0.5, _short(10 ** Z[i, j]), ha="center", va="center",
+                                fontsize=fontsize, color="white" if lum < 0.45 else "black", gid=CELL_LABEL)
+        ax.set_xlim(0, len(xs))
+        ax.set_ylim(0, len(ys))
         ax.set_xticks(np.arange(len(xs)) + 0.5, _ticklabels(t, x, xs), rotation=45, ha="right", fontsize=8)
         ax.set_yticks(np.arange(len(ys)) + 0.5, _ticklabels(t, y, ys), fontsize=8)
         ax.set_xlabel(x)
@@ -193,19 +280,32 @@ def riskmap(table: pd.DataFrame, x: str, y: str, facet: str = "strategy", outcom
     for k in range(n, nrow * ncol):
         axes[k // ncol][k % ncol].set_visible(False)
         axes[k // ncol][k % ncol].remove()
-    cb = fig.colorbar(mesh, ax=[a for row in axes for a in row if a.get_label() == PANEL], shrink=0.9)
-    cb.set_label(f"log10 P({outcome})")
+    panels = [a for row in axes for a in row if a.get_label() == PANEL]
+    cb = fig.colorbar(mesh, ax=panels, shrink=0.9)
+    cb.set_label(f"log10 P({outcome}), observed cells")
     fig.suptitle((title or f"P({outcome}) by {x} and {y}") +
-                 f"\nhatched: no event seen, drawn at its {100 * level:g}% one-sided upper bound", fontsize=10)
+                 f"\ngrey hatched: no event seen, labelled with its {100 * level:g}% one-sided upper bound "
+                 "(not on the colour scale)", fontsize=10)
+    _stamp(fig, provenance_text if provenance_text is not None else provenance(t, where, level))
     return save(fig, out, dpi)
+
+
+def _coincide(series: dict) -> list[list]:
+    """Groups (of two or more keys) of ``series`` whose values are equal: key -> hashable."""
+    groups: dict = {}
+    for k, v in series.items():
+        groups.setdefault(v, []).append(k)
+    return [ks for ks in groups.values() if len(ks) > 1]
 
 
 def curve(table: pd.DataFrame, x: str, outcome: str = "livelock", hue: str = "strategy",
           where: dict | None = None, level: float = 0.95, out=None, dpi: int = 100,
-          logx: bool | None = None, title: str | None = None):
-    """P(outcome) against ``x`` with interval bands, one line per ``hue`` value."""
+          logx: bool | None = None, title: str | None = None, provenance_text: str | None = None):
+    """P(outcome) against ``x`` with interval bands, one line (and marker) per ``hue`` value;
+    coinciding lines dodged along x, all-zero lines named in the legend."""
     plt = _pyplot()
     import seaborn as sns
+    from matplotlib.lines import Line2D
 
     t = _filter(table, where)
     for c in (x, hue):
@@ -215,21 +315,38 @@ def curve(table: pd.DataFrame, x: str, outcome: str = "livelock", hue: str = "st
     g = _intervals(_pool(t, [hue, x], outcome), level)
     hues = list(dict.fromkeys(t[hue]))
     colors = sns.color_palette("colorblind", len(hues))
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), layout="constrained")
+    fig, ax = plt.subplots(figsize=(6.4, 4.4), layout="constrained")
     ax.set_label(PANEL)
     xv = g[x].astype(float)
     if logx is None:
         logx = bool((xv > 0).all() and xv.max() / xv.min() > 20)
     floor = max(float(g["hi"][g["hi"] > 0].min()) / 10 if (g["hi"] > 0).any() else 1e-9, 1e-300)
-    for h, col in zip(hues, colors):
-        s = g[g[hue] == h].sort_values(x)
-        sx = s[x].astype(float).to_numpy()
-        ax.fill_between(sx, np.maximum(s["lo"], floor), s["hi"], color=col, alpha=0.15, linewidth=0)
+    per = {h: g[g[hue] == h].sort_values(x) for h in hues}
+    # series drawn on top of each other: dodge them a little along x (at most 3% of the span)
+    shape = {h: tuple(zip(s[x].astype(float), s["zero"], np.round(np.where(s["zero"], s["hi"], s["p"]), 12)))
+             for h, s in per.items()}
+    shift = dict.fromkeys(hues, 0.0)
+    span = (math.log10(xv.max() / xv.min()) if logx else float(xv.max() - xv.min())) or 1.0
+    for group in _coincide(shape):
+        step = min(0.03 * span / max(len(group) - 1, 1), 0.012 * span)
+        for k, h in enumerate(group):
+            shift[h] = (k - (len(group) - 1) / 2) * step
+
+    def dodge(h, sx):
+        return sx * 10 ** shift[h] if logx else sx + shift[h]
+
+    all_zero = [h for h in hues if per[h]["zero"].all()]
+    for k, (h, col) in enumerate(zip(hues, colors)):
+        s = per[h]
+        marker = MARKERS[k % len(MARKERS)]
+        sx = dodge(h, s[x].astype(float).to_numpy())
+        ax.fill_between(sx, np.maximum(s["lo"], floor), s["hi"], color=col, alpha=0.12, linewidth=0)
         pos = ~s["zero"].to_numpy()
-        ax.plot(sx[pos], s["p"].to_numpy()[pos], "o-", color=col, label=str(h), markersize=4)
+        ax.plot(sx[pos], s["p"].to_numpy()[pos], "-", marker=marker, color=col, markersize=5)
         if (~pos).any():
-            ax.plot(sx[~pos], s["hi"].to_numpy()[~pos], "v", color=col, markerfacecolor="none",
-                    markersize=7, gid="zero-count")
+            ax.plot(sx[~pos], s["hi"].to_numpy()[~pos], linestyle="none", marker=marker, color=col,
+                    markerfacecolor="none", markersize=7, markeredgewidth=1.3, gid=ZERO)
+        ax.plot([], [], "-", marker=marker, color=col, label=str(h) + (" (all zero)" if h in all_zero else ""))
     ax.set_yscale("log")
     if logx:
         ax.set_xscale("log")
@@ -239,11 +356,17 @@ def curve(table: pd.DataFrame, x: str, outcome: str = "livelock", hue: str = "st
         ax.minorticks_off() if not logx else ax.xaxis.set_minor_formatter(plt.NullFormatter())
     ax.set_xlabel(x)
     ax.set_ylabel(f"P({outcome})")
+    handles, labels = ax.get_legend_handles_labels()
     if g["zero"].any():
-        ax.plot([], [], "v", color="0.3", markerfacecolor="none", label=f"0 events: {100 * level:g}% upper bound")
-    ax.legend(fontsize=8)
+        handles.append(Line2D([], [], linestyle="none", marker="o", color="0.3", markerfacecolor="none"))
+        labels.append(f"open marker: 0 events, at its {100 * level:g}% upper bound")
+    if len(all_zero) > 1:
+        handles.append(Line2D([], [], linestyle="none"))
+        labels.append("all zero: " + ", ".join(map(str, all_zero)) + " (dodged)")
+    ax.legend(handles, labels, fontsize=7)
     ax.grid(True, which="both", alpha=0.3)
     ax.set_title(title or f"P({outcome}) vs {x}, {100 * level:g}% intervals")
+    _stamp(fig, provenance_text if provenance_text is not None else provenance(t, where, level))
     return save(fig, out, dpi)
 
 
@@ -270,28 +393,43 @@ def _hists_from(source, metric: str, where=None) -> dict:
 
 
 def cdf(source, metric: str = "t_migrated", where: dict | None = None, out=None, dpi: int = 100,
-        title: str | None = None):
+        title: str | None = None, provenance_text: str | None = None):
     """Empirical CDFs of ``metric`` per strategy from histograms (see the module docstring)."""
     if metric not in HIST_METRICS:
         raise PlotError(f"metric must be one of {', '.join(HIST_METRICS)}, got {metric!r}")
     hs = _hists_from(source, metric, where)
     plt = _pyplot()
+    import pandas as pd
     import seaborn as sns
+    from matplotlib.lines import Line2D
     from matplotlib.ticker import FuncFormatter
     colors = sns.color_palette("colorblind", max(len(hs), 1))
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), layout="constrained")
+    fig, ax = plt.subplots(figsize=(6.4, 4.4), layout="constrained")
     ax.set_label(PANEL)
     upper = _EDGES[1:]  # a bucket's values are < its upper edge
-    for (label, (h, trials)), col in zip(hs.items(), colors):
+    curves = {}
+    for label, (h, trials) in hs.items():
         tot = trials if metric == "t_migrated" else int(h.sum())
         if tot == 0 or h.sum() == 0:
-            ax.plot([], [], color=col, label=f"{label} (no values)")
+            curves[label] = None
             continue
         nz = np.nonzero(h)[0]
         lo_b, hi_b = nz[0], nz[-1]
         xs = np.concatenate([[_EDGES[lo_b]], upper[lo_b:hi_b + 1]])
         ys = np.concatenate([[0.0], np.cumsum(h[lo_b:hi_b + 1]) / tot])
-        ax.step(np.maximum(xs, 0.5), ys, where="post", color=col, label=str(label))
+        curves[label] = (np.maximum(xs, 0.5), ys)
+    same = _coincide({k: (tuple(v[0]), tuple(np.round(v[1], 12))) for k, v in curves.items() if v is not None})
+    width = dict.fromkeys(curves, 1.6)
+    for group in same:  # identical curves: the first widest, each next one thinner on top of it
+        for k, label in enumerate(group):
+            width[label] = 1.2 + 1.1 * (len(group) - 1 - k)
+    for k, ((label, c), col) in enumerate(zip(curves.items(), colors)):
+        style = dict(color=col, linestyle=DASHES[k % len(DASHES)], marker=MARKERS[k % len(MARKERS)],
+                     markersize=4, linewidth=width[label])
+        if c is None:
+            ax.plot([], [], label=f"{label} (no values)", **style)
+            continue
+        ax.step(*c, where="post", label=str(label), markevery=max(len(c[0]) // 6, 1) or 1, zorder=2 + k, **style)
     ax.set_xscale("log")
     if metric != "attempts":
         from .units import format_ns
@@ -302,6 +440,20 @@ def cdf(source, metric: str = "t_migrated", where: dict | None = None, out=None,
     ax.set_ylabel("fraction of all trials" if metric == "t_migrated" else "fraction of trials")
     ax.set_ylim(0, 1.02)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    handles, labels = ax.get_legend_handles_labels()
+    for group in same:
+        handles.append(Line2D([], [], linestyle="none"))
+        labels.append("identical: " + ", ".join(map(str, group)))
+    ax.legend(handles, labels, fontsize=7)
     ax.set_title(title or f"CDF of {metric}")
+    if provenance_text is None:
+        if isinstance(source, pd.DataFrame):
+            provenance_text = provenance(_filter(source, where), where)
+        elif hasattr(source, "backend"):  # a RunResult
+            provenance_text = provenance(None, where, scenario=getattr(source, "scenario_name", None),
+                                         trials=getattr(source, "trials", None), seed=getattr(source, "seed", None),
+                                         backend=source.backend, mcexplore=__version__)
+        else:
+            provenance_text = provenance(None, where, mcexplore=__version__)
+    _stamp(fig, provenance_text)
     return save(fig, out, dpi)

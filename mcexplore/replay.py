@@ -106,6 +106,10 @@ class Observations:
         return sorted(ev, key=lambda e: e[0])
 
 
+# The per-trial fields that are times (ns), printed with units on the outcome line.
+TIME_FIELDS = ("t_migrated", "max_wait", "total_wait", "spin", "end_time")
+
+
 @dataclass
 class Replay:
     label: str
@@ -125,7 +129,12 @@ class Replay:
             lines.append(f"{fmt_time(t):>14}  {actor:<9} {text}")
         if limit is not None and len(self.events) > limit:
             lines.append(f"... {len(self.events) - limit} more events (use --limit to see more)")
-        outcome = ", ".join(f"{k}={v}" for k, v in self.record.items())
+        def val(k, v):  # the time fields (MODEL.md 1.5) in ns, with units; t_migrated -1: none
+            if k in TIME_FIELDS:
+                return "-" if v < 0 else fmt_time(v)
+            return str(v)
+
+        outcome = ", ".join(f"{k}={val(k, v)}" for k, v in self.record.items())
         lines.append(f"outcome: {outcome}")
         return "\n".join(lines)
 

@@ -574,7 +574,7 @@ def plan(spec: SweepSpec):
     return out
 
 
-def run_sweep(spec, out_dir, backend: str = "auto", resume: bool = True, progress: bool = True,
+def run_sweep(spec, out_dir, backend: str = "auto", resume: bool = True, progress: bool = False,
               fmt: str = "parquet", batch: int | None = None, on_row=None) -> pd.DataFrame:
     """Run every cell x strategy of ``spec`` (a SweepSpec, a dict or a sweep file path) and write
     ``out_dir/results.<fmt>``; returns the table. ``on_row(row)`` is called after each row is saved

@@ -168,3 +168,139 @@ def test_plot_cli(tmp_path):
     assert r.exit_code == 2 and "nope" in r.output
     for sub in ("riskmap", "curve", "cdf"):
         assert "Example" in CliRunner().invoke(plot, [sub, "--help"]).output
+
+
+# --------------------------------------------------------------------------- issue #12: misleading plots
+
+def _grid(strats, xs, ys, count, trials=1000, extra=None):
+    """A synthetic table: count(strategy, x, y) events out of ``trials`` per cell."""
+    rows = []
+    for s in strats:
+        for m in xs:
+            for r in ys:
+                k = count(s, m, r)
+                row = {"mapcount": m, "mapcount_label": str(m), "access_rate": r,
+                       "access_rate_label": RATE_LABELS.get(r, f"{r / 1e6:g}/us"), "strategy": s,
+                       "trials": trials, **{o: 0 for o in OUTCOMES}, "livelock": k, "migrated": trials - k,
+                       **{f"sum_{x}": 0 for x in SUMS}, "max_wait_max": 0,
+                       "hist_t_migrated": hist_to_json(np.bincount(hist_bucket(np.full(trials - k, 5000)), minlength=HIST_BINS)),
+                       "hist_attempts": hist_to_json(np.bincount(hist_bucket(np.ones(trials, dtype=np.int64)), minlength=HIST_BINS)),
+                       "hist_max_wait": hist_to_json(np.zeros(HIST_BINS, dtype=np.int64))}
+                row.update(extra or {})
+                rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def test_riskmap_zero_cells_are_neutral_hatched_and_labelled_with_their_bound(tmp_path):
+    from matplotlib.colors import to_rgba
+
+    from mcexplore.plots import NEUTRAL, ZERO, ZERO_LABEL
+
+    # one cell: nothing seen in 100 trials (< 0.03); the others observed, one of them at 0.01
+    t = _grid(["ref"], [1, 4], [1e6, 1e7], lambda s, m, r: 0 if (m, r) == (1, 1e6) else (1 if m == 1 else 50),
+              trials=100)
+    fig = riskmap(t, "mapcount", "access_rate", out=tmp_path / "z.png")
+    (ax,) = _panels(fig)
+    mesh = ax.collections[0]
+    assert mesh.get_cmap().name.startswith(("viridis", "cividis"))  # colour-blind safe
+    (patch,) = [p for p in ax.patches if p.get_gid() == ZERO]
+    assert patch.get_hatch() and patch.get_xy() == (0, 0)
+    bound = 1 - 0.05 ** (1 / 100)
+    drawn = patch.get_facecolor()
+    assert np.allclose(drawn, to_rgba(NEUTRAL))
+    # not the colour the scale gives its bound, nor any colour of the scale near it
+    scale = mesh.cmap(mesh.norm(np.log10(bound)))
+    assert not np.allclose(drawn, scale, atol=0.05)
+    # the mesh does not colour the zero cell (masked), and the observed 0.01 is on the scale
+    arr = mesh.get_array()
+    assert np.ma.getmaskarray(arr)[0, 0] and not np.ma.getmaskarray(arr)[0, 1]
+    assert mesh.norm.vmin == pytest.approx(np.log10(0.01))  # the scale spans observed cells only
+    labels = [x for x in ax.texts if x.get_gid() == ZERO_LABEL]
+    assert [x.get_text() for x in labels] == ["<0.03"] and labels[0].get_position() == (0.5, 0.5)
+    plt.close(fig)
+
+
+@pytest.mark.parametrize("ncols", [9, 16])
+def test_riskmap_cell_labels_do_not_overlap(tmp_path, ncols):
+    from mcexplore.plots import CELL_LABEL, ZERO_LABEL
+
+    xs = [2 ** i for i in range(ncols)]
+    t = _grid(STRATS, xs, RATES, lambda s, m, r: 0 if s == "ptl_pin" or m == 1 else min(999, m * 3 + 1))
+    fig = riskmap(t, "mapcount", "access_rate", out=tmp_path / "n.png")
+    fig.canvas.draw()
+    rend = fig.canvas.get_renderer()
+    for ax in _panels(fig):
+        texts = [x for x in ax.texts if x.get_gid() in (CELL_LABEL, ZERO_LABEL)]
+        assert len(texts) == ncols * len(RATES)
+        boxes = [x.get_window_extent(rend) for x in texts]
+        for x, b in zip(texts, boxes):
+            cx, cy = x.get_position()
+            cell = ax.transData.transform([[cx - 0.5, cy - 0.5], [cx + 0.5, cy + 0.5]])
+            assert cell[0][0] <= b.x0 and b.x1 <= cell[1][0], x.get_text()  # inside its cell
+            assert cell[0][1] <= b.y0 and b.y1 <= cell[1][1], x.get_text()
+        for i in range(len(boxes)):
+            for j in range(i + 1, len(boxes)):
+                assert not boxes[i].overlaps(boxes[j]), (texts[i].get_text(), texts[j].get_text())
+    plt.close(fig)
+
+
+def test_curve_six_all_zero_series_stay_distinguishable(tmp_path):
+    from mcexplore.plots import ZERO
+
+    six = ["ref", "drop", "ptl_pin", "pte_wait", "pte_wait_norecheck", "noref"]
+    t = _grid(six, MAPCOUNTS, [1e6], lambda s, m, r: 0)
+    fig = curve(t, "mapcount", out=tmp_path / "z.png")
+    (ax,) = _panels(fig)
+    zero = [ln for ln in ax.lines if ln.get_gid() == ZERO]
+    assert len(zero) == 6
+    assert len({ln.get_marker() for ln in zero}) == 6  # a marker each
+    xs = np.array([ln.get_xdata() for ln in zero], dtype=float)
+    assert all(len(set(col)) == 6 for col in xs.T)  # dodged: no two at the same x
+    assert np.all(np.abs(np.log10(xs / np.array(MAPCOUNTS, dtype=float))) < 0.1)  # but only a little
+    texts = [x.get_text() for x in ax.get_legend().get_texts()]
+    note = [x for x in texts if x.startswith("all zero: ")]
+    assert len(note) == 1 and all(s in note[0] for s in six)
+    plt.close(fig)
+    # series that do not coincide are not moved
+    fig = curve(_table()[lambda d: d.access_rate == 1e6], "mapcount")
+    (ax,) = _panels(fig)
+    for ln in ax.lines:
+        if len(ln.get_xdata()) and ln.get_gid() != ZERO:
+            assert set(np.asarray(ln.get_xdata(), dtype=float)) <= {float(m) for m in MAPCOUNTS}
+    plt.close(fig)
+
+
+def test_cdf_identical_lines_stay_distinguishable(tmp_path):
+    five = ["ref", "drop", "ptl_pin", "pte_wait", "noref"]
+    t = _grid(five, [1], [1e6], lambda s, m, r: 0)
+    fig = cdf(t, "t_migrated", out=tmp_path / "c.png")
+    (ax,) = _panels(fig)
+    lines = [ln for ln in ax.lines if len(ln.get_xdata())]
+    assert len(lines) == 5
+    styles = {(str(ln.get_linestyle()), ln.get_marker(), ln.get_linewidth()) for ln in lines}
+    assert len(styles) == 5 and len({ln.get_linewidth() for ln in lines}) == 5  # the first widest, under the rest
+    assert len({ln.get_marker() for ln in lines}) == 5
+    note = [x.get_text() for x in ax.get_legend().get_texts() if x.get_text().startswith("identical: ")]
+    assert len(note) == 1 and all(s in note[0] for s in five)
+    plt.close(fig)
+
+
+def test_every_figure_carries_its_provenance(tmp_path):
+    from matplotlib.text import Text
+
+    from mcexplore.plots import PROVENANCE
+
+    meta = {"scenario": "thread-2018", "base_seed": 2018, "seed": 1, "backend": "numpy", "version": "0.1.0"}
+    t = _grid(STRATS, MAPCOUNTS, RATES, lambda s, m, r: m, extra=meta)
+    figs = [riskmap(t, "mapcount", "access_rate", level=0.99),
+            curve(t, "mapcount", where={"access_rate": "1/us"}),
+            cdf(t, "attempts", where={"access_rate": "1/us", "mapcount": "4"})]
+    wheres = ["where: all rows", "where access_rate=1/us", "where access_rate=1/us, mapcount=4"]
+    for fig, where in zip(figs, wheres):
+        (prov,) = [x for x in fig.findobj(Text) if x.get_gid() == PROVENANCE and x.get_text()]
+        text = prov.get_text()
+        for word in ("scenario thread-2018", where, "1,000 trials per cell", "seed 2018", "backend numpy",
+                     "mcexplore 0.1.0"):
+            assert word in text, (word, text)
+        plt.close(fig)
+    assert "level 99%" in [x for x in figs[0].findobj(Text) if x.get_gid() == PROVENANCE][0].get_text()

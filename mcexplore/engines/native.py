@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import logging
 import os
 import shlex
 import shutil
 import subprocess
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +32,7 @@ from ..constants import ABI_VERSION, NFIELDS, Simd
 from ..params import Compiled
 from ..results import Records
 from . import kernel_source
-from .base import Engine
+from .base import BackendUnavailable, Engine
 from .pack import pack
 
 # -fvisibility-inlines-hidden: the engine's member functions are inline; without it every call
@@ -227,6 +229,11 @@ def check_no_progress(mat: np.ndarray, t0: int) -> None:
 _lock = threading.Lock()
 _loaded: dict[str, NativeLibrary] = {}
 
+# build() logs COMPILE_NOTICE (INFO, extra mcx_compile="start") before a compile and an INFO record
+# with mcx_compile="done", mcx_seconds after it; nothing when the library is in the cache.
+log = logging.getLogger("mcexplore.engines.native")
+COMPILE_NOTICE = "compiling the native engine (first use, cached afterwards)"
+
 
 def build(overrides: dict | None = None, cxx: str | None = None) -> NativeLibrary:
     """Compile (or find in the cache) and load the native library of the current sources."""
@@ -241,7 +248,13 @@ def build(overrides: dict | None = None, cxx: str | None = None) -> NativeLibrar
             return _loaded[src.key]
         path = cache_dir() / f"mcexplore-native-{src.key[:32]}.so"
         if not path.is_file():
+            # A notice through logging (the CLI prints it; a library user sees it only if asked).
+            log.info(COMPILE_NOTICE, extra={"mcx_compile": "start", "mcx_path": str(path)})
+            t = time.perf_counter()
             compile_source(src.code, path, cxx=cxx, options=options)
+            dt = time.perf_counter() - t
+            log.info("compiled the native engine in %.1f s", dt,
+                     extra={"mcx_compile": "done", "mcx_seconds": dt, "mcx_path": str(path)})
         lib = NativeLibrary(path)
         _loaded[src.key] = lib
         return lib
@@ -254,12 +267,13 @@ class NativeEngine(Engine):
                  overrides: dict | None = None):
         """overrides: kernel source name -> text replacing it in the build (tests: a library built
         from modified sources, e.g. a planted bug or a toy strategy; kernel_source.source_files)."""
-        env = os.environ.get("MCEXPLORE_THREADS")
-        self.nthreads = nthreads if nthreads is not None else (int(env) if env else _cpu_count())
-        simd = simd if simd is not None else os.environ.get("MCEXPLORE_SIMD", "auto")
+        self.nthreads = nthreads if nthreads is not None else _env_threads()
+        if isinstance(self.nthreads, bool) or not isinstance(self.nthreads, int) or self.nthreads < 1:
+            raise EngineConfigError(f"nthreads: {self.nthreads!r} is not valid: must be an integer >= 1")
+        what = "MCEXPLORE_SIMD / simd" if simd is not None else "MCEXPLORE_SIMD"
+        simd = simd if simd is not None else (os.environ.get("MCEXPLORE_SIMD", "").strip() or "auto")
         if simd != "auto" and simd not in SIMD:
-            raise ValueError(f"MCEXPLORE_SIMD / simd={simd!r} is not valid: choose one of auto, "
-                             f"{', '.join(SIMD)}")
+            raise EngineConfigError(f"{what}: {simd!r} is not valid: choose one of auto, {', '.join(SIMD)}")
         self.simd = simd
         self.overrides = dict(overrides) if overrides else None
         self._lib: NativeLibrary | None = None
@@ -280,6 +294,10 @@ class NativeEngine(Engine):
             self._lib = build(overrides=self.overrides)
         return self._lib
 
+    def prepare(self) -> None:
+        """Build (or load from the cache) the library now (mcexplore.api calls it before timing)."""
+        self.lib
+
     def run_records(self, compiled: Compiled, seed: int, t0: int, t1: int) -> Records:
         P = pack(compiled)
         mat = self.lib.simulate(P, seed, t0, t1, self.nthreads, self.simd)
@@ -290,6 +308,26 @@ class NativeEngine(Engine):
         if compiled.block is None:
             return max(1024, min(1 << 16, (1 << 22) // max(1, int(compiled.page.mapcount))))
         return 1 << 10
+
+
+class EngineConfigError(BackendUnavailable, ValueError):
+    """A bad engine setting ($MCEXPLORE_THREADS, $MCEXPLORE_SIMD): the CLI prints it as one line
+    and exits 2, as for any unusable backend."""
+
+
+def _env_threads() -> int:
+    """$MCEXPLORE_THREADS (an integer >= 1), else every core this process may use."""
+    env = os.environ.get("MCEXPLORE_THREADS", "").strip()
+    if not env:
+        return _cpu_count()
+    try:
+        n = int(env)
+    except ValueError:
+        n = None
+    if n is None or n < 1:
+        raise EngineConfigError(f"MCEXPLORE_THREADS: {env!r} is not valid: must be an integer >= 1 "
+                                f"(unset: every core, {_cpu_count()} here)")
+    return n
 
 
 def _cpu_count() -> int:

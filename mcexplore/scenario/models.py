@@ -20,6 +20,7 @@ from pydantic import Field, PrivateAttr, ValidationError, field_validator, model
 
 from .. import strategies as registry
 from .. import transient
+from ..constants import TASK_WORDS
 from ..params import DIST_NAMES, Compiled, PageClass
 from ..units import format_ns, format_rate
 from .distributions import Distribution
@@ -38,6 +39,27 @@ _LABEL_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 # these keeps its parent's World (Scenario._same_world).
 _NOT_WORLD = ("name", "description", "strategies")
 
+# The memory guard (a configuration error, not a std::bad_alloc abort or a swapping machine). One
+# trial of a page needs, per active task, the larger of the numpy engine's PageSim task state (15
+# int64 and 7 one-byte columns: 127 B; mcexplore.engines.numpy_page) and the kernels' per-trial
+# scratch (constants.TASK_WORDS int64 words: 104 B; mcexplore.engines.pack.scratch_words), and per
+# PTE (mapcount) the numpy engine's per-PTE draws of an unmap or a remap (PageSim._per_pte: row and
+# key columns, Philox words, the cumulative sum; about 120 B measured, 128 B counted). The numpy
+# engine's smallest batch is 64 trials (NumpyEngine.default_batch). A page (or block class) whose
+# smallest batch would need more than MAX_BATCH_BYTES is refused, the same on every machine.
+TASK_BYTES = max(15 * 8 + 7, TASK_WORDS * 8)
+PTE_BYTES = 128
+MIN_BATCH_TRIALS = 64
+MAX_BATCH_BYTES = 8 << 30
+
+
+def _bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n:.3g} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return f"{n:.3g} PiB"  # pragma: no cover
+
 
 class _PageLike(_Model):
     """What Page and BlockClass share: active <= mapcount, and the compiled PageClass."""
@@ -46,6 +68,23 @@ class _PageLike(_Model):
     def _check_active(self):
         if self.active != "all" and self.active > self.mapcount:
             raise FieldError("active", self.active, "must be <= {0} (%d)" % self.mapcount, refs=("mapcount",))
+        return self
+
+    @model_validator(mode="after")
+    def _check_memory(self):
+        count = getattr(self, "count", None)
+        hot = count if (count is not None and self.access_rate > 0) else 1  # block: every hot page's tasks
+        tasks, ptes = hot * self.n_active, self.mapcount
+        per_trial = tasks * TASK_BYTES + ptes * PTE_BYTES
+        if per_trial * MIN_BATCH_TRIALS > MAX_BATCH_BYTES:
+            field = "mapcount" if (self.active == "all" or ptes * PTE_BYTES >= tasks * TASK_BYTES) else "active"
+            per_page = f" ({count} hot pages x {self.n_active})" if hot > 1 else ""
+            raise FieldError(field, getattr(self, field),
+                             f"{ptes} PTEs ({PTE_BYTES} B each) and {tasks} active tasks{per_page} "
+                             f"({TASK_BYTES} B each) need about {_bytes(per_trial)} per trial, "
+                             f"{_bytes(per_trial * MIN_BATCH_TRIALS)} per batch of {MIN_BATCH_TRIALS} "
+                             f"trials; at most {_bytes(MAX_BATCH_BYTES)} per batch is allowed (about "
+                             f"{MAX_BATCH_BYTES // (MIN_BATCH_TRIALS * PTE_BYTES)} PTEs with few active tasks)")
         return self
 
     @property
