@@ -281,11 +281,16 @@ def riskmap(table: pd.DataFrame, x: str, y: str, facet: str = "strategy", outcom
         axes[k // ncol][k % ncol].set_visible(False)
         axes[k // ncol][k % ncol].remove()
     panels = [a for row in axes for a in row if a.get_label() == PANEL]
-    cb = fig.colorbar(mesh, ax=panels, shrink=0.9)
-    cb.set_label(f"log10 P({outcome}), observed cells")
+    if len(seen):
+        cb = fig.colorbar(mesh, ax=panels, shrink=0.9)
+        cb.set_label(f"log10 P({outcome}), observed cells")
+        scale = "(not on the colour scale)"
+    else:
+        # No cell saw an event: a colour bar would show a range no cell uses.
+        scale = "(no event seen in any cell: no colour scale)"
     fig.suptitle((title or f"P({outcome}) by {x} and {y}") +
                  f"\ngrey hatched: no event seen, labelled with its {100 * level:g}% one-sided upper bound "
-                 "(not on the colour scale)", fontsize=10)
+                 + scale, fontsize=10)
     _stamp(fig, provenance_text if provenance_text is not None else provenance(t, where, level))
     return save(fig, out, dpi)
 

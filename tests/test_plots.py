@@ -304,3 +304,17 @@ def test_every_figure_carries_its_provenance(tmp_path):
             assert word in text, (word, text)
         plt.close(fig)
     assert "level 99%" in [x for x in figs[0].findobj(Text) if x.get_gid() == PROVENANCE][0].get_text()
+
+
+def test_riskmap_without_any_event_draws_no_colour_scale(tmp_path):
+    t = _table().assign(livelock=0)
+    fig = riskmap(t, x="mapcount", y="access_rate", outcome="livelock", out=tmp_path / "r.png")
+    try:
+        assert [a for a in fig.axes if a.get_label() != PANEL] == []  # no colour bar axes
+        assert "no colour scale" in fig._suptitle.get_text()
+        # with an event somewhere, the scale is there
+        fig2 = riskmap(_table(), x="mapcount", y="access_rate", outcome="livelock", out=tmp_path / "s.png")
+        assert [a for a in fig2.axes if a.get_label() != PANEL]
+        plt.close(fig2)
+    finally:
+        plt.close(fig)
