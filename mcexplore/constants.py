@@ -291,7 +291,18 @@ class Simd(IntEnum):
 # ---------------------------------------------------------------------------------------------
 # The generated header.
 
-HEADER_PATH = Path(__file__).resolve().parent.parent / "kernels" / "constants.h"
+def _header_path() -> Path:
+    """kernels/constants.h of the checkout (editable install, PYTHONPATH=.), else the installed
+    package's copy (mcexplore.kernels), so ``--check`` checks what the engines will compile."""
+    checkout = Path(__file__).resolve().parent.parent / "kernels"
+    if (checkout / "mcexplore.cu").is_file():
+        return checkout / "constants.h"
+    import importlib.resources
+
+    return Path(str(importlib.resources.files("mcexplore.kernels").joinpath("constants.h")))
+
+
+HEADER_PATH = _header_path()
 
 # (IntEnum, C prefix, what it is) in header order.
 _TABLES = (
