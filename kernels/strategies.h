@@ -31,8 +31,12 @@
 #pragma once
 #include "page.h"
 
-// The hooks a strategy without anything to do there gets (each specialisation states its traits).
+// The traits of strategy S from the registry (constants.h), and the hooks a strategy without
+// anything to do there gets.
+template <int S>
 struct mcx_strategy_defaults {
+    static constexpr bool global_order = MCX_GLOBAL_ORDER(S);
+    static constexpr bool takes_page_lock = MCX_TAKES_PAGE_LOCK(S);
     // Never reached unless the strategy schedules MCX_EV_PTL.
     template <class Sim>
     static MCX_M void at_ptl_release(Sim& s, int c, mcx_i64 p) {
@@ -54,10 +58,7 @@ struct mcx_strategy_defaults {
 // get_page_unless_zero at the fault, sleep on the page lock holding the reference, put_page when
 // woken with the page unlocked.
 template <>
-struct mcx_strategy<MCX_S_REF> : mcx_strategy_defaults {
-    static constexpr bool global_order = MCX_GLOBAL_ORDER(MCX_S_REF);
-    static constexpr bool takes_page_lock = MCX_TAKES_PAGE_LOCK(MCX_S_REF);
-    
+struct mcx_strategy<MCX_S_REF> : mcx_strategy_defaults<MCX_S_REF> {
     // get_page_unless_zero: false (and back at p, no wait) while the count is frozen.
     template <class Sim>
     static MCX_M bool get_ref(Sim& s, int c, mcx_i64 p, bool frozen) {
@@ -102,10 +103,7 @@ struct mcx_strategy<MCX_S_REF> : mcx_strategy_defaults {
 // Take a reference, enqueue, test the lock bit and put_page at b = p + drop_hold (MCX_EV_DROPB);
 // sleep without the reference.
 template <>
-struct mcx_strategy<MCX_S_DROP> : mcx_strategy_defaults {
-    static constexpr bool global_order = MCX_GLOBAL_ORDER(MCX_S_DROP);
-    static constexpr bool takes_page_lock = MCX_TAKES_PAGE_LOCK(MCX_S_DROP);
-    
+struct mcx_strategy<MCX_S_DROP> : mcx_strategy_defaults<MCX_S_DROP> {
     template <class Sim>
     static MCX_M void at_fault(Sim& s, int c, mcx_i64 x, mcx_i64 p, bool inc, bool inp, bool frozen,
                                mcx_i64 kf, mcx_i64 sub) {
@@ -131,10 +129,7 @@ struct mcx_strategy<MCX_S_DROP> : mcx_strategy_defaults {
 // -- ptl_pin: migration_entry_wait_on_locked(), v5.17 and later --------------------------------
 // Enqueue under the PTL (the entry pins the page), no reference; sleep until the unlock.
 template <>
-struct mcx_strategy<MCX_S_PTL_PIN> : mcx_strategy_defaults {
-    static constexpr bool global_order = MCX_GLOBAL_ORDER(MCX_S_PTL_PIN);
-    static constexpr bool takes_page_lock = MCX_TAKES_PAGE_LOCK(MCX_S_PTL_PIN);
-    
+struct mcx_strategy<MCX_S_PTL_PIN> : mcx_strategy_defaults<MCX_S_PTL_PIN> {
     template <class Sim>
     static MCX_M void at_fault(Sim& s, int c, mcx_i64 x, mcx_i64 p, bool inc, bool inp, bool frozen,
                                mcx_i64 kf, mcx_i64 sub) {
@@ -161,10 +156,7 @@ struct mcx_strategy<MCX_S_PTL_PIN> : mcx_strategy_defaults {
 // acquire(). Its state in the page simulation: holder, the FIFO of sleepers (MCX_TW_QUEUE,
 // n_sleep_lock), the migrator's sleep (mig_sleeping, mig_t, mig_w).
 template <>
-struct mcx_strategy<MCX_S_LOCK_NOREF> : mcx_strategy_defaults {
-    static constexpr bool global_order = MCX_GLOBAL_ORDER(MCX_S_LOCK_NOREF);
-    static constexpr bool takes_page_lock = MCX_TAKES_PAGE_LOCK(MCX_S_LOCK_NOREF);
-    
+struct mcx_strategy<MCX_S_LOCK_NOREF> : mcx_strategy_defaults<MCX_S_LOCK_NOREF> {
     template <class Sim>
     static MCX_M void touch_uaf(Sim& s, mcx_i64 t) {
         if (s.final_ && t >= s.free_t) s.uaf = true;
@@ -242,7 +234,6 @@ template <>
 struct mcx_strategy<MCX_S_FLAG_SPIN> : mcx_strategy<MCX_S_REF> {
     static constexpr bool global_order = MCX_GLOBAL_ORDER(MCX_S_FLAG_SPIN);
     static constexpr bool takes_page_lock = MCX_TAKES_PAGE_LOCK(MCX_S_FLAG_SPIN);
-    
     template <class Sim>
     static MCX_M void at_fault(Sim& s, int c, mcx_i64 x, mcx_i64 p, bool inc, bool inp, bool frozen,
                                mcx_i64 kf, mcx_i64 sub) {
@@ -274,10 +265,7 @@ struct mcx_strategy<MCX_S_FLAG_SPIN> : mcx_strategy<MCX_S_REF> {
 // restore in between is missed (a lost wake-up: hang). MCX_EV_PTE_RES waits for attempt kc's
 // restore times to be known.
 template <>
-struct mcx_strategy<MCX_S_PTE_WAIT> : mcx_strategy_defaults {
-    static constexpr bool global_order = MCX_GLOBAL_ORDER(MCX_S_PTE_WAIT);
-    static constexpr bool takes_page_lock = MCX_TAKES_PAGE_LOCK(MCX_S_PTE_WAIT);
-    
+struct mcx_strategy<MCX_S_PTE_WAIT> : mcx_strategy_defaults<MCX_S_PTE_WAIT> {
     // The restore R of the task's PTE by the attempt it waits on (kc - 1, complete) wakes it.
     template <class Sim>
     static MCX_M void pte_resolve(Sim& s, int c) {
@@ -359,7 +347,8 @@ struct mcx_dispatch<-1> {
     }
 };
 
-// Every strategy of the registry has its handler, and the handler's traits are the registry's.
+// Every strategy of the registry has its handler, and its traits are the registry's (flag_spin
+// states its own: it derives from ref for the helpers).
 #define MCX_CHECK_STRATEGY(S)                                                                  \
     static_assert(mcx_strategy<S>::global_order == (MCX_GLOBAL_ORDER(S) != 0),             \
                   "mcx_strategy<S>::global_order differs from the registry (constants.h)"); \

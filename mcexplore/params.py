@@ -592,11 +592,3 @@ class Compiled:
     def level(self) -> str:
         return "page" if self.block is None else "block"
 
-
-def __getattr__(name):
-    # Strategy names and codes live in the registry (mcexplore.strategies), which a test may swap.
-    if name == "STRATEGIES":
-        return strategies.names()
-    if name == "STRATEGY_CODE":
-        return {s.name: s.code for s in strategies.registry().rows}
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -203,6 +203,22 @@ def save(fig, out, dpi: int = 100):
     return fig
 
 
+def riskmap_cells(table: pd.DataFrame, x: str, y: str, facet: str, outcome: str, where: dict | None,
+                  level: float):
+    """What a risk map shows, drawn (``riskmap``) or as text (``textfmt.riskmap_grid``): the
+    filtered table, one row per (facet, x, y) cell with its count, trials and interval, and the
+    x values, y values and facets in display order."""
+    t = _filter(table, where)
+    for c in (x, y, facet):
+        if c not in t.columns:
+            raise PlotError(f"{c!r} is not a column of the table (axes: {', '.join(axis_columns(table))})")
+    _check_fixed(t, {x, y, facet})
+    g = _intervals(_pool(t, [facet, x, y], outcome), level)
+    xs, ys = sorted(t[x].unique()), sorted(t[y].unique())
+    facets = list(dict.fromkeys(t[facet]))  # first-seen order (the sweep's strategy order)
+    return t, g, xs, ys, facets
+
+
 def riskmap(table: pd.DataFrame, x: str, y: str, facet: str = "strategy", outcome: str = "livelock",
             where: dict | None = None, level: float = 0.95, out=None, dpi: int = 100,
             annotate: bool | None = None, cmap: str = CMAP, title: str | None = None,
@@ -213,15 +229,8 @@ def riskmap(table: pd.DataFrame, x: str, y: str, facet: str = "strategy", outcom
     import matplotlib as mpl
     from matplotlib.patches import Rectangle
 
-    t = _filter(table, where)
-    for c in (x, y, facet):
-        if c not in t.columns:
-            raise PlotError(f"{c!r} is not a column of the table (axes: {', '.join(axis_columns(table))})")
-    _check_fixed(t, {x, y, facet})
-    g = _intervals(_pool(t, [facet, x, y], outcome), level)
+    t, g, xs, ys, facets = riskmap_cells(table, x, y, facet, outcome, where, level)
     g["value"] = np.log10(np.where(g["zero"], g["hi"], g["p"]).astype(float))
-    xs, ys = sorted(t[x].unique()), sorted(t[y].unique())
-    facets = list(dict.fromkeys(t[facet]))  # first-seen order (the sweep's strategy order)
     seen = g["value"][np.isfinite(g["value"]) & ~g["zero"]]
     finite = seen if len(seen) else g["value"][np.isfinite(g["value"])]
     vmin, vmax = (float(finite.min()), float(finite.max())) if len(finite) else (-6.0, 0.0)

@@ -281,16 +281,9 @@ def riskmap_grid(table, x: str, y: str, facet: str = "strategy", outcome: str = 
     ``{"x", "y", "facet", "outcome", "level", "xs": [labels], "ys": [labels], "panels":
     [{"facet": label, "cells": [[cell or None per x] per y]}]}``, a cell being
     ``{count, trials, p, lo, hi, zero}``."""
-    from .plots import PlotError, _check_fixed, _filter, _intervals, _pool, _ticklabels, axis_columns
+    from .plots import _ticklabels, riskmap_cells
 
-    t = _filter(table, where)
-    for c in (x, y, facet):
-        if c not in t.columns:
-            raise PlotError(f"{c!r} is not a column of the table (axes: {', '.join(axis_columns(table))})")
-    _check_fixed(t, {x, y, facet})
-    g = _intervals(_pool(t, [facet, x, y], outcome), level)
-    xs, ys = sorted(t[x].unique()), sorted(t[y].unique())
-    facets = list(dict.fromkeys(t[facet]))
+    t, g, xs, ys, facets = riskmap_cells(table, x, y, facet, outcome, where, level)
     panels = []
     for fv in facets:
         sub = g[g[facet] == fv]

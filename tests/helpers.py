@@ -2,7 +2,8 @@
 
 import math
 
-from mcexplore.params import (DIST_NAMES, STRATEGY_CODE, Compiled, PageClass, const,
+from mcexplore import strategies
+from mcexplore.params import (DIST_NAMES, Compiled, PageClass, const,
                               exponential)
 
 US = 1000.0
@@ -32,7 +33,7 @@ def small(strategy="ref", *, M=3, A=2, access_us=1.0, file=True, recheck=True, f
     base["access"] = exponential(access_us * US) if access_us else const(0)
     base.update(over)
     return Compiled(
-        strategy=STRATEGY_CODE[strategy], dists=[base[n] for n in DIST_NAMES],
+        strategy=strategies.get(strategy).code, dists=[base[n] for n in DIST_NAMES],
         page=PageClass(1, file, M, A, access_us * US if access_us else 0.0),
         recheck=recheck, flag_from_unmap_end=flag_unmap_end, max_attempts=max_attempts,
         timeout_ns=timeout_ns,

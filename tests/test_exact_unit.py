@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest
 
-from mcexplore import exact
+from mcexplore import exact, strategies
 from mcexplore.exact import (ConstHold, ExactParams, ExpHold, NotExact, UniformHold,
                              attempt_distribution, first_attempt_success)
 
@@ -159,7 +159,7 @@ def comp(strategy="ref", *, M=3, A=3, access_ns=1000.0, rate=1e-6,
     from mcexplore import params as P
 
     d = _std_dists(**over)
-    c = P.Compiled(strategy=P.STRATEGY_CODE[strategy], dists=[d[n] for n in P.DIST_NAMES],
+    c = P.Compiled(strategy=strategies.get(strategy).code, dists=[d[n] for n in P.DIST_NAMES],
                    page=P.PageClass(1, file, M, A, access_ns), passes=passes,
                    timeout_ns=int(timeout), max_attempts=max_attempts)
     c.transient_rate_per_ns = rate

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from mcexplore import params, rng
-from mcexplore.params import DIST_NAMES, STRATEGIES, STRATEGY_CODE
+from mcexplore import strategies
+from mcexplore.params import DIST_NAMES
 from mcexplore.scenario import (
     DEFAULT_TIMING, TIMING_NAMES, LognormalDist, Scenario, ScenarioError, default_scenario_path,
     list_shipped, load_scenario, parse_distribution, parse_override,
@@ -77,11 +78,11 @@ def test_shipped_config_loads_and_compiles_every_label(name):
     s = load_scenario(name)
     assert s.name == name
     labels = s.labels()
-    assert set(STRATEGIES) <= {s.strategy(lb).name for lb in labels}
+    assert set(strategies.names()) <= {s.strategy(lb).name for lb in labels}
     assert "pte_wait_norecheck" in labels
     for lb in labels:
         c = s.compile(lb)
-        assert c.strategy == STRATEGY_CODE[s.strategy(lb).name]
+        assert c.strategy == strategies.get(s.strategy(lb).name).code
         assert len(c.dists) == len(DIST_NAMES)
         for d in c.dists:
             check_leaves(d)
@@ -146,7 +147,7 @@ def test_defaults_are_the_shipped_estimates():
 
 def test_short_config_works():
     s = Scenario.from_dict({"page": {"kind": "anon", "mapcount": 3, "active": 1}})
-    assert s.labels() == list(STRATEGIES)
+    assert s.labels() == list(strategies.names())
     c = s.compile("ptl_pin")
     assert c.page.file is False and c.page.active == 1 and c.page.mapcount == 3
 

@@ -37,9 +37,7 @@ class BackOff(numpy_strategies.Handler):
 # Step 4 of docs/strategies.md: the kernel handler, before the dispatch section of strategies.h.
 KERNEL_HANDLER = """
 template <>
-struct mcx_strategy<MCX_S_BACK_OFF> : mcx_strategy_defaults {
-    static constexpr bool global_order = MCX_GLOBAL_ORDER(MCX_S_BACK_OFF);
-    static constexpr bool takes_page_lock = MCX_TAKES_PAGE_LOCK(MCX_S_BACK_OFF);
+struct mcx_strategy<MCX_S_BACK_OFF> : mcx_strategy_defaults<MCX_S_BACK_OFF> {
     template <class Sim>
     static MCX_M void at_fault(Sim& s, int c, mcx_i64 x, mcx_i64 p, bool inc, bool inp, bool frozen,
                                mcx_i64 kf, mcx_i64 sub) {
