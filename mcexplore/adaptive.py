@@ -31,6 +31,8 @@ Stopping rules (each strategy stops on its own; trials are seeded by index, so a
 trials are exactly trials [0, n) of a fixed run with the same seed):
 
 - ``target_rel_error`` E: stop when the CS's half-width / (S/n) <= E (never with S = 0);
+- ``target_half_width`` H: stop when the CS's half-width <= H (an absolute precision: the
+  question of a risk map whose every cell should be known to +-H);
 - ``until_upper_bound`` P: stop when the CS's upper end < P ("below") or its lower end > P
   ("above"); the decision is wrong with probability <= alpha whatever the stopping time;
 - ``max_trials`` N: stop at N trials (undecided).
@@ -146,6 +148,7 @@ class StopRule:
 
     target_rel_error: float | None = None
     until_upper_bound: float | None = None
+    target_half_width: float | None = None
     max_trials: int = DEFAULT_MAX_TRIALS
     batch_trials: int | None = None
     outcome: str = "livelock"
@@ -164,6 +167,9 @@ class StopRule:
         u = self.until_upper_bound
         if u is not None and not 0 < u < 1:
             bad("until_upper_bound", u, "in (0, 1)")
+        h = self.target_half_width
+        if h is not None and not 0 < h < 0.5:
+            bad("target_half_width", h, "in (0, 0.5)")
         if self.max_trials is None or int(self.max_trials) < 1:
             bad("max_trials", self.max_trials, "an integer >= 1")
         if self.batch_trials is not None and int(self.batch_trials) < 1:
@@ -189,7 +195,7 @@ class Stopper:
         self.n = 0
         self.lo = 0.0
         self.hi = 1.0
-        self.reason: str | None = None  # "target_rel_error", "upper_bound", "max_trials"
+        self.reason: str | None = None  # "target_rel_error", "target_half_width", "upper_bound", "max_trials"
         self.decision: str | None = None  # "below" / "above" for until_upper_bound
         self.history: list[tuple[int, int, float, float]] = []
 
@@ -219,6 +225,8 @@ class Stopper:
                 self.reason, self.decision = "upper_bound", "above"
         if self.reason is None and r.target_rel_error is not None and self.rel_half_width <= r.target_rel_error:
             self.reason = "target_rel_error"
+        if self.reason is None and r.target_half_width is not None and (self.hi - self.lo) / 2 <= r.target_half_width:
+            self.reason = "target_half_width"
         if self.reason is None and self.n >= r.max_trials:
             self.reason = "max_trials"
         return self.done
@@ -283,7 +291,10 @@ def run_adaptive(scenario, rule: StopRule, *, labels=None, seed: int = 0, backen
 # CLI glue (the click options themselves: mcexplore.cli_options.adaptive_options)
 # ---------------------------------------------------------------------------------------------
 
-ADAPTIVE_KEYS = ("target_rel_error", "until_upper_bound", "max_trials", "batch_trials", "stop_outcome")
+ADAPTIVE_KEYS = ("target_rel_error", "until_upper_bound", "target_half_width", "max_trials", "batch_trials",
+                 "stop_outcome")
+_RULE_OPTIONS = (("--target-rel-error", "target_rel_error"), ("--until-upper-bound", "until_upper_bound"),
+                 ("--target-half-width", "target_half_width"))
 
 
 def rule_from_options(level: float = 0.95, **kw) -> StopRule | None:
@@ -293,16 +304,19 @@ def rule_from_options(level: float = 0.95, **kw) -> StopRule | None:
     Raises ValueError (one line naming the options) for nonsense combinations: two rules at once
     (--target-rel-error with --until-upper-bound; --max-trials caps either), or --stop-outcome /
     --batch-trials without a rule."""
-    tre, uub = kw.get("target_rel_error"), kw.get("until_upper_bound")
-    if tre is not None and uub is not None:
-        raise ValueError(f"--target-rel-error {tre:g} and --until-upper-bound {uub:g} are two adaptive "
-                         "rules: give one of them (--max-trials may cap either)")
-    if tre is None and uub is None and kw.get("max_trials") is None:
+    given = [(opt, kw[key]) for opt, key in _RULE_OPTIONS if kw.get(key) is not None]
+    if len(given) > 1:
+        (o1, v1), (o2, v2) = given[:2]
+        raise ValueError(f"{o1} {v1:g} and {o2} {v2:g} are two adaptive rules: give one of them "
+                         "(--max-trials may cap either)")
+    if not given and kw.get("max_trials") is None:
         for opt, key in (("--stop-outcome", "stop_outcome"), ("--batch-trials", "batch_trials")):
             if kw.get(key) is not None:
                 raise ValueError(f"{opt} {kw[key]} is not valid without an adaptive rule: give "
-                                 "--target-rel-error, --until-upper-bound or --max-trials as well")
+                                 "--target-rel-error, --until-upper-bound, --target-half-width or "
+                                 "--max-trials as well")
         return None
     return StopRule(target_rel_error=kw.get("target_rel_error"), until_upper_bound=kw.get("until_upper_bound"),
+                    target_half_width=kw.get("target_half_width"),
                     max_trials=kw.get("max_trials") or DEFAULT_MAX_TRIALS, batch_trials=kw.get("batch_trials"),
                     outcome=kw.get("stop_outcome") or "livelock", level=level)

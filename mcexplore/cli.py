@@ -21,6 +21,7 @@ import click
 
 from . import __version__
 from .cli_analysis import COMMANDS as ANALYSIS_COMMANDS
+from .cli_calibrate import COMMANDS as CALIBRATE_COMMANDS
 from .cli_options import (adaptive_options, backend_option, backends_option, format_option, json_option,
                           level_option, progress_option, run_options, scenario_options, seed_option,
                           trials_option)
@@ -371,7 +372,7 @@ def bench(config, overrides, strategies, backends, trials, seed, as_json):
         click.echo(json.dumps(rows, indent=2))
 
 
-for _cmd in ANALYSIS_COMMANDS:
+for _cmd in ANALYSIS_COMMANDS + CALIBRATE_COMMANDS:
     main.add_command(_cmd)
 
 if __name__ == "__main__":  # pragma: no cover

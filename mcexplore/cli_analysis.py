@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from .cli_options import (backend_option, format_option, json_option, level_option, out_file_option, plot_outcome_option,
+from .cli_options import (Number, adaptive_options, backend_option, format_option, json_option, level_option, out_file_option, plot_outcome_option,
                           progress_option, results_argument, run_options, scenario_options, trials_option,
                           where_option)
 from .cli_options import check_out_path, out_path_callback
@@ -44,48 +44,103 @@ def _kv(items, what="--where") -> dict:
 Examples:
   mcexplore sweep configs/sweep-thread-2018.toml --out runs/thread
   mcexplore sweep configs/sweep-timing-window.toml --out runs/window --backend numpy --trials 200 --csv
+  mcexplore sweep sweep-thread-2018 --out runs/thread --cluster local:2 --trials 100
+  mcexplore sweep sweep-thread-2018 --out runs/adaptive --until-upper-bound 0.01 --stop-outcome livelock
+  mcexplore sweep sweep-thread-2018 --out runs/big --cluster tcp://10.0.0.1:8786
   mcexplore plot riskmap runs/thread --x mapcount --y access_rate --out risk.png
 """)
 @click.argument("sweep_file", metavar="SWEEP", type=click.Path(dir_okay=False))
 @click.option("--out", "-o", "out_dir", required=True, type=click.Path(file_okay=False),
-              help="Output directory: results.parquet (or .csv) and cells/ (one file per finished row).")
+              help="Output directory: results.parquet (or .csv), dataset/ (by strategy), "
+                   "timings.csv, and cells/ (one file per finished row).")
 @backend_option
 @trials_option(default=None, help="Trials per cell x strategy, instead of the sweep file's (a new "
                                   "count is a new cell).")
+@click.option("--cluster", default=None, metavar="SPEC",
+              help="Run the chunks on Dask: local[:N] (N worker processes), cuda (one worker per GPU) "
+                   "or tcp://HOST:PORT (a running scheduler). Default: in this process. See docs/scale.md.")
+@click.option("--chunk-s", "chunk_s", type=Number(float, 0.01, 3600), default=None, metavar="S",
+              help="With --cluster: aim for tasks of about S seconds each (default 0.5).")
+@adaptive_options
+@level_option
 @click.option("--csv", "as_csv", is_flag=True, help="Write results.csv instead of results.parquet.")
 @click.option("--no-resume", "no_resume", is_flag=True,
               help="Recompute every cell even if out/cells/ already holds it.")
 @progress_option()
-def sweep_cmd(sweep_file, out_dir, backend, trials, as_csv, no_resume, progress):
+def sweep_cmd(sweep_file, out_dir, backend, trials, cluster, chunk_s, level, as_csv, no_resume, progress,
+              **adaptive):
     """Run every cell x strategy of a sweep file and write one tidy table.
 
-    Finished rows are saved one by one under OUT/cells/, so an interrupted sweep resumes where it
-    stopped (rerun the same command). Each cell's seed is a hash of the base seed and the cell's
-    values, so the table does not depend on axis order or interruptions. See docs/analysis.md.
+    Finished rows are saved one by one under OUT/cells/ (and finished chunks of a row under
+    OUT/chunks/), so an interrupted sweep resumes where it stopped: rerun the same command. Each
+    cell's seed is a hash of the base seed and the cell's values, so the table does not depend on
+    axis order, interruptions, the cluster or the chunk sizes. With an adaptive rule
+    (--target-rel-error or --until-upper-bound) each cell runs batches until its own question is
+    answered. See docs/analysis.md and docs/scale.md.
     """
+    from .adaptive import rule_from_options
+    from .cluster import ClusterError, parse_cluster
     from .engines.base import BackendUnavailable
-    from .sweep import SweepError, load_sweep, run_sweep
+    from .sweep import SweepError, SweepInterrupted, load_sweep, run_sweep
 
     try:
         spec = load_sweep(sweep_file)
-    except SweepError as e:
+        parse_cluster(cluster)
+    except (SweepError, ClusterError) as e:
+        _fail(str(e))
+    if click.get_current_context().get_parameter_source("level") == click.core.ParameterSource.DEFAULT:
+        level = spec.level  # the sweep file's (0.95 unless it says otherwise)
+    try:
+        rule = rule_from_options(level=level, **adaptive)
+    except ValueError as e:
         _fail(str(e))
     if trials:
         spec.trials = trials
+    spec.level = level
+    if chunk_s is not None and cluster is None:
+        _fail(f"--chunk-s {chunk_s:g} is not valid without --cluster: in this process a row's trials "
+              "run whole (the engine uses every core)")
     check_out_path("--out", out_dir, is_dir=True)
     t = time.perf_counter()
     try:
         df = run_sweep(spec, out_dir, backend=backend, resume=not no_resume, progress=progress,
-                       fmt="csv" if as_csv else "parquet")
-    except (SweepError, BackendUnavailable) as e:
+                       fmt="csv" if as_csv else "parquet", cluster=cluster, chunk_s=chunk_s, rule=rule)
+    except (SweepError, BackendUnavailable, ClusterError) as e:
         _fail(str(e))
+    except SweepInterrupted as e:
+        click.echo(str(e), err=True)
+        raise SystemExit(130)
     except OSError as e:  # the folder went away or filled up during the sweep
         _fail(f"--out: {str(out_dir)!r} could not be written ({e.strerror or e}); finished rows are "
               "kept under its cells/ folder where they could be written")
-    n_rows = len(df)
-    path = Path(out_dir) / ("results.csv" if as_csv else "results.parquet")
-    click.echo(f"{spec.n_cells} cells x {df.strategy.nunique()} strategies = {n_rows} rows, "
-               f"{spec.trials} trials each, in {time.perf_counter() - t:.1f} s -> {path}")
+    click.echo(_sweep_report(spec, df, rule, Path(out_dir) / ("results.csv" if as_csv else "results.parquet"),
+                             time.perf_counter() - t))
+
+
+def _sweep_report(spec, df, rule, path, wall) -> str:
+    """What the sweep did: rows reused and run (and why rerun), where, how many trials."""
+    s = df.attrs.get("sweep", {})
+    lines = [f"{spec.n_cells} cells x {df.strategy.nunique()} strategies = {len(df)} rows: "
+             f"{s.get('reused', 0)} reused, {s.get('run', 0)} run"
+             + (f" ({s['recomputed_older_model']} recomputed: their saved rows came from an older model version)"
+                if s.get("recomputed_older_model") else "")]
+    if s.get("run"):
+        where = "in this process" if s.get("executor") in (None, "in-process") else \
+            f"on {s['executor']} ({s['workers']} workers)"
+        lines.append(f"  ran {s.get('trials_run', 0):,} trials {where}: {s.get('chunks', 0)} chunks in "
+                     f"{s.get('tasks', 0)} tasks" + (f", {s['chunks_resumed']} chunks reused from an "
+                                                     "interrupted run" if s.get("chunks_resumed") else ""))
+    if s.get("stale_tmp_removed"):
+        lines.append(f"  removed {s['stale_tmp_removed']} temporary files left by an earlier interrupted run")
+    if rule is not None:
+        n = df.trials
+        lines.append(f"  adaptive ({rule.outcome}): trials per row min {n.min():,} / median {int(n.median()):,} "
+                     f"/ max {n.max():,}, {int(n.sum()):,} in all; stopped by "
+                     + ", ".join(f"{k} {v}" for k, v in df.stop_reason.value_counts().items()))
+    else:
+        lines.append(f"  {spec.trials} trials each")
+    lines.append(f"  in {wall:.1f} s -> {path} (and dataset/ beside it)")
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -167,7 +222,7 @@ def plot():
 
 
 def _table(results):
-    from .sweep import load_results
+    from .tables import load_results
 
     try:
         return load_results(results)

@@ -206,6 +206,9 @@ def adaptive_options(f):
         click.option("--until-upper-bound", "until_upper_bound", type=Number(float, 0, 1, True, True), default=None, metavar="P",
                      help="Adaptive: stop when the confidence sequence's upper bound falls below P, or "
                           "its lower bound rises above P (a decision wrong with probability <= 1-level)."),
+        click.option("--target-half-width", "target_half_width", type=Number(float, 0, 0.5, True, True), default=None,
+                     metavar="H", help="Adaptive: stop when the confidence sequence's half-width is at most H "
+                                       "(an absolute precision, e.g. 0.01)."),
         click.option("--max-trials", "max_trials", type=Number(int, 1, TRIAL_MAX, valid=TRIALS_VALID), default=None,
                      metavar="N", help=f"Adaptive: never run more than N trials per strategy (default {DEFAULT_MAX_TRIALS:,})."),
         click.option("--batch-trials", "batch_trials", type=Number(int, 1, TRIAL_MAX, valid=TRIALS_VALID), default=None,

@@ -34,6 +34,10 @@ from . import strategies
 PARAMS_MAGIC = 0x314D524150584D43  # b"CMXPARM1" read as a little-endian int64
 PARAMS_VERSION = 2  # 2: leaf lists with 64-bit thresholds (1: four components, 4097-point tables)
 ABI_VERSION = 3  # of the native library's entry points (native.py refuses a library of another)
+# The model's version: what a (config, seed, trial) gives. Bumped whenever any engine's results for
+# the same inputs change (tests/test_model_version.py holds a digest of reference trials to it), so
+# a sweep never mixes cells of two models when it resumes (its resume key includes it).
+MODEL_VERSION = 1
 
 
 class Header(IntEnum):

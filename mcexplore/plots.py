@@ -386,7 +386,7 @@ def curve(table: pd.DataFrame, x: str, outcome: str = "livelock", hue: str = "st
 
 def _hists_from(source, metric: str, where=None) -> dict:
     """label -> (hist, trials) from a sweep table, {label: Aggregate|StrategyRun} or a RunResult."""
-    from .sweep import hist_from_json
+    from .tables import hist_from_json
 
     import pandas as pd
 

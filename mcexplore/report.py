@@ -1,6 +1,6 @@
 """One self-contained HTML page from a sweep's output folder (``mcexplore report``).
 
-Where it sits: beside the CLI, over mcexplore.sweep (``load_results``), mcexplore.plots (the
+Where it sits: beside the CLI, over mcexplore.tables (``load_results``), mcexplore.plots (the
 figures) and mcexplore.stats (the intervals). It reads what a sweep writes, ``results.parquet``
 (or ``results.csv``) in the folder, and, where one is given, the sweep file (to tell which of the
 base scenario's estimates the sweep replaced); nothing else.
@@ -238,7 +238,7 @@ def build_report(sweep_dir, out=None, level: float = 0.95, sweep_file=None, outc
     """The report page of the sweep in ``sweep_dir`` (a folder or its results file) as a string;
     written to ``out`` when given. ``sweep_file``: the sweep's TOML, to mark what it sets."""
     from .plots import PlotError, axis_columns, curve, riskmap
-    from .sweep import load_results
+    from .tables import load_results
 
     src = Path(sweep_dir)
     try:

@@ -50,22 +50,30 @@ Table (``results.parquet``, or ``results.csv``): one row per cell x strategy, wi
 numeric column (durations in ns, rates in events per second, counts as given) plus ``<axis>_label``
 (the value as written in the config), ``strategy``, ``trials``, one count column per outcome,
 ``sum_<field>`` for the summed fields, ``max_wait_max``, ``hist_<metric>`` (sparse JSON
-{bucket: count} of the integer histograms, see ``hist_from_json``), ``seed`` (the cell's),
-``base_seed``, ``backend``, ``version``, ``config_hash`` (Scenario.config_hash(label)), ``cell``,
-``key`` and ``wall_s``.
+{bucket: count} of the integer histograms, see ``tables.hist_from_json``), ``seed`` (the cell's),
+``base_seed``, ``backend``, ``version``, ``model_version``, ``config_hash``
+(Scenario.config_hash(label)), ``cell`` and ``key``; then each outcome's ``_p/_lo/_hi`` at the
+sweep's level and ``interval``; adaptive rows add ``stop_outcome``, ``stop_reason``, ``decision``,
+``cs_lo``, ``cs_hi``. mcexplore.tables writes it with units and provenance in its metadata, and
+again as a dataset partitioned by strategy. The table depends on nothing but the model, the file
+and the seed; the seconds each row took go to ``timings.csv``.
 
 Seeding and resume: a cell's seed is a hash of (base seed, the cell's axis values by name), not of
 its position, so a table does not depend on the order of the axes, the order in which cells run or
-on interruptions. Each finished row is written atomically to ``out_dir/cells/<key>.json``, ``key``
-being a hash of the cell's seed, the trial count and the strategy's config hash; a rerun with
-``resume`` reuses every row whose file exists, so a killed sweep loses at most the row in progress.
+on interruptions. Rows run in chunks of trials (mcexplore.chunks) through mcexplore.feeder, in
+this process or on a Dask cluster (mcexplore.cluster). Each finished row is written atomically to
+``out_dir/cells/<key>.json``, ``key`` being a hash of the cell's seed, the trial count (or the
+adaptive rule), the strategy's config hash and the model version (constants.MODEL_VERSION); the
+finished chunks of an unfinished row are kept under ``out_dir/chunks/<key>/``. A rerun with
+``resume`` reuses every row whose file exists and every saved chunk, so a killed sweep loses at
+most the chunks in progress; rows saved by another model version are recomputed and counted.
 The final table is rebuilt from those files and written atomically (temporary file + os.replace).
 """
 
 import hashlib
 import json
-import time
 import tomllib
+from dataclasses import dataclass
 from itertools import product
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -78,8 +86,12 @@ from pydantic import (
 )
 
 from . import __version__
+from .constants import MODEL_VERSION
+from . import tables
 from .io import atomic_path, atomic_write_bytes
-from .results import HIST_BINS, HIST_METRICS, OUTCOMES, SUMS, Aggregate
+from .results import HIST_METRICS, OUTCOMES, SUMS, Aggregate
+# The table's encodings live in mcexplore.tables; these names stay importable from here.
+from .tables import aggregate_from_row, hist_from_json, hist_to_json, load_results  # noqa: F401
 from .scenario import (
     FieldError, ScenarioError, _format_errors, _MISSING, _shipped_dir, load_scenario, parse_override,
 )
@@ -296,6 +308,7 @@ class SweepSpec(_SpecModel):
     overrides: list[tuple[str, Any]] = Field(default_factory=list)
     set: dict[str, Any] = Field(default_factory=dict)
     axes: list[Axis] = Field(default_factory=list)
+    level: float = Field(default=0.95, gt=0, lt=1)
     name: str | None = None
     description: str | None = None
 
@@ -478,72 +491,10 @@ def base_scenario(spec: SweepSpec):
 
 
 # ---------------------------------------------------------------------------------------------
-# Histograms as JSON
-# ---------------------------------------------------------------------------------------------
-
-def hist_to_json(h) -> str:
-    h = np.asarray(h, dtype=np.int64)
-    nz = np.nonzero(h)[0]
-    return json.dumps({str(int(i)): int(h[i]) for i in nz}, separators=(",", ":"))
-
-
-def hist_from_json(s) -> np.ndarray:
-    h = np.zeros(HIST_BINS, dtype=np.int64)
-    if isinstance(s, str) and s:
-        for k, v in json.loads(s).items():
-            h[int(k)] = v
-    return h
-
-
-def aggregate_from_row(row) -> Aggregate:
-    """An Aggregate (counts, sums, histograms; no examples) from one table row."""
-    a = Aggregate(trials=int(row["trials"]))
-    for o in OUTCOMES:
-        a.counts[o] = int(row[o])
-    for s in SUMS:
-        a.sums[s] = int(row[f"sum_{s}"])
-    a.max_wait_max = int(row["max_wait_max"])
-    for m in HIST_METRICS:
-        a.hists[m] = hist_from_json(row[f"hist_{m}"])
-    return a
-
-
-# ---------------------------------------------------------------------------------------------
-# Files
-# ---------------------------------------------------------------------------------------------
-
-def write_table(df: pd.DataFrame, path: Path):
-    """Write a table atomically as Parquet or CSV (by extension)."""
-    with atomic_path(path) as tmp:
-        if Path(path).suffix == ".csv":
-            df.to_csv(tmp, index=False)
-        else:
-            df.to_parquet(tmp, index=False)
-
-
-def load_results(path) -> pd.DataFrame:
-    """A sweep table from results.parquet / results.csv, or from a directory holding one."""
-    p = Path(path)
-    if p.is_dir():
-        for name in ("results.parquet", "results.csv"):
-            if (p / name).is_file():
-                p = p / name
-                break
-        else:
-            raise FileNotFoundError(f"{path}: no results.parquet or results.csv in it")
-    if p.suffix != ".csv":
-        return pd.read_parquet(p)
-    head = pd.read_csv(p, nrows=0).columns
-    text = [c for c in head if c.endswith("_label") or c.startswith("hist_") or
-            c in ("strategy", "backend", "version", "config_hash", "scenario", "cell", "key")]
-    return pd.read_csv(p, dtype={c: str for c in text}, keep_default_na=False)
-
-
-# ---------------------------------------------------------------------------------------------
 # Running
 # ---------------------------------------------------------------------------------------------
 
-def _row(spec, cell, seed, label, scen, agg, backend, wall, key, cell_id) -> dict:
+def _row(spec, cell, seed, label, scen, agg, backend, key, cell_id, stopper=None) -> dict:
     row = {}
     for a in spec.axes:
         row[a.name] = numeric(cell[a.name])
@@ -554,32 +505,131 @@ def _row(spec, cell, seed, label, scen, agg, backend, wall, key, cell_id) -> dic
     row["max_wait_max"] = int(agg.max_wait_max)
     row.update({f"hist_{m}": hist_to_json(agg.hists[m]) for m in HIST_METRICS})
     row.update({"seed": seed, "base_seed": spec.seed, "backend": backend, "version": __version__,
-                "config_hash": scen.config_hash(label), "scenario": scen.name, "cell": cell_id,
-                "key": key, "wall_s": wall})
+                "model_version": MODEL_VERSION, "config_hash": scen.config_hash(label),
+                "scenario": scen.name, "cell": cell_id, "key": key})
+    if stopper is not None:
+        d = stopper.to_dict()
+        row.update({"stop_outcome": d["outcome"], "stop_reason": d["stop_reason"],
+                    "decision": d["decision"] or "", "cs_lo": d["cs_lo"], "cs_hi": d["cs_hi"]})
     return row
 
 
-def plan(spec: SweepSpec):
-    """Every (cell, seed, scenario, label, key, cell id) of the sweep, in grid order; validates all
-    cells before anything runs."""
+@dataclass(frozen=True)
+class PlannedRow:
+    """One row of a sweep before it runs: its cell, seed, scenario, strategy and keys.
+
+    ``key`` (the cell file's name) hashes what the row's numbers depend on: the seed, the trial
+    count or the stopping rule, the strategy's config hash and the model version; ``ident`` is the
+    same without the model version, so a file of an older model is recognised and explained."""
+
+    cell: dict
+    seed: int
+    scenario: Any
+    label: str
+    key: str
+    ident: str
+    cell_id: str
+
+
+def _rule_key(rule) -> dict | None:
+    if rule is None:
+        return None
+    return {"target_rel_error": rule.target_rel_error, "until_upper_bound": rule.until_upper_bound,
+            "target_half_width": rule.target_half_width,
+            "max_trials": int(rule.max_trials), "batch_trials": rule.batch_trials, "outcome": rule.outcome,
+            "level": rule.level, "prior": list(rule.prior)}
+
+
+def plan(spec: SweepSpec, rule=None) -> list[PlannedRow]:
+    """Every row of the sweep, in grid order; validates all cells before anything runs. With an
+    adaptive ``rule`` (mcexplore.adaptive.StopRule) the rule replaces the trial count in the keys."""
     base = base_scenario(spec)
     out = []
+    amount = {"trials": spec.trials} if rule is None else {"rule": _rule_key(rule)}
     for cell in spec.cells():
         seed = cell_seed(spec.seed, cell)
         scen = cell_scenario(spec, base, cell)
         cell_id = _hash({"seed": seed, "cell": {k: _canon(v) for k, v in cell.items()}})
         for label in scen.labels():
-            key = _hash({"seed": seed, "trials": spec.trials, "config": scen.config_hash(label)})
-            out.append((cell, seed, scen, label, key, cell_id))
+            ident = {"seed": seed, **amount, "config": scen.config_hash(label)}
+            key = _hash({**ident, "model": MODEL_VERSION})
+            out.append(PlannedRow(cell, seed, scen, label, key, _hash(ident), cell_id))
     return out
 
 
+class SweepInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a sweep: what is saved and how to go on (the CLI prints ``str()``)."""
+
+    def __init__(self, saved: int, total: int, out_dir: Path):
+        self.saved, self.total, self.out_dir = saved, total, out_dir
+        super().__init__(f"interrupted: {saved} of {total} rows are saved under {out_dir / 'cells'} "
+                         "(and finished chunks of the others under chunks/): rerun the same command "
+                         "to resume")
+
+
+def _lock(out_dir: Path):
+    """An exclusive lock on ``out_dir`` (released when the process ends, even by a kill): two
+    sweeps writing one folder would remove each other's temporary files."""
+    import fcntl
+
+    f = open(out_dir / ".lock", "a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.close()
+        raise SweepError(f"--out: {str(out_dir)!r} is being written by another sweep: wait for it or "
+                         "give another folder") from None
+    return f
+
+
+def _remove_stale_tmp(out_dir: Path) -> int:
+    """Temporary files of earlier sweeps killed while writing (under the lock no live writer has
+    any): removed, and counted for the report."""
+    n = 0
+    for f in out_dir.rglob(".*.tmp"):
+        try:
+            f.unlink()
+            n += 1
+        except OSError:
+            pass
+    return n
+
+
+def _saved_rows(cells_dir: Path) -> tuple[dict, dict]:
+    """{key: (row, examples)} of the readable cell files, and {ident: model version} of those
+    written by another model version."""
+    rows, other = {}, {}
+    for f in cells_dir.glob("*.json"):
+        try:
+            d = json.loads(f.read_text())
+            row = d["row"]
+        except (ValueError, KeyError, TypeError):
+            continue  # a damaged cell file is recomputed
+        if f.stem == row.get("key"):
+            rows[f.stem] = (row, d.get("examples", {}))
+        mv = d.get("model_version", row.get("model_version"))
+        if mv != MODEL_VERSION and d.get("ident"):
+            other[d["ident"]] = mv
+    return rows, other
+
+
 def run_sweep(spec, out_dir, backend: str = "auto", resume: bool = True, progress: bool = False,
-              fmt: str = "parquet", batch: int | None = None, on_row=None) -> pd.DataFrame:
+              fmt: str = "parquet", batch: int | None = None, on_row=None, *, cluster: str | None = None,
+              executor=None, rule=None, chunk_s: float | None = None, on_chunk=None,
+              dataset: bool = True) -> pd.DataFrame:
     """Run every cell x strategy of ``spec`` (a SweepSpec, a dict or a sweep file path) and write
-    ``out_dir/results.<fmt>``; returns the table. ``on_row(row)`` is called after each row is saved
-    (finished or reused)."""
-    from .api import run
+    ``out_dir/results.<fmt>`` (and the dataset ``out_dir/dataset/``, see mcexplore.tables);
+    returns the table, with a summary of the run in ``table.attrs["sweep"]`` (rows reused and run,
+    older-model rows recomputed, stale temporary files removed, tasks and chunks).
+
+    ``cluster``: where the chunks run (mcexplore.cluster: None = this process, "local:N", "cuda",
+    "tcp://HOST:PORT"), or give an ``executor`` (kept open). ``rule``: an adaptive StopRule per row
+    instead of ``spec.trials``. ``on_row(row)`` is called after each row is saved (finished or
+    reused), ``on_chunk(ChunkResult)`` after each chunk arrives. The table does not depend on the
+    cluster, the number of workers or the chunk sizes, bit for bit.
+    """
+    from .cluster import executor as make_executor
+    from .feeder import ChunkStore, Feeder, RowJob
 
     if not isinstance(spec, SweepSpec):
         spec = load_sweep(spec) if isinstance(spec, (str, Path)) else SweepSpec.from_dict(spec)
@@ -588,40 +638,129 @@ def run_sweep(spec, out_dir, backend: str = "auto", resume: bool = True, progres
     out_dir = Path(out_dir)
     cells_dir = out_dir / "cells"
     cells_dir.mkdir(parents=True, exist_ok=True)
-    todo = plan(spec)
-    rows = []
+    todo = plan(spec, rule)
+    lock = _lock(out_dir)
+    summary = {"rows": len(todo), "reused": 0, "run": 0, "recomputed_older_model": 0,
+               "stale_tmp_removed": _remove_stale_tmp(out_dir), "chunks_resumed": 0, "trials_run": 0}
+    rows: dict = {}
+    saved, older = _saved_rows(cells_dir) if resume else ({}, {})
+    store = ChunkStore(out_dir / "chunks")
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(todo), desc="sweep", unit="cell", smoothing=0.1)
+        bar = tqdm(total=len(todo), desc="sweep", unit="row", smoothing=0.1)
+
+    def done(row):
+        rows[row["key"]] = row
+        if bar is not None:
+            bar.update(1)
+        if on_row is not None:
+            on_row(row)
+
+    def finished(job, agg):
+        pr = job.tag
+        names = sorted({r for r in job.backends})
+        row = _row(spec, pr.cell, pr.seed, pr.label, pr.scenario, agg, "+".join(names) or backend,
+                   pr.key, pr.cell_id, job.stopper)
+        atomic_write_bytes(cells_dir / f"{pr.key}.json", json.dumps(
+            {"row": row, "examples": agg.examples, "model_version": MODEL_VERSION, "ident": pr.ident,
+             "wall_s": job.wall_s}).encode())
+        timings.append({"key": pr.key, "strategy": pr.label, "cell": pr.cell_id, "trials": agg.trials,
+                        "wall_s": job.wall_s})
+        done(row)
+
+    def chunk_arrived(r):
+        job = jobs[r.key]
+        job.backends.add(r.backend)
+        job.wall_s += r.wall_s
+        summary["trials_run"] += r.t1 - r.t0
+        if on_chunk is not None:
+            on_chunk(r)
+
+    timings: list = []
+    jobs: dict = {}
+    ex = None
     try:
-        for cell, seed, scen, label, key, cell_id in todo:
-            f = cells_dir / f"{key}.json"
-            row = None
-            if resume and f.is_file():
-                try:
-                    row = json.loads(f.read_text())["row"]
-                except (ValueError, KeyError):
-                    row = None  # a damaged file is recomputed
-            if row is None:
-                t = time.perf_counter()
-                res = run(scen, trials=spec.trials, seed=seed, labels=[label], backend=backend,
-                          batch=batch, progress=False)
-                agg = res[label].aggregate
-                row = _row(spec, cell, seed, label, scen, agg, res.backend, time.perf_counter() - t, key, cell_id)
-                atomic_write_bytes(f, json.dumps({"row": row, "examples": agg.examples}).encode())
-            rows.append(row)
-            if bar is not None:
-                bar.update(1)
-            if on_row is not None:
-                on_row(row)
+        for pr in todo:
+            if pr.key in saved:
+                summary["reused"] += 1
+                done(saved[pr.key][0])
+                continue
+            if pr.ident in older:
+                summary["recomputed_older_model"] += 1
+            job = RowJob(pr.key, pr.scenario, pr.label, pr.seed, None if rule else spec.trials, rule,
+                         backend, batch, tag=pr)
+            jobs[pr.key] = job
+        if jobs:
+            ex = executor if executor is not None else make_executor(cluster)
+            feeder = Feeder(ex, store, chunk_s=chunk_s, on_row=finished, on_chunk=chunk_arrived)
+            for job in jobs.values():
+                prior = store.load(job.key) if resume else []
+                if not resume:
+                    store.drop(job.key)
+                summary["chunks_resumed"] += len(prior)
+                for r in prior:
+                    job.backends.add(r.backend)
+                    job.wall_s += r.wall_s
+                feeder.add(job, prior)
+            feeder.run(jobs)
+            summary.update({"tasks": feeder.tasks, "chunks": feeder.chunks})
+        summary["run"] = len(jobs)
+        summary["executor"] = getattr(ex, "name", "in-process") if ex is not None else "none"
+        summary["workers"] = getattr(ex, "workers", 0) if ex is not None else 0
+    except KeyboardInterrupt:
+        raise SweepInterrupted(len(rows), len(todo), out_dir) from None
     finally:
         if bar is not None:
             bar.close()
-    df = pd.DataFrame(rows)
-    write_table(df, out_dir / f"results.{fmt}")
+        if ex is not None and executor is None:
+            ex.close()
+        lock.close()
+    df = pd.DataFrame([rows[pr.key] for pr in todo])
+    prov = provenance(spec, df, rule)
+    df = tables.write_results(df, out_dir / f"results.{fmt}", spec, prov)
+    if dataset:
+        tables.write_dataset(df, out_dir / "dataset", spec, prov)
+    if timings:
+        _append_timings(out_dir / "timings.csv", timings)
+    df.attrs["sweep"] = summary
     return df
+
+
+def provenance(spec, df: pd.DataFrame, rule=None) -> dict:
+    """Where a table's numbers come from: enough to recompute it."""
+    base = base_scenario(spec)
+    spec_d = spec.model_dump(mode="json")
+    return {
+        "mcexplore_version": __version__, "model_version": MODEL_VERSION,
+        "scenario": base.name, "scenario_hash": base.config_hash(),
+        "sweep_hash": hashlib.sha256(json.dumps(spec_d, sort_keys=True).encode()).hexdigest()[:16],
+        "sweep": spec_d,
+        "backend": sorted(set(df["backend"])) if len(df) else [],
+        "seed": spec.seed, "level": spec.level,
+        "trials": None if rule is not None else spec.trials,
+        "adaptive": None if rule is None else {"target_rel_error": rule.target_rel_error,
+                                                "until_upper_bound": rule.until_upper_bound,
+                                                "target_half_width": rule.target_half_width,
+                                                "max_trials": int(rule.max_trials), "outcome": rule.outcome,
+                                                "level": rule.level},
+        "intervals": tables.INTERVALS,
+    }
+
+
+def _append_timings(path: Path, timings: list) -> None:
+    """Compute seconds per row (summed over its chunks) of the rows run now, added to those of
+    earlier runs: kept apart from the results, which must not depend on how fast a machine is."""
+    new = pd.DataFrame(timings)
+    if path.is_file():
+        try:
+            old = pd.read_csv(path, dtype={"key": str, "cell": str, "strategy": str})
+            new = pd.concat([old[~old.key.isin(new.key)], new], ignore_index=True)
+        except (ValueError, OSError, AttributeError):
+            pass
+    with atomic_path(path) as tmp:
+        new.to_csv(tmp, index=False)
 
 
 def table_aggregates(table: pd.DataFrame, by=("strategy",)) -> dict:

@@ -34,6 +34,18 @@ timeout 240 $PY -m pytest -q -rA -p no:cacheprovider -m "$MARK" tests/test_gpu.p
 TEST_RC=$?
 tail -n 25 "$DEST/gpu-tests.log"
 
+# A sweep on every GPU through dask-cuda (docs/scale.md), where the machine has it; the table must
+# equal the in-process one byte for byte.
+if $PY -c "import dask_cuda" >/dev/null 2>&1; then
+    SW=configs/sweep-timing-window.toml
+    { timeout 120 $PY -m mcexplore.cli sweep $SW --out /tmp/mcx-sweep-cuda --trials 2000 --cluster cuda &&
+      timeout 120 $PY -m mcexplore.cli sweep $SW --out /tmp/mcx-sweep-one --trials 2000 &&
+      cmp /tmp/mcx-sweep-cuda/results.parquet /tmp/mcx-sweep-one/results.parquet && echo "cuda cluster: identical table"
+    } > "$DEST/cuda-cluster.log" 2>&1 || echo "cuda cluster: FAILED (see the log)" >> "$DEST/cuda-cluster.log"
+else
+    echo "cuda cluster: dask-cuda not installed, skipped" > "$DEST/cuda-cluster.log"
+fi
+
 timeout 240 $PY - "$DEST" "$TEST_RC" "$START" <<'PYEOF'
 import json, os, subprocess, sys, time
 import numpy as np

@@ -147,6 +147,19 @@ def test_stopper_rules():
     assert StopRule(batch_trials=300, max_trials=1000).next_batch(900) == 100
     with pytest.raises(ValueError):
         StopRule(outcome="nonsense")
+    # an absolute half-width: p near 0 or 1 gets there sooner than p near 1/2
+    st = Stopper(StopRule(target_half_width=0.05, batch_trials=100))
+    assert not st.update(50, 100) and (st.hi - st.lo) / 2 > 0.05
+    st0 = Stopper(StopRule(target_half_width=0.05))
+    n0 = next(n for n in range(100, 10**5, 100) if st0.update(0, n))
+    st5 = Stopper(StopRule(target_half_width=0.05))
+    n5 = next(n for n in range(100, 10**5, 100) if st5.update(n // 2, n))
+    assert st0.reason == st5.reason == "target_half_width" and n0 < n5 / 5
+    assert (st5.hi - st5.lo) / 2 <= 0.05 < (lambda lo, hi: (hi - lo) / 2)(*beta_binomial_cs(n5 // 2 - 50, n5 - 100))
+    with pytest.raises(ValueError, match="target_half_width: 0.5 is not valid"):
+        StopRule(target_half_width=0.5)
+    with pytest.raises(ValueError, match="two adaptive rules"):
+        rule_from_options(target_half_width=0.01, until_upper_bound=0.1)
     assert rule_from_options() is None
     r = rule_from_options(until_upper_bound=0.01, stop_outcome="uaf", level=0.99)
     assert r.outcome == "uaf" and r.level == 0.99 and r.max_trials > 0

@@ -8,6 +8,8 @@ import pandas as pd
 import pytest
 
 import mcexplore.api as api
+import mcexplore.chunks as chunks
+import mcexplore.cluster as cluster
 from mcexplore.results import HIST_METRICS, OUTCOMES
 from mcexplore.sweep import (Axis, SweepError, SweepSpec, aggregate_from_row, cell_scenario,
                              cell_seed, base_scenario, hist_from_json, hist_to_json, load_results,
@@ -28,7 +30,6 @@ AXES = [
 
 
 def _canon(df):
-    df = df.drop(columns=["wall_s"])
     df = df[sorted(df.columns)]
     return df.sort_values(["mapcount", "access_rate", "strategy"]).reset_index(drop=True)
 
@@ -124,9 +125,13 @@ def test_sweep_table_and_order_and_chunking_independence(tmp_path):
     assert (tmp_path / "a" / "results.parquet").is_file()
     assert len(list((tmp_path / "a" / "cells").glob("*.json"))) == 8
     for col in ["mapcount", "mapcount_label", "access_rate", "access_rate_label", "strategy", "trials",
-                *OUTCOMES, "sum_attempts", "seed", "backend", "version", "config_hash", "wall_s",
-                *(f"hist_{m}" for m in HIST_METRICS)]:
+                *OUTCOMES, "sum_attempts", "seed", "backend", "version", "model_version", "config_hash",
+                *(f"hist_{m}" for m in HIST_METRICS), *(f"{o}_{s}" for o in OUTCOMES for s in ("p", "lo", "hi"))]:
         assert col in t1.columns, col
+    # how long a row took is kept apart from the results (which must not depend on the machine)
+    assert "wall_s" not in t1.columns
+    timings = pd.read_csv(tmp_path / "a" / "timings.csv")
+    assert sorted(timings.key) == sorted(t1.key) and (timings.wall_s > 0).all()
     assert (t1.trials == 60).all() and set(t1.backend) == {"numpy"}
     # the same cell has the same seed for both strategies (paired), cells differ
     assert t1.groupby(["mapcount", "access_rate"]).seed.nunique().eq(1).all()
@@ -168,13 +173,14 @@ def test_interrupted_sweep_resumes_without_recomputing(tmp_path, monkeypatch):
     assert not (tmp_path / "x" / "results.parquet").exists()
     assert not list((tmp_path / "x" / "cells").glob(".*tmp"))  # no temporary files left
     calls = []
-    real = api.run
+    real = chunks.run_chunks
 
-    def counting(*a, **k):
-        calls.append(k.get("labels"))
-        return real(*a, **k)
+    def counting(chs):
+        calls.extend(chs)
+        return real(chs)
 
-    monkeypatch.setattr(api, "run", counting)
+    monkeypatch.setattr(chunks, "run_chunks", counting)
+    monkeypatch.setattr(cluster, "run_chunks", counting)
     res = run_sweep(_spec(AXES), tmp_path / "x", backend="numpy", progress=False)
     assert len(calls) == 8 - 3  # only the rows not finished before the interruption
     pd.testing.assert_frame_equal(_canon(ref), _canon(res), check_dtype=False)

@@ -1,0 +1,275 @@
+"""Self-describing sweep tables: intervals, units, provenance, a partitioned dataset, xarray.
+
+Where it sits: below mcexplore.sweep, which calls ``write_results`` and ``write_dataset`` once a
+sweep's rows are all in; above mcexplore.stats and mcexplore.adaptive (the intervals). Readers
+(plots, report, notebooks, other tools) need nothing from mcexplore to understand the files.
+
+The convention for units, everywhere (as in the run JSON's ``units`` map): units live in metadata,
+never in column names, so the names stay the axis names a user wrote (``--x mapcount``). In a
+Parquet file each column's Arrow field has ``unit`` in its metadata, and the file's schema metadata
+``mcexplore`` holds ``{"units": {column: unit}, "provenance": {...}}``. The vocabulary is that of
+the run JSON: ``ns``, ``1/s`` (an axis rate; MODEL.md's rates are in events per second here),
+``trials``, ``probability``, ``attempts``, ``calls``, ``faults``, ``pages``, ``1`` (a plain count).
+
+Intervals: for each outcome k, ``<k>_p``, ``<k>_lo``, ``<k>_hi`` at the sweep's level: Wilson's
+score interval for a fixed-trial row (exact one-sided bounds at 0 or n events, as
+mcexplore.stats.proportion_ci gives everywhere else); for an adaptive row (which stopped when its own data said
+so) the beta-binomial confidence sequence (mcexplore.adaptive), which stays valid at a
+data-dependent stopping time where Wilson's does not. ``interval`` names the one used.
+
+The dataset (``dataset/``, pyarrow.dataset, hive-partitioned ``strategy=<label>/``) holds the same
+rows, with the histograms as lists of ``{lo, hi, count}`` buckets (edges in the metric's unit, only
+non-empty buckets) instead of the table's sparse JSON of bucket indices.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .results import HIST_BINS, HIST_METRICS, OUTCOMES, SUMS, Aggregate, hist_edges
+
+SUM_UNITS = {"attempts": "attempts", "calls": "calls", "faults": "faults", "total_wait": "ns",
+             "spin": "ns", "pages_left": "pages"}
+HIST_UNITS = {"attempts": "attempts", "t_migrated": "ns", "max_wait": "ns"}
+_KIND_UNITS = {"rate": "1/s", "duration": "ns", "number": "1"}
+INTERVALS = {"wilson": "Wilson score interval, exact one-sided at 0 or n events (fixed trials; mcexplore.stats)",
+             "cs": "beta-binomial mixture confidence sequence (adaptive rows; valid at any stopping time)"}
+
+
+def _axis_kind(v) -> str:
+    """'rate', 'duration' or 'number' of an axis value as written (validated by the sweep file)."""
+    if isinstance(v, str):
+        return "rate" if "/" in v else "duration"
+    return "number"
+
+
+def units(spec, columns) -> dict:
+    """{column: unit} of a sweep table's columns (those with a unit)."""
+    u = {}
+    for a in spec.axes:
+        u[a.name] = _KIND_UNITS[_axis_kind(a.values[0])]
+    u["trials"] = "trials"
+    for o in OUTCOMES:
+        u[o] = "trials"
+        for s in ("p", "lo", "hi"):
+            u[f"{o}_{s}"] = "probability"
+    for s in SUMS:
+        u[f"sum_{s}"] = SUM_UNITS[s]
+    u["max_wait_max"] = "ns"
+    for m in HIST_METRICS:
+        u[f"hist_{m}"] = HIST_UNITS[m]
+    u["cs_lo"] = u["cs_hi"] = "probability"
+    return {k: v for k, v in u.items() if k in columns}
+
+
+# ---------------------------------------------------------------------------------------------
+# Histograms as JSON, rows as aggregates, reading a table
+# ---------------------------------------------------------------------------------------------
+
+def hist_to_json(h) -> str:
+    h = np.asarray(h, dtype=np.int64)
+    nz = np.nonzero(h)[0]
+    return json.dumps({str(int(i)): int(h[i]) for i in nz}, separators=(",", ":"))
+
+
+def hist_from_json(s) -> np.ndarray:
+    h = np.zeros(HIST_BINS, dtype=np.int64)
+    if isinstance(s, str) and s:
+        for k, v in json.loads(s).items():
+            h[int(k)] = v
+    return h
+
+
+def aggregate_from_row(row) -> Aggregate:
+    """An Aggregate (counts, sums, histograms; no examples) from one table row."""
+    a = Aggregate(trials=int(row["trials"]))
+    for o in OUTCOMES:
+        a.counts[o] = int(row[o])
+    for s in SUMS:
+        a.sums[s] = int(row[f"sum_{s}"])
+    a.max_wait_max = int(row["max_wait_max"])
+    for m in HIST_METRICS:
+        a.hists[m] = hist_from_json(row[f"hist_{m}"])
+    return a
+
+
+def load_results(path) -> pd.DataFrame:
+    """A sweep table from results.parquet / results.csv, or from a directory holding one."""
+    p = Path(path)
+    if p.is_dir():
+        for name in ("results.parquet", "results.csv"):
+            if (p / name).is_file():
+                p = p / name
+                break
+        else:
+            raise FileNotFoundError(f"{path}: no results.parquet or results.csv in it")
+    if p.suffix != ".csv":
+        return pd.read_parquet(p)
+    head = pd.read_csv(p, nrows=0).columns
+    text = [c for c in head if c.endswith("_label") or c.startswith("hist_") or
+            c in ("strategy", "backend", "version", "config_hash", "scenario", "cell", "key")]
+    return pd.read_csv(p, dtype={c: str for c in text}, keep_default_na=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Intervals, units, files
+# ---------------------------------------------------------------------------------------------
+
+def add_intervals(df: pd.DataFrame, level: float) -> pd.DataFrame:
+    """The table with ``<outcome>_p/_lo/_hi`` and ``interval`` (see the module docstring)."""
+    from .adaptive import beta_binomial_cs
+    from .stats import proportion_ci
+
+    df = df.copy()
+    adaptive = df["stop_reason"].notna().to_numpy() if "stop_reason" in df else np.zeros(len(df), bool)
+    n = df["trials"].to_numpy(dtype=np.int64)
+    for o in OUTCOMES:
+        c = df[o].to_numpy(dtype=np.int64)
+        lo = np.empty(len(df))
+        hi = np.empty(len(df))
+        for i in range(len(df)):
+            if adaptive[i]:
+                lo[i], hi[i] = beta_binomial_cs(int(c[i]), int(n[i]), level)
+            else:
+                ci = proportion_ci(int(c[i]), int(n[i]), level)
+                lo[i], hi[i] = ci.lo, ci.hi
+        df[f"{o}_p"] = c / n
+        df[f"{o}_lo"] = lo
+        df[f"{o}_hi"] = hi
+    df["interval"] = np.where(adaptive, "cs", "wilson")
+    return df
+
+
+def _arrow_table(df: pd.DataFrame, unit_map: dict, prov: dict):
+    import pyarrow as pa
+
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    fields = [f.with_metadata({"unit": unit_map[f.name]}) if f.name in unit_map else f for f in table.schema]
+    meta = dict(table.schema.metadata or {})
+    meta[b"mcexplore"] = json.dumps({"units": unit_map, "provenance": prov}, sort_keys=True).encode()
+    return table.cast(pa.schema(fields, metadata=meta))
+
+
+def write_results(df: pd.DataFrame, path: Path, spec, prov: dict) -> pd.DataFrame:
+    """The table with intervals, written atomically as Parquet (units and provenance in the
+    schema metadata) or CSV (which has no place for them: docs/scale.md lists them)."""
+    import pyarrow.parquet as pq
+
+    from .io import atomic_path
+
+    df = add_intervals(df, spec.level)
+    with atomic_path(path) as tmp:
+        if Path(path).suffix == ".csv":
+            df.to_csv(tmp, index=False)
+        else:
+            pq.write_table(_arrow_table(df, units(spec, df.columns), prov), tmp)
+    return df
+
+
+def hist_buckets(h) -> list[dict]:
+    """A histogram (bucket counts) as its non-empty buckets ``{lo, hi, count}``, edges in the
+    metric's unit (bucket b holds the integers in [lo, hi))."""
+    edges = hist_edges()
+    h = np.asarray(h)
+    return [{"lo": int(edges[b]), "hi": int(edges[b + 1]), "count": int(h[b])} for b in np.nonzero(h)[0]]
+
+
+def dataset_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """The dataset's rows: the table with the histograms as bucket lists."""
+    out = df.copy()
+    for m in HIST_METRICS:
+        out[f"hist_{m}"] = [hist_buckets(hist_from_json(s)) for s in df[f"hist_{m}"]]
+    return out
+
+
+def write_dataset(df: pd.DataFrame, root: Path, spec, prov: dict) -> None:
+    """The hive-partitioned dataset (by strategy) under ``root``, replaced as a whole: written
+    beside it and renamed in, so a reader sees the old dataset or the new one, never a mix."""
+    import pyarrow.dataset as ds
+
+    root = Path(root)
+    frame = dataset_frame(add_intervals(df, spec.level))
+    table = _arrow_table(frame, units(spec, frame.columns), prov)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", suffix=".new", dir=root.parent))
+    try:
+        ds.write_dataset(table, tmp, format="parquet", partitioning=["strategy"],
+                         partitioning_flavor="hive", basename_template="part-{i}.parquet",
+                         existing_data_behavior="overwrite_or_ignore")
+        old = None
+        if root.exists():
+            old = root.parent / f".{root.name}.old"
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(root, old)
+        os.replace(tmp, root)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def read_dataset(root):
+    """The dataset as a pandas DataFrame (``strategy`` back as a column)."""
+    import pyarrow.dataset as ds
+
+    return ds.dataset(Path(root), format="parquet", partitioning="hive").to_table().to_pandas()
+
+
+def metadata(path) -> dict:
+    """``{"units": ..., "provenance": ...}`` of a results.parquet or a dataset file."""
+    import pyarrow.parquet as pq
+
+    p = Path(path)
+    if p.is_dir():
+        p = next(p.rglob("*.parquet"))
+    meta = pq.read_schema(p).metadata or {}
+    return json.loads(meta[b"mcexplore"]) if b"mcexplore" in meta else {}
+
+
+def to_xarray(table, variables=None):
+    """A grid sweep's table as an ``xarray.Dataset`` with one dimension per axis plus ``strategy``
+    (needs xarray: ``pip install 'mcexplore[xarray]'``). ``table``: a DataFrame or a path that
+    ``sweep.load_results`` reads. Variables: trials, every outcome's count and ``_p/_lo/_hi``,
+    the sums (or those named); each has its unit in ``attrs["units"]``, the dataset the
+    provenance in ``attrs``."""
+    try:
+        import xarray  # noqa: F401  (pandas' to_xarray uses it)
+    except ImportError:
+        raise ImportError("to_xarray needs xarray: pip install 'mcexplore[xarray]'") from None
+    meta = {}
+    if not isinstance(table, pd.DataFrame):
+        p = Path(table)
+        pq_path = p / "results.parquet" if p.is_dir() else p
+        if pq_path.suffix == ".parquet" and pq_path.is_file():
+            meta = metadata(pq_path)
+        table = load_results(table)
+    axes = [c[: -len("_label")] for c in table.columns if c.endswith("_label")]
+    if variables is None:
+        variables = ["trials"] + [f"{o}{s}" for o in OUTCOMES for s in ("", "_p", "_lo", "_hi")] + \
+                    [f"sum_{s}" for s in SUMS]
+    missing = [v for v in variables if v not in table.columns]
+    if missing:
+        raise KeyError(f"not columns of the table: {', '.join(missing)}")
+    dims = axes + ["strategy"]
+    if table.duplicated(dims).any():
+        raise ValueError(f"not a grid: rows repeat for the same {', '.join(dims)}")
+    ds_ = table.set_index(dims)[variables].to_xarray()
+    unit_map = meta.get("units", {})
+    for v in list(ds_.data_vars) + axes:
+        if v in unit_map:
+            ds_[v].attrs["units"] = unit_map[v]
+    for a in axes:
+        labels = table.drop_duplicates(a).set_index(a)[f"{a}_label"]
+        ds_ = ds_.assign_coords({f"{a}_label": (a, [labels[x] for x in ds_[a].values])})
+    if meta.get("provenance"):
+        prov = meta["provenance"]
+        ds_.attrs.update({k: json.dumps(v) if isinstance(v, (dict, list)) else ("" if v is None else v)
+                          for k, v in prov.items()})
+    return ds_
