@@ -19,6 +19,8 @@ import socket
 import time
 from dataclasses import dataclass
 
+from . import __version__
+from .constants import MODEL_VERSION
 from .results import Aggregate
 
 
@@ -38,6 +40,10 @@ class Chunk:
     t1: int
     backend: str = "auto"
     batch: int | None = None
+    # What the sweep's rows are keyed by (set where the chunk is made): a worker with another
+    # model refuses the chunk rather than mixing its numbers in.
+    model_version: int = MODEL_VERSION
+    version: str = __version__
 
     @property
     def trials(self) -> int:
@@ -61,16 +67,17 @@ class ChunkResult:
     wall_s: float
     host: str = ""
     pid: int = 0
+    finished: float = 0.0  # time.time() on the worker when the chunk was done
 
     def to_dict(self) -> dict:
         return {"key": self.key, "t0": self.t0, "t1": self.t1, "backend": self.backend,
                 "aggregate": self.aggregate.to_dict(), "wall_s": self.wall_s, "host": self.host,
-                "pid": self.pid}
+                "pid": self.pid, "finished": self.finished}
 
     @classmethod
     def from_dict(cls, d: dict) -> "ChunkResult":
         return cls(d["key"], int(d["t0"]), int(d["t1"]), d["backend"], Aggregate.from_dict(d["aggregate"]),
-                   float(d["wall_s"]), d.get("host", ""), int(d.get("pid", 0)))
+                   float(d["wall_s"]), d.get("host", ""), int(d.get("pid", 0)), float(d.get("finished", 0.0)))
 
 
 _COMPILED: dict = {}
@@ -87,6 +94,10 @@ def _compiled(chunk: Chunk):
     return c
 
 
+class VersionMismatch(RuntimeError):
+    """A worker whose mcexplore computes another model than the sweep's."""
+
+
 def run_chunks(chunks: list[Chunk]) -> list[ChunkResult]:
     """Run chunks one after the other (a worker's task: several small chunks share one task, so
     the scheduler's cost per task is paid once)."""
@@ -95,10 +106,16 @@ def run_chunks(chunks: list[Chunk]) -> list[ChunkResult]:
     out = []
     host, pid = socket.gethostname(), os.getpid()
     for ch in chunks:
+        if ch.model_version != MODEL_VERSION:
+            raise VersionMismatch(
+                f"worker {host} (pid {pid}) runs mcexplore {__version__}, model version {MODEL_VERSION}; "
+                f"the sweep was planned with mcexplore {ch.version}, model version {ch.model_version}: "
+                "install the same mcexplore on every worker")
         t = time.perf_counter()
         name, sr = run_compiled(_compiled(ch), trials=ch.trials, seed=ch.seed, t0=ch.t0,
                                 backend=ch.backend, batch=ch.batch, progress=False)
-        out.append(ChunkResult(ch.key, ch.t0, ch.t1, name, sr.aggregate, time.perf_counter() - t, host, pid))
+        out.append(ChunkResult(ch.key, ch.t0, ch.t1, name, sr.aggregate, time.perf_counter() - t, host, pid,
+                               time.time()))
     return out
 
 

@@ -27,7 +27,7 @@ import os
 import re
 from collections import deque
 
-from .chunks import Chunk, run_chunks
+from .chunks import Chunk, VersionMismatch, run_chunks
 
 
 # Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 in its workers (to hand freed memory back to the
@@ -147,7 +147,8 @@ class DaskExecutor:
         if kind == "address":
             self.client.wait_for_workers(1, timeout=60)
         self.workers = max(1, len(self.client.scheduler_info()["workers"]))
-        self._ac = distributed.as_completed(with_results=True)
+        # Errors come back as results, so a failed task's bookkeeping is dropped before it is raised.
+        self._ac = distributed.as_completed(with_results=True, raise_errors=False)
         self._tags: dict = {}
 
     def submit(self, tag, chunks: list[Chunk]) -> None:
@@ -159,12 +160,17 @@ class DaskExecutor:
         return len(self._tags)
 
     def wait(self):
-        try:
-            fut, res = next(self._ac)
-        except self._distributed.KilledWorker as e:
-            raise ClusterError(f"a task killed every worker it was given to ({e}); rows finished before "
-                               "it are saved: rerun to resume") from None
-        return self._tags.pop(fut.key), res
+        fut, res = next(self._ac)
+        tag = self._tags.pop(fut.key)
+        if fut.status == "error":  # raise_errors=False: the task's exception is the future's
+            exc = fut.exception()
+            if isinstance(exc, self._distributed.KilledWorker):
+                raise ClusterError(f"a task killed every worker it was given to ({exc}); rows finished "
+                                   "before it are saved: rerun to resume") from None
+            if isinstance(exc, VersionMismatch):
+                raise ClusterError(str(exc)) from None
+            raise exc
+        return tag, res
 
     def worker_pids(self) -> dict:
         """{worker address: pid} (for the tests' fault injection and for the report)."""

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 import pandas as pd
@@ -132,14 +133,15 @@ def test_killed_worker_costs_only_its_chunk(tmp_path, local2):
     arrived = []  # (chunk name, pid)
 
     def on_chunk(r):
-        arrived.append((f"mcx-{r.key}-{r.t0}-{r.t1}", r.pid))
+        arrived.append((f"mcx-{r.key}-{r.t0}-{r.t1}", r.pid, r.finished))
         if len(arrived) == 2 and not killed:
             processing = ex.client.processing()
             pids = ex.worker_pids()
             addr = max(processing, key=lambda a: len(processing[a]))
             killed.update(pid=pids[addr], keys=[k.rsplit("+", 1)[0] for k in processing[addr]],
-                          done={n for n, _ in arrived})
+                          done={n for n, *_ in arrived})
             os.kill(pids[addr], signal.SIGKILL)
+            killed["at"] = time.time()
 
     t = run_sweep(spec, tmp_path / "killed", backend="numpy", executor=ex, chunk_s=0.2, on_chunk=on_chunk)
     ex.client.wait_for_workers(2, timeout=30)  # the nanny restarts it (for the next tests)
@@ -148,13 +150,29 @@ def test_killed_worker_costs_only_its_chunk(tmp_path, local2):
     assert killed["pid"] not in pids_after  # it is dead (the nanny started a new process)
     pd.testing.assert_frame_equal(ref, t)
     by_name = {}
-    for name, pid in arrived:
+    for name, pid, finished in arrived:
         assert name not in by_name, f"chunk {name} was counted twice"
-        by_name[name] = pid
+        by_name[name] = (pid, finished)
     lost = [k for k in killed["keys"] if k not in killed["done"]]
     assert lost, "the killed worker had no chunk in flight"
-    for k in lost:  # the chunks it held ran again on another process
-        assert by_name[k] != killed["pid"]
+    # A chunk the killed worker held comes from it only if it was done before the kill (its
+    # result on the way); the others ran again on another process, and at least one did.
+    for k in lost:
+        pid, finished = by_name[k]
+        assert pid != killed["pid"] or finished < killed["at"]
+    assert any(by_name[k][0] != killed["pid"] for k in lost)
+
+
+def test_a_worker_of_another_model_refuses_its_chunk(local2):
+    from mcexplore.chunks import Chunk, VersionMismatch, run_chunks
+
+    sc = base_scenario(SweepSpec.from_dict(_spec()))
+    stale = Chunk("k", sc, "ref", 1, 0, 2, "numpy", model_version=sweep_mod.MODEL_VERSION + 1)
+    with pytest.raises(VersionMismatch, match="install the same mcexplore on every worker"):
+        run_chunks([stale])
+    local2.submit("t", [stale])
+    with pytest.raises(ClusterError, match=f"model version {sweep_mod.MODEL_VERSION + 1}"):
+        local2.wait()
 
 
 # --------------------------------------------------------------------------- adaptive cells
@@ -239,6 +257,7 @@ def _write_sweep(path, **kw):
     path.write_text("".join(f"{k} = {_toml_value(v)}\n" for k, v in spec.items()))
 
 
+@pytest.mark.filterwarnings("ignore:Port 8787 is already in use")  # the module's cluster holds it
 def test_cli_sweep_on_a_cluster_reports_what_it_did(tmp_path, monkeypatch):
     f = tmp_path / "sw.toml"
     _write_sweep(f)

@@ -1,4 +1,4 @@
-"""The kernel lab's prediction against its observation (scripts/kernel-lab/, issue #14 part 2).
+"""The kernel lab's prediction against its observation (scripts/kernel-lab/).
 
 The committed data: scripts/kernel-lab/data/{stock,ref}/ (what a qemu guest measured while
 offlining a memory block under 200 tasks touching one shmem page), lab-calibrated.toml (the stock
