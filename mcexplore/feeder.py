@@ -199,7 +199,7 @@ class Feeder:
         job.out += 1
         return Chunk(job.key, job.scenario, job.label, job.seed, a, a + n, job.backend, job.batch), est
 
-    def _fill(self, jobs_by_key: dict) -> None:
+    def _fill(self) -> None:
         while self.ready and self.ex.pending() < self.window:
             bundle, est = [], 0.0
             limit = self.chunk_s if self.chunk_s is not None else 0.0
@@ -218,7 +218,7 @@ class Feeder:
 
     def run(self, jobs: dict) -> None:
         """Until every queued row is finished. ``jobs``: key -> RowJob (those added)."""
-        self._fill(jobs)
+        self._fill()
         while self.ex.pending():
             _, results = self.ex.wait()
             for r in results:
@@ -251,4 +251,4 @@ class Feeder:
                 if job.out == 0 and not job.queue:
                     if not self._complete_range(job):
                         self._advance(job, [])
-            self._fill(jobs)
+            self._fill()

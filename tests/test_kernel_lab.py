@@ -159,3 +159,49 @@ def test_ref_time_between_failed_calls(prediction, observation):
     err_committed = (o["offline_timeout_s"] * 1000 / committed) / o["failed_call_gap_ms"]["mean"] - 1
     # the README reports this error: +23% (the model's period is longer than the lab's)
     assert round(err_committed, 2) == 0.23, err_committed
+
+
+def test_kit2_on_the_live_stock_kernel():
+    """Kit 2 (remap cost via remove_migration_pte(), per-PTE maps by mapping class [8]/[1],
+    integer @refcount_check keys, the include rerun) as it ran on the lab's stock kernel:
+    data/stock-kit2/kit (4 offlines, README "Kit 2 on the live kernel")."""
+    from mcexplore.calibration import calibrate, parse_bpftrace_file, read_kit
+
+    kit_dir = DATA / "stock-kit2" / "kit"
+    out = read_kit(kit_dir)
+    assert out.meta.kit_version == "2" and not out.missing and not out.repeated
+    # the include rerun of record.sh: offline.bt ran with the header bpftrace needed
+    assert out.meta.extra.get("includes") == {"offline": "linux/migrate_mode.h"}
+    maps = {s: parse_bpftrace_file(kit_dir / f"{s}.txt") for s in ("rmap", "move", "fault", "offline")}
+
+    def total(script, name, *key):
+        return maps[script][name].entries[tuple(key)].total
+
+    # the hot page (201 mappings) in the [8] class, the block's single-mapped pages in [1]
+    assert total("rmap", "remap_pte_ns", "8") == 5 and total("rmap", "remap_pte_ns", "1") == 61
+    assert total("rmap", "unmap_pte_ns", "8") == 4 and total("rmap", "unmap_pte_ns", "1") == 62
+    assert total("move", "free_delay_ns") == 66 and total("move", "pre_freeze_ns") == 66
+    assert total("move", "freeze_hold_ns") == 4
+    # integer keys [file, rc], each printed once: 4 file (the hot shmem pages), 62 anon, all rc 0
+    rc = maps["move"]["refcount_check"]
+    assert rc.entries == {("1", "0"): 4, ("0", "0"): 62} and not rc.repeated
+    assert total("fault", "fault_entry_ns") == 33 and total("fault", "wake_latency_ns") == 33
+    # mm_migrate_pages (reason 2, memory_hotplug): 4 calls, 66 pages moved, none failed
+    off = maps["offline"]
+    assert off["calls"].scalar("2") == 4 and off["succeeded"].scalar("2") == 66
+    assert off["failed"].scalar("2") == 0 and off["call_ns"].entries[()].total == 4
+    # empty on this kernel: no failed attempt (stock moves the page at once), one call per
+    # offline, and folio_migrate_copy() inlined into migrate_folio()
+    assert "retry_gap_ns" not in maps["rmap"] and "outer_gap_ns" not in maps["offline"]
+    assert "copy_ns" not in maps["move"]
+
+    cal = calibrate(kit_dir, base="thread-2018")
+    assert cal.measured == ["timing.unmap_pte", "timing.remap_pte", "timing.pre_freeze",
+                            "timing.free_delay", "timing.fault_entry", "timing.wake_latency"]
+    status = {f.field: f.status for f in cal.fields}
+    assert status["timing.retry_gap"] == status["timing.copy"] == "missing"
+    assert status["timing.outer_gap"] == "missing" and status["timing.freeze_hold"] == "too_few"
+    # [8] has fewer than MIN_SAMPLES, so the import pooled the classes (and says so)
+    assert {f.field: f.source for f in cal.fields if f.field.endswith("map_pte")} == {
+        "timing.unmap_pte": "", "timing.remap_pte": ""}
+    assert sum("all mapping classes pooled" in w for w in cal.warnings) == 2
