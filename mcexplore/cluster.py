@@ -80,6 +80,7 @@ class InProcess:
 
     name = "in-process"
     workers = 1
+    in_process = True  # the engine spreads a row over the cores itself: rows go out whole
 
     def __init__(self):
         self._queue: deque = deque()
@@ -112,6 +113,8 @@ def _import_distributed(extra: str):
 
 class DaskExecutor:
     """Tasks on a Dask cluster: one it starts (local, cuda) or an existing scheduler's."""
+
+    in_process = False
 
     def __init__(self, spec: str, *, threads_per_engine: int | None = None):
         kind, arg = parse_cluster(spec)

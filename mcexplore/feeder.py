@@ -65,12 +65,6 @@ class RowJob:
     backends: set = field(default_factory=set)  # engines that ran its chunks
     wall_s: float = 0.0  # compute seconds, summed over its chunks
 
-    @property
-    def finished(self) -> bool:
-        if self.rule is None:
-            return self.done_to == self.trials
-        return self.stopper is not None and self.stopper.done
-
 
 class ChunkStore:
     """Chunk results on disk: ``<dir>/<key>/<t0>-<t1>.json``."""
@@ -80,7 +74,7 @@ class ChunkStore:
 
     def load(self, key: str) -> list[ChunkResult]:
         d = self.root / key
-        out = []
+        out: dict = {}  # (t0, t1) -> its result
         if d.is_dir():
             for f in d.glob("*.json"):
                 try:
@@ -88,15 +82,8 @@ class ChunkStore:
                 except (ValueError, KeyError, TypeError):
                     continue  # a damaged chunk file is run again
                 if r.key == key and r.t1 > r.t0:
-                    out.append(r)
-        keep = set(disjoint([(r.t0, r.t1) for r in out]))
-        seen = set()
-        res = []
-        for r in sorted(out, key=lambda r: r.t0):
-            if (r.t0, r.t1) in keep and (r.t0, r.t1) not in seen:
-                seen.add((r.t0, r.t1))
-                res.append(r)
-        return res
+                    out.setdefault((r.t0, r.t1), r)
+        return [out[rng] for rng in disjoint(list(out))]
 
     def save(self, r: ChunkResult) -> None:
         atomic_write_bytes(self.root / r.key / f"{r.t0}-{r.t1}.json", json.dumps(r.to_dict()).encode())
@@ -113,7 +100,7 @@ class Feeder:
         self.ex = executor
         self.store = store
         # In this process there is nothing to spread: whole ranges, no probes.
-        self.chunk_s = None if executor.workers <= 1 and getattr(executor, "name", "") == "in-process" else (chunk_s or 0.5)
+        self.chunk_s = None if executor.in_process else (chunk_s or 0.5)
         self.on_row = on_row
         self.on_chunk = on_chunk
         self.window = 1 if self.chunk_s is None else 2 * executor.workers
@@ -133,15 +120,10 @@ class Feeder:
         self._advance(job, list(saved))
 
     def _advance(self, job: RowJob, saved: list[ChunkResult]) -> None:
-        """Set the next target range of ``job`` (using saved chunks of it first), or finish it."""
+        """Set the next target range of ``job`` (using saved chunks of it first), or finish it.
+        A fixed row has one range, [0, trials); an adaptive row one per batch."""
         while True:
-            if job.rule is None:
-                if job.end == job.trials:
-                    break
-                job.end = job.trials
-            else:
-                k = job.rule.next_batch(job.done_to)
-                job.end = job.done_to + k
+            job.end = job.trials if job.rule is None else job.done_to + job.rule.next_batch(job.done_to)
             inside = [r for r in saved if r.t0 >= job.done_to and r.t1 <= job.end]
             job.results = inside
             todo = gaps([(r.t0, r.t1) for r in inside], job.done_to, job.end)
@@ -151,7 +133,6 @@ class Feeder:
                 return
             if self._complete_range(job):
                 return
-        self._finish(job)
 
     def _complete_range(self, job: RowJob) -> bool:
         """Merge the finished range; True when the row is finished (the caller was told)."""
@@ -202,10 +183,10 @@ class Feeder:
     def _fill(self) -> None:
         while self.ready and self.ex.pending() < self.window:
             bundle, est = [], 0.0
-            limit = self.chunk_s if self.chunk_s is not None else 0.0
+            limit = self.chunk_s or 0.0
             while self.ready and len(bundle) < MAX_BUNDLE:
                 job = self.ready[0]
-                ch, e = self._take(job, (limit - est) if self.chunk_s is not None else 0.0)
+                ch, e = self._take(job, limit - est)
                 bundle.append(ch)
                 est += e
                 if not job.queue or job.probing:

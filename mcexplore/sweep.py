@@ -280,6 +280,11 @@ class Axis(_SpecModel):
         return [_format(x, kind) for x in xs]
 
     @property
+    def kind(self) -> str:
+        """'rate', 'duration' or 'number': what the axis's values are (one kind per axis)."""
+        return _kind(self.values[0])
+
+    @property
     def paths(self) -> list[str]:
         """The dotted paths set to the value (empty for a derived axis)."""
         return list(self.path or [])
@@ -660,8 +665,7 @@ def run_sweep(spec, out_dir, backend: str = "auto", resume: bool = True, progres
 
     def finished(job, agg):
         pr = job.tag
-        names = sorted({r for r in job.backends})
-        row = _row(spec, pr.cell, pr.seed, pr.label, pr.scenario, agg, "+".join(names) or backend,
+        row = _row(spec, pr.cell, pr.seed, pr.label, pr.scenario, agg, "+".join(sorted(job.backends)) or backend,
                    pr.key, pr.cell_id, job.stopper)
         atomic_write_bytes(cells_dir / f"{pr.key}.json", json.dumps(
             {"row": row, "examples": agg.examples, "model_version": MODEL_VERSION, "ident": pr.ident,
@@ -717,9 +721,9 @@ def run_sweep(spec, out_dir, backend: str = "auto", resume: bool = True, progres
         if ex is not None and executor is None:
             ex.close()
         lock.close()
-    df = pd.DataFrame([rows[pr.key] for pr in todo])
+    df = tables.add_intervals(pd.DataFrame([rows[pr.key] for pr in todo]), spec.level)
     prov = provenance(spec, df, rule)
-    df = tables.write_results(df, out_dir / f"results.{fmt}", spec, prov)
+    tables.write_results(df, out_dir / f"results.{fmt}", spec, prov)
     if dataset:
         tables.write_dataset(df, out_dir / "dataset", spec, prov)
     if timings:

@@ -43,18 +43,11 @@ INTERVALS = {"wilson": "Wilson score interval, exact one-sided at 0 or n events 
              "cs": "beta-binomial mixture confidence sequence (adaptive rows; valid at any stopping time)"}
 
 
-def _axis_kind(v) -> str:
-    """'rate', 'duration' or 'number' of an axis value as written (validated by the sweep file)."""
-    if isinstance(v, str):
-        return "rate" if "/" in v else "duration"
-    return "number"
-
-
 def units(spec, columns) -> dict:
     """{column: unit} of a sweep table's columns (those with a unit)."""
     u = {}
     for a in spec.axes:
-        u[a.name] = _KIND_UNITS[_axis_kind(a.values[0])]
+        u[a.name] = _KIND_UNITS[a.kind]
     u["trials"] = "trials"
     for o in OUTCOMES:
         u[o] = "trials"
@@ -157,26 +150,25 @@ def _arrow_table(df: pd.DataFrame, unit_map: dict, prov: dict):
     return table.cast(pa.schema(fields, metadata=meta))
 
 
-def write_results(df: pd.DataFrame, path: Path, spec, prov: dict) -> pd.DataFrame:
-    """The table with intervals, written atomically as Parquet (units and provenance in the
-    schema metadata) or CSV (which has no place for them: docs/scale.md lists them)."""
+def write_results(df: pd.DataFrame, path: Path, spec, prov: dict) -> None:
+    """The table (with its intervals: ``add_intervals``), written atomically as Parquet (units
+    and provenance in the schema metadata) or CSV (which has no place for them: docs/scale.md
+    lists them)."""
     import pyarrow.parquet as pq
 
     from .io import atomic_path
 
-    df = add_intervals(df, spec.level)
     with atomic_path(path) as tmp:
         if Path(path).suffix == ".csv":
             df.to_csv(tmp, index=False)
         else:
             pq.write_table(_arrow_table(df, units(spec, df.columns), prov), tmp)
-    return df
 
 
-def hist_buckets(h) -> list[dict]:
+def hist_buckets(h, edges=None) -> list[dict]:
     """A histogram (bucket counts) as its non-empty buckets ``{lo, hi, count}``, edges in the
-    metric's unit (bucket b holds the integers in [lo, hi))."""
-    edges = hist_edges()
+    metric's unit (bucket b holds the integers in [lo, hi)); ``edges``: ``hist_edges()``."""
+    edges = hist_edges() if edges is None else edges
     h = np.asarray(h)
     return [{"lo": int(edges[b]), "hi": int(edges[b + 1]), "count": int(h[b])} for b in np.nonzero(h)[0]]
 
@@ -184,18 +176,20 @@ def hist_buckets(h) -> list[dict]:
 def dataset_frame(df: pd.DataFrame) -> pd.DataFrame:
     """The dataset's rows: the table with the histograms as bucket lists."""
     out = df.copy()
+    edges = hist_edges()
     for m in HIST_METRICS:
-        out[f"hist_{m}"] = [hist_buckets(hist_from_json(s)) for s in df[f"hist_{m}"]]
+        out[f"hist_{m}"] = [hist_buckets(hist_from_json(s), edges) for s in df[f"hist_{m}"]]
     return out
 
 
 def write_dataset(df: pd.DataFrame, root: Path, spec, prov: dict) -> None:
-    """The hive-partitioned dataset (by strategy) under ``root``, replaced as a whole: written
-    beside it and renamed in, so a reader sees the old dataset or the new one, never a mix."""
+    """The hive-partitioned dataset (by strategy) of the table (with its intervals) under
+    ``root``, replaced as a whole: written beside it and renamed in, so a reader sees the old
+    dataset or the new one, never a mix."""
     import pyarrow.dataset as ds
 
     root = Path(root)
-    frame = dataset_frame(add_intervals(df, spec.level))
+    frame = dataset_frame(df)
     table = _arrow_table(frame, units(spec, frame.columns), prov)
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", suffix=".new", dir=root.parent))
     try:
