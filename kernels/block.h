@@ -78,7 +78,7 @@ struct mcx_block {
         mcx_i64 UM = arr;
         for (mcx_i64 i = 1; i <= M; ++i) UM += draw(MCX_DIST_UNMAP_PTE, MCX_P_UNMAP, pg, k, i, 0);
         const mcx_i64 F = UM + draw(MCX_DIST_PRE_FREEZE, MCX_P_PRE_FREEZE, pg, k, 0, 0);
-        const bool ok = !mcx_transient_held(P, seed, trial, pg, F);
+        const bool ok = !mcx_transient_held<false>(P, seed, trial, pg, F, nullptr, nullptr);
         mcx_i64 S_ = F;
         if (ok) {
             if (C[MCX_C_FILE]) S_ += draw(MCX_DIST_FREEZE_HOLD, MCX_P_FREEZE_HOLD, pg, k, 0, 0);

@@ -4,8 +4,8 @@
 #pragma once
 
 #define MCX_PARAMS_MAGIC 0x314D524150584D43LL  // b"CMXPARM1" little-endian
-#define MCX_PARAMS_VERSION 2
-#define MCX_ABI_VERSION 3  // mcx_abi_version() returns it
+#define MCX_PARAMS_VERSION 3
+#define MCX_ABI_VERSION 4  // mcx_abi_version() returns it
 #define MCX_HDR_WORDS 32
 #define MCX_CLASS_WORDS 8
 #define MCX_DIST_WORDS 8
@@ -33,6 +33,7 @@
 #define MCX_REDUCE_BLOCK 256
 #define MCX_TW 13  // task words per task
 #define MCX_SIMW 17
+#define MCX_IS_MAX_SLOTS 32  // importance-sampling statistics per trial, at most
 #define MCX_INF ((mcx_i64)2305843009213693951LL)  // int64 max // 4
 #define MCX_MAX_EVENTS 10000000LL
 
@@ -62,6 +63,9 @@
 #define MCX_H_TRANSIENT_HMAX 22
 #define MCX_H_TRANSIENT_NTHR 23
 #define MCX_H_TRANSIENT_THR_OFF 24
+#define MCX_H_IS_NSLOT 25
+#define MCX_H_IS_MAP_OFF 26
+#define MCX_H_IS_TRANSIENT_SLOT 27
 
 // Page class record words (mcexplore.constants.ClassWord).
 #define MCX_C_COUNT 0

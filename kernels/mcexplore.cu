@@ -107,20 +107,23 @@ extern "C" __global__ void hist_buckets(const mcx_i64* v, mcx_i64 n, mcx_i64* ou
     if (j < n) out[j] = mcx_hist_bucket(v[j]);
 }
 
-// Per-trial records of trials [t0, t0 + n): out is n x MCX_NFIELDS int64, row-major.
+// Per-trial records of trials [t0, t0 + n): out is n x (MCX_NFIELDS + nslot) int64, row-major,
+// nslot = P[MCX_H_IS_NSLOT] <= MCX_IS_MAX_SLOTS (a tilted run's statistics; the caller checks).
 extern "C" __global__ void simulate_records(const mcx_i64* P, mcx_u64 seed, mcx_i64 t0, mcx_i64 n,
                                             mcx_i64* out, mcx_i64* scratch) {
     const mcx_i64 j = (mcx_i64)blockIdx.x * blockDim.x + threadIdx.x;
     if (j >= n) return;
-    mcx_i64 rec[MCX_NFIELDS];
+    mcx_i64 rec[MCX_NFIELDS + MCX_IS_MAX_SLOTS];
     mcx_scratch s;
     s.base = scratch + j;
     s.stride = n;
     mcx_trial(P, seed, t0 + j, rec, s);
-    for (int f = 0; f < MCX_NFIELDS; ++f) out[j * MCX_NFIELDS + f] = rec[f];
+    const int width = MCX_NFIELDS + (int)P[MCX_H_IS_NSLOT];
+    for (int f = 0; f < width; ++f) out[j * width + f] = rec[f];
 }
 
-// Records of n trials (recs: n x MCX_NFIELDS, from simulate_records) reduced on the device:
+// Records of n trials (recs: n x MCX_NFIELDS, from simulate_records of an untilted P) reduced on
+// the device:
 // launch with blockDim.x == MCX_REDUCE_BLOCK.
 //   counts[MCX_NOUT + 1], sums[MCX_NSUM]: added to (global atomics after a per-block shared
 //     reduction); counts[MCX_NOUT] counts trials that made no progress (records of all -1)
@@ -246,7 +249,8 @@ extern "C" void mcx_hist_buckets(const mcx_i64* v, mcx_i64 n, mcx_i64* out) {
     for (mcx_i64 j = 0; j < n; ++j) out[j] = mcx_hist_bucket(v[j]);
 }
 
-// Per-trial records of trials [t0, t1) into out ((t1 - t0) x MCX_NFIELDS int64), on nthreads
+// Per-trial records of trials [t0, t1) into out ((t1 - t0) x (MCX_NFIELDS + P[MCX_H_IS_NSLOT])
+// int64: the fields, then a tilted run's statistics), on nthreads
 // worker threads (<= 0: all hardware threads), batching draws with implementation simd
 // (mcx_simd_resolve; MCX_SIMD_OFF: none). Trials are handed out in chunks from an atomic
 // counter; each record depends on (P, seed, trial) only, so neither the split nor simd ever
@@ -255,6 +259,8 @@ extern "C" void mcx_hist_buckets(const mcx_i64* v, mcx_i64 n, mcx_i64* out) {
 extern "C" int mcx_simulate(const mcx_i64* P, mcx_u64 seed, mcx_i64 t0, mcx_i64 t1, mcx_i64* out,
                             int nthreads, int simd) {
     if (P[MCX_H_MAGIC] != MCX_PARAMS_MAGIC || P[MCX_H_VERSION] != MCX_PARAMS_VERSION) return -1;
+    if (P[MCX_H_IS_NSLOT] < 0 || P[MCX_H_IS_NSLOT] > MCX_IS_MAX_SLOTS) return -1;
+    const mcx_i64 width = MCX_NFIELDS + P[MCX_H_IS_NSLOT];
     simd = mcx_simd_resolve(simd);
     if (simd < 0) return -2;
     const mcx_i64 n = t1 - t0;
@@ -284,7 +290,7 @@ extern "C" int mcx_simulate(const mcx_i64* P, mcx_u64 seed, mcx_i64 t0, mcx_i64 
             const mcx_i64 a = next.fetch_add(chunk);
             if (a >= n) break;
             const mcx_i64 b = a + chunk < n ? a + chunk : n;
-            for (mcx_i64 j = a; j < b; ++j) mcx_trial(P, seed, t0 + j, out + j * MCX_NFIELDS, s);
+            for (mcx_i64 j = a; j < b; ++j) mcx_trial(P, seed, t0 + j, out + j * width, s);
         }
         mcx_tls_draw_cache = nullptr;
         mcx_tls_pick_tree = nullptr;

@@ -94,7 +94,12 @@ struct mcx_dispatch;
 // SPEC is the strategy when it is known at compile time (the host compiles one page-level trial
 // per strategy: every handler call is then direct and its traits are constants, which made ref
 // 10% faster), or -1 (the strategy read from P at run time: the device, and block level everywhere).
-template <int SPEC>
+// TILT: the simulation counts a tilted run's statistics when given somewhere to (stats). Without
+// it not even the test is compiled: the host's untilted trials and block level (never tilted)
+// are the code they were before tilts existed (with the test, g++ stopped inlining the row lookup
+// and the sampling into pte_wait's advance: 5-10% slower). A tilted run on the host takes the
+// generic trial with TILT; the device has only that one (its draw is out of line anyway).
+template <int SPEC, bool TILT = false>
 struct mcx_sim_t {
     const mcx_i64* P;
     mcx_u64 seed;
@@ -110,6 +115,10 @@ struct mcx_sim_t {
     mcx_draw_cache* dc;  // this worker's batched draws (drawcache.h), or null
     mcx_pick_tree* pt;   // the global order's pick while run_global runs, else null
 #endif
+    // A tilted run's statistics of this trial (params.TiltLayout; null: none, always without TILT)
+    // and the last transient window it counted.
+    mcx_i64* stats;
+    mcx_i64 tr_last;
 
     // Migrator, this trial: attempt kc ("cur") and kc - 1 ("prev", complete).
     mcx_i64 kc;
@@ -199,11 +208,29 @@ struct mcx_sim_t {
             purpose < MCX_DC_FIRST + MCX_DC_NSLOT) {
             mcx_words w;
             if (purpose == MCX_P_WAKE && dc->wake_words(trial, page, k, i, sub, w))
-                return mcx_sample(P, d, w);
-            if (dc->wanted(purpose)) return mcx_sample(P, d, dc->get(trial, purpose, page, k, i, sub, A));
+                return sampled(d, w);
+            if (dc->wanted(purpose)) return sampled(d, dc->get(trial, purpose, page, k, i, sub, A));
         }
 #endif
-        return mcx_sample(P, d, mcx_draw(seed, trial, purpose, page, k, i, sub));
+        return sampled(d, mcx_draw(seed, trial, purpose, page, k, i, sub));
+    }
+    MCX_M mcx_i64 sampled(int d, mcx_words w) {
+        if constexpr (TILT) {
+            if (stats) return counted(d, w);
+        }
+        return mcx_sample(P, d, w);
+    }
+    // A tilted run counts every sampled draw of a distribution its map names (pack.py: the leaf
+    // table of d gives the count slot and the total slot, or -1, of each leaf).
+    MCX_M_HOST_NOINLINE mcx_i64 counted(int d, mcx_words w) {
+        const mcx_i64 off = P[P[MCX_H_IS_MAP_OFF] + d];
+        if (off < 0) return mcx_sample(P, d, w);
+        mcx_i64 leaf;
+        const mcx_i64 v = mcx_sample_leaf(P, d, w, &leaf);
+        const mcx_i64* L = P + off + 2 * leaf;
+        stats[L[0]] += 1;
+        if (L[1] >= 0) stats[L[1]] += v;
+        return v;
     }
     MCX_M mcx_i64 draw_mig(int d, int purpose, mcx_i64 k) { return draw(d, purpose, k, 0, 0); }
 
@@ -452,7 +479,16 @@ struct mcx_sim_t {
         const mcx_i64 F = F_cur;
         bool held = false;
         for (int c = 0; c < A && !held; ++c) held = flag(c, TF_REF);
-        if (!held) held = mcx_transient_held(P, seed, trial, page, F);
+        if constexpr (TILT) {
+            // A tilted run counts the check's transient windows whether or not a task holds the
+            // page.
+            const mcx_i64 ts = P[MCX_H_IS_TRANSIENT_SLOT];
+            mcx_i64* tally = stats && ts >= 0 ? stats + ts : nullptr;
+            if (!held || tally)
+                held = mcx_transient_held<true>(P, seed, trial, page, F, tally, &tr_last) || held;
+        } else {
+            if (!held) held = mcx_transient_held<false>(P, seed, trial, page, F, nullptr, nullptr);
+        }
         const bool ok = !held;
         const mcx_i64 fh = (file && ok) ? draw_mig(MCX_DIST_FREEZE_HOLD, MCX_P_FREEZE_HOLD, k) : 0;
         const mcx_i64 cp = ok ? draw_mig(MCX_DIST_COPY, MCX_P_COPY, k) : 0;
@@ -596,6 +632,8 @@ struct mcx_sim_t {
         if (dc && A > dc->cap) dc = nullptr;  // rows are sized by max_mapcount; never wider
         pt = nullptr;
 #endif
+        stats = nullptr;
+        tr_last = MCX_I64_MIN;
     }
 
     // The state at time 0 (numpy PageSim.__init__).
@@ -699,14 +737,21 @@ struct mcx_sim_t {
         return false;
     }
 };
-typedef mcx_sim_t<-1> mcx_sim;
+typedef mcx_sim_t<-1> mcx_sim;  // block level's: never tilted
 
 // One page-level trial: the migrate_pages/offline loop around attempts (numpy_page.simulate_page).
-template <int SPEC>
+// TILT: P may be tilted (mcx_sim_t; mcx_trial never runs a tilted P without it).
+template <int SPEC, bool TILT>
 MCX_NOINLINE void mcx_trial_page(const mcx_i64* MCX_RESTRICT P, mcx_u64 seed, mcx_i64 trial,
                                  mcx_i64* MCX_RESTRICT rec, mcx_scratch scratch) {
-    mcx_sim_t<SPEC> sim;
+    mcx_sim_t<SPEC, TILT> sim;
     sim.init(P, seed, trial, scratch);
+    // A tilted run's statistics follow the fields of the record (mcx_trial), zero at the start.
+    const mcx_i64 nslot = TILT ? P[MCX_H_IS_NSLOT] : 0;
+    if (nslot > 0) {
+        for (mcx_i64 s = 0; s < nslot; ++s) rec[MCX_NFIELDS + s] = 0;
+        sim.stats = rec + MCX_NFIELDS;
+    }
     const mcx_i64 passes = P[MCX_H_PASSES];
     const mcx_i64 max_attempts = P[MCX_H_MAX_ATTEMPTS];
     const mcx_i64 timeout = P[MCX_H_TIMEOUT_NS];
@@ -749,7 +794,7 @@ MCX_NOINLINE void mcx_trial_page(const mcx_i64* MCX_RESTRICT P, mcx_u64 seed, mc
         arr = last_T + gap;
     }
     if (sim.error) {
-        for (int f = 0; f < MCX_NFIELDS; ++f) rec[f] = -1;
+        for (mcx_i64 f = 0; f < MCX_NFIELDS + nslot; ++f) rec[f] = -1;
         return;
     }
     const bool hung_any = sim.hung_any();

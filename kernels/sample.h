@@ -20,22 +20,34 @@
 #include "philox.h"
 #include "params.h"
 
-// Sample distribution number `d` of the parameter block P from the words w.
-MCX_FN mcx_i64 mcx_sample(const mcx_i64* MCX_RESTRICT P, int d, mcx_words w) {
+// Sample distribution number `d` of the parameter block P from the words w; *leaf receives the
+// leaf the value came from (0 when n == 1), which a tilted run counts (page.h, mcx_sim_t::counted).
+// mcx_sample is this with the leaf dropped, so the two can never choose differently.
+// Forced inline on the host as well: g++ left it out of line under mcx_sample (which it inlines
+// into every draw), where the sampling alone used to be inlined.
+#if defined(MCX_CUDA)
+#define MCX_SAMPLE_FN MCX_FN
+#else
+#define MCX_SAMPLE_FN static __forceinline__
+#endif
+MCX_SAMPLE_FN mcx_i64 mcx_sample_leaf(const mcx_i64* MCX_RESTRICT P, int d, mcx_words w,
+                                      mcx_i64* leaf) {
     const mcx_i64* D = mcx_dist(P, d);
     const mcx_i64 n = D[MCX_D_NLEAF];
     mcx_i64 kind = D[MCX_D_KIND], a = D[MCX_D_A], b = D[MCX_D_B];
+    mcx_i64 c = 0;
     if (n > 1) {
         const mcx_u64 u1 = ((mcx_u64)w.x0 << 32) | (mcx_u64)w.x1;
         const mcx_i64* L = P + D[MCX_D_LEAF_OFF];
         const int g = (int)D[MCX_D_GUIDE_BITS];
-        mcx_i64 c = g ? P[D[MCX_D_GUIDE_OFF] + (mcx_i64)(u1 >> (64 - g))] : 0;
+        c = g ? P[D[MCX_D_GUIDE_OFF] + (mcx_i64)(u1 >> (64 - g))] : 0;
         while (c < n - 1 && u1 >= (mcx_u64)L[MCX_LEAF_WORDS * c + MCX_L_CUM]) ++c;
         const mcx_i64* R = L + MCX_LEAF_WORDS * c;
         kind = R[MCX_L_KIND];
         a = R[MCX_L_A];
         b = R[MCX_L_B];
     }
+    *leaf = c;
     const mcx_u64 u2 = ((mcx_u64)w.x2 << 32) | (mcx_u64)w.x3;
     if (kind == MCX_LEAF_SEG) return (mcx_i64)(((mcx_u64)a + mcx_mulhi64(u2, (mcx_u64)b)) >> MCX_FP_BITS);
     // MCX_LEAF_EXP
@@ -47,4 +59,9 @@ MCX_FN mcx_i64 mcx_sample(const mcx_i64* MCX_RESTRICT P, int d, mcx_words w) {
     const mcx_i64 hi = T[1];
     const mcx_i64 v = z * a + lo - (mcx_i64)mcx_mulhi64((mcx_u64)(lo - hi), s << (MCX_EXP_TABLE_BITS + 1));
     return v >> (kind >> 8);  // v >= 0
+}
+
+MCX_FN mcx_i64 mcx_sample(const mcx_i64* MCX_RESTRICT P, int d, mcx_words w) {
+    mcx_i64 leaf;
+    return mcx_sample_leaf(P, d, w, &leaf);
 }

@@ -5,8 +5,8 @@
 // mcexplore/strategies.py; the numpy engine's handler classes in
 // mcexplore/engines/numpy_strategies.py have the same hooks under the same names). Every
 // specialisation provides, as static member templates taking the page simulation `Sim& s`
-// (mcx_sim_t<SPEC>, page.h; its helpers locked_by, sleep_on_unlock, wake_after, ret, schedule,
-// set_flag, draw and its state are public):
+// (mcx_sim_t<SPEC, TILT>, page.h; its helpers locked_by, sleep_on_unlock, wake_after, ret,
+// schedule, set_flag, draw and its state are public):
 //
 //   global_order     its tasks interact (through the page lock): run task events one at a time in
 //                    (time, stamp) order; MCX_GLOBAL_ORDER(S) of the generated registry macros

@@ -23,15 +23,17 @@ from . import __version__
 from .cli_analysis import COMMANDS as ANALYSIS_COMMANDS
 from .cli_calibrate import COMMANDS as CALIBRATE_COMMANDS
 from .cli_options import (adaptive_options, backend_option, backends_option, format_option, json_option,
-                          level_option, progress_option, run_options, scenario_options, seed_option,
+                          level_option, progress_option, rare_options, run_options, scenario_options, seed_option,
                           trials_option)
-from .cli_options import TRIAL_MAX, Number, check_out_path, write_out
+from .cli_options import TRIAL_MAX, Number, check_out_path, rare_settings, write_out
 
 EPILOG_RUN = """\b
 Examples:
   mcexplore run thread-2018 --trials 2000
   mcexplore run configs/thread-2018.toml -s ref -s drop --set page.mapcount=3 --json
   mcexplore run thread-2018 -s ptl_pin --until-upper-bound 1e-3 --stop-outcome livelock
+  mcexplore run thread-2018 -s drop --set page.mapcount=2 --rare call_failed -n 20000
+  mcexplore run thread-2018 -s drop --tilt timing.drop_hold.components.1.weight=0.05 --json
 """
 
 
@@ -177,12 +179,28 @@ def _print_summary(result, level, echo=click.echo, js=None):
 @click.option("--out", type=click.Path(dir_okay=False), help="Also write the JSON result to FILE.")
 @progress_option()
 @adaptive_options
-def run(config, overrides, strategies, trials, seed, backend, level, as_json, fmt, out, progress, **adaptive):
-    """Run CONFIG (a file or a shipped scenario name) and report every outcome with intervals."""
+@rare_options
+def run(config, overrides, strategies, trials, seed, backend, level, as_json, fmt, out, progress,
+        rare, tilts, pilot_trials, ce_rounds, **adaptive):
+    """Run CONFIG (a file or a shipped scenario name) and report every outcome with intervals.
+
+    With --rare OUTCOME (and/or --tilt PATH=VALUE): importance sampling for rare events. The trials
+    run in a tilted world (chosen by the cross-entropy method for OUTCOME, from --pilot-trials per
+    round, at most --ce-rounds rounds) and are reweighted to estimate the probabilities of the
+    untilted one, far below 1/trials; the output gives the tilt, the search's rounds and per strategy
+    the estimate with its normal interval, the hits, the effective sample size, the mean-weight
+    check and every warning. Fixed trials only (no adaptive rule), page level only.
+    See docs/analysis.md, "Rare events".
+    """
     from . import api
     from .adaptive import rule_from_options, run_adaptive
 
+    rs = rare_settings(rare, tilts, pilot_trials, ce_rounds, adaptive)
     sc = _load(config, overrides, strategies)
+    if rs is not None:
+        _run_rare(sc, rs, trials=trials, seed=seed, backend=backend, level=level, as_json=as_json,
+                  fmt=fmt, out=out, progress=progress)
+        return
     try:
         rule = rule_from_options(level=level, **adaptive)
     except ValueError as e:
@@ -222,23 +240,47 @@ def run(config, overrides, strategies, trials, seed, backend, level, as_json, fm
         _fail(write_error)  # after printing: the computed result is never lost
 
 
+def _run_rare(sc, rs, *, trials, seed, backend, level, as_json, fmt, out, progress):
+    """``run`` with --rare/--tilt: importance sampling (mcexplore.rare), printed or as JSON."""
+    from .cli_analysis import rare_echo, rare_json, rare_run
+
+    if out:
+        check_out_path("--out", out)
+    r = rare_run(sc, rs, trials=trials, seed=seed, backend=backend, level=level, progress=progress)
+    js = rare_json(r, sc, rs)
+    write_error = write_out("--out", out, json.dumps(js, indent=2)) if out else None
+    if as_json:
+        click.echo(json.dumps(js, indent=2))
+    else:
+        rare_echo(js, fmt)
+    if write_error:
+        _fail(write_error)
+
+
 @main.command(epilog="""\b
 Examples:
   mcexplore replay thread-2018 --trial 12 -s ref --set page.mapcount=3 --set page.active=2
   mcexplore replay configs/thread-2018.toml --trial 0 -s pte_wait_norecheck --limit 200
+  mcexplore replay thread-2018 --trial 3 -s drop --tilt timing.drop_hold.components.1.weight=0.2
 """)
 @scenario_options
 @click.option("--trial", "-t", required=True, help="Trial index, in [0, 2**63 - 2].",
               type=Number(int, 0, TRIAL_MAX, valid="an integer in [0, 2**63 - 2]"))
 @seed_option
 @click.option("--limit", default=None, type=click.IntRange(min=1), help="Print at most N events.")
-def replay(config, overrides, strategies, trial, seed, limit):
+@click.option("--tilt", "tilts", multiple=True, metavar="PATH=VALUE",
+              help="Replay the trial of this tilted world (repeatable; as run --tilt, or the "
+                   "tilt_args of a --rare run's JSON): the timeline, its statistics and its weight.")
+def replay(config, overrides, strategies, trial, seed, limit, tilts):
     """Print one trial's timeline, event by event, in simulated time.
 
     It runs the numpy engine's own code path on that one trial, so a trial found by any backend
-    (same config, seed and trial index) is replayed exactly.
+    (same config, seed and trial index) is replayed exactly. In a tilted world (--tilt) it also
+    prints the trial's importance-sampling statistics and its likelihood ratio, the same float64
+    the estimate gave it.
     """
     from .replay import replay as do_replay
+    from .replay import replay_compiled
 
     sc = _load(config, overrides)
     labels = list(strategies) or sc.labels()[:1]
@@ -246,7 +288,12 @@ def replay(config, overrides, strategies, trial, seed, limit):
         if label not in sc.labels():
             _fail(f"--strategy: {label!r} is not valid: choose one of {', '.join(sc.labels())}")
         try:
-            r = do_replay(sc, label, trial, seed)
+            if tilts:
+                from .tilt import tilted_compiled
+
+                r = replay_compiled(tilted_compiled(sc, label, list(tilts)), trial, seed, label)
+            else:
+                r = do_replay(sc, label, trial, seed)
         except ValueError as e:
             _fail(str(e))
         click.echo(r.format(limit=limit))

@@ -21,6 +21,9 @@ Decorators:
 - ``level_option``: ``--level``, the confidence level of every interval;
 - ``adaptive_options``: the stopping rule of an adaptive run (``mcexplore.adaptive.StopRule``;
   pass the collected keyword arguments to ``mcexplore.adaptive.rule_from_options``);
+- ``rare_options``: importance sampling (``mcexplore.rare``): ``--rare OUTCOME`` (the
+  cross-entropy method chooses the tilt), ``--tilt PATH=VALUE`` (repeatable), ``--pilot-trials``
+  and ``--ce-rounds``; ``rare_settings`` checks them and their combination with an adaptive rule;
 - ``json_option``, ``format_option`` (``--format table|text|markdown``), ``progress_option``;
 - for the plots: ``results_argument``, ``out_file_option``, ``where_option``,
   ``plot_outcome_option``.
@@ -34,6 +37,7 @@ import click
 
 from . import strategies as _strategies
 from .adaptive import DEFAULT_MAX_TRIALS, STOP_OUTCOMES
+from .constants import OUTCOMES
 from .engines.base import BACKEND_CHOICES, BACKENDS
 
 DEFAULT_CONFIG = "thread-2018"
@@ -217,6 +221,66 @@ def adaptive_options(f):
                      help="Adaptive: the outcome whose probability the stopping rule is about "
                           "(default: livelock)."),
     ])
+
+
+DEFAULT_PILOT_TRIALS = 2000
+DEFAULT_CE_ROUNDS = 6
+ADAPTIVE_FLAGS = {"target_rel_error": "--target-rel-error", "until_upper_bound": "--until-upper-bound",
+                  "target_half_width": "--target-half-width", "max_trials": "--max-trials",
+                  "batch_trials": "--batch-trials", "stop_outcome": "--stop-outcome"}
+
+
+def rare_options(f):
+    """Importance sampling (docs/analysis.md, "Rare events"): ``rare`` (an outcome or None),
+    ``tilts`` (a tuple of PATH=VALUE), ``pilot_trials`` and ``ce_rounds`` (None unless given:
+    ``rare_settings`` fills in the defaults and refuses them without --rare)."""
+    return _apply(f, [
+        click.option("--rare", "rare", type=click.Choice(OUTCOMES), default=None, metavar="OUTCOME",
+                     help="Importance sampling for a rare OUTCOME (" + ", ".join(OUTCOMES) + "): "
+                          "pilot rounds of the cross-entropy method choose a tilted world (mixture "
+                          "weights, exponential means, the access and transient rates) where it is "
+                          "common, then -n trials there, reweighted, estimate its probability in the "
+                          "untilted world with a normal interval, its effective sample size and a "
+                          "mean-weight check. All strategies share the tilt (a comparison stays "
+                          "paired). Page level only."),
+        click.option("--tilt", "tilts", multiple=True, metavar="PATH=VALUE",
+                     help="Tilt a parameter (repeatable): a mixture weight "
+                          "(timing.drop_hold.components.1.weight=0.3), an exponential mean "
+                          "(timing.wake_latency.components.0.mean=60us), page.access_rate or "
+                          "transient.rate (e.g. 1/us). With --rare: where the search starts; "
+                          "without: the world the trials run in."),
+        click.option("--pilot-trials", "pilot_trials", type=Number(int, 1, TRIAL_MAX, valid=TRIALS_VALID),
+                     default=None, metavar="N",
+                     help=f"With --rare: trials per strategy in each cross-entropy round (default "
+                          f"{DEFAULT_PILOT_TRIALS}); on other seeds than the estimate's trials."),
+        click.option("--ce-rounds", "ce_rounds", type=Number(int, 1, 100, valid="an integer in [1, 100]"),
+                     default=None, metavar="R",
+                     help=f"With --rare: cross-entropy rounds at most (default {DEFAULT_CE_ROUNDS})."),
+    ])
+
+
+def rare_settings(rare, tilts, pilot_trials, ce_rounds, adaptive: dict | None = None) -> dict | None:
+    """The keyword arguments of ``mcexplore.rare.estimate`` that the options ask for (``outcome``,
+    ``tilt``, ``pilot_trials``, ``rounds``), or None when neither --rare nor --tilt is given.
+    Raises click.UsageError (exit 2, one line) for --pilot-trials/--ce-rounds without --rare and
+    for importance sampling combined with an adaptive stopping rule (``adaptive``: those options'
+    values)."""
+    if rare is None:
+        for v, name in ((pilot_trials, "--pilot-trials"), (ce_rounds, "--ce-rounds")):
+            if v is not None:
+                raise click.UsageError(f"{name} {v} is not valid without --rare OUTCOME: it sets the "
+                                       "cross-entropy search that chooses the tilt")
+    if rare is None and not tilts:
+        return None
+    given = [flag for k, flag in ADAPTIVE_FLAGS.items() if (adaptive or {}).get(k) is not None]
+    if given:
+        raise click.UsageError(
+            f"{given[0]} cannot be combined with {'--rare' if rare else '--tilt'}: importance sampling "
+            "runs a fixed number of trials (-n), and its normal interval is not a confidence sequence "
+            "valid at a data-dependent stopping time")
+    return {"outcome": rare, "tilt": list(tilts),
+            "pilot_trials": DEFAULT_PILOT_TRIALS if pilot_trials is None else pilot_trials,
+            "rounds": DEFAULT_CE_ROUNDS if ce_rounds is None else ce_rounds}
 
 
 # --- plots -----------------------------------------------------------------------------------

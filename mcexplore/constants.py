@@ -32,8 +32,8 @@ from . import strategies
 # The packed parameter block (mcexplore/engines/pack.py writes it, kernels/params.h reads it).
 
 PARAMS_MAGIC = 0x314D524150584D43  # b"CMXPARM1" read as a little-endian int64
-PARAMS_VERSION = 2  # 2: leaf lists with 64-bit thresholds (1: four components, 4097-point tables)
-ABI_VERSION = 3  # of the native library's entry points (native.py refuses a library of another)
+PARAMS_VERSION = 3  # 3: the importance-sampling statistics map (2: leaf lists with 64-bit thresholds)
+ABI_VERSION = 4  # of the native library's entry points (native.py refuses a library of another)
 # The model's version: what a (config, seed, trial) gives. Bumped whenever any engine's results for
 # the same inputs change (tests/test_model_version.py holds a digest of reference trials to it), so
 # a sweep never mixes cells of two models when it resumes (its resume key includes it).
@@ -68,6 +68,9 @@ class Header(IntEnum):
     TRANSIENT_HMAX = 22  # the longest hold, ns
     TRANSIENT_NTHR = 23  # Poisson count thresholds (uint64 as int64) ...
     TRANSIENT_THR_OFF = 24  # ... at this offset of P
+    IS_NSLOT = 25  # importance sampling: statistics words after a record's fields (0: untilted)
+    IS_MAP_OFF = 26  # ... the per-distribution map of where each leaf's draws are counted
+    IS_TRANSIENT_SLOT = 27  # ... the slot of the transient windows counted (-1: rate not tilted)
 
 
 HDR_WORDS = 32
@@ -277,6 +280,9 @@ class TaskWord(IntEnum):
 
 
 TASK_WORDS = len(TaskWord)
+# Importance sampling (mcexplore.tilt, docs/analysis.md): at most this many integer statistics per
+# trial, stored after the MCX_NFIELDS fields of its record.
+IS_MAX_SLOTS = 32
 SIM_WORDS = 17  # a saved page simulation at block level (kernels/page.h: mcx_sim_t::save/load)
 INF = (2 ** 63 - 1) // 4  # "never": far beyond any time, and INF + INF does not overflow
 MAX_EVENTS = 10_000_000  # a guard against zero-duration loops (the trial is reported as an error)
@@ -356,6 +362,7 @@ _SCALARS = (
     ("REDUCE_BLOCK", REDUCE_BLOCK, ""),
     ("TW", TASK_WORDS, "task words per task"),
     ("SIMW", SIM_WORDS, ""),
+    ("IS_MAX_SLOTS", IS_MAX_SLOTS, "importance-sampling statistics per trial, at most"),
     ("INF", f"((mcx_i64){INF}LL)", "int64 max // 4"),
     ("MAX_EVENTS", f"{MAX_EVENTS}LL", ""),
 )

@@ -336,10 +336,15 @@ class CompiledDist:
     weight: np.ndarray
     exp_mean: np.ndarray
     exact: bool = True
+    # The mixture component each leaf came from (its index among the components compile_mixture
+    # was given, nested mixtures flattened): what a tilt of the mixture's weights acts on.
+    group: np.ndarray | None = None
     mean_ns: float = field(init=False)  # mean of the sampled integers
     max_ns: int = field(init=False)  # no sample exceeds this
 
     def __post_init__(self):
+        if self.group is None:
+            self.group = np.zeros(len(self.kind), dtype=np.int64)
         self.mean_ns = float(np.dot(self.weight, _leaf_means(self.kind, self.a, self.b, self.exp_mean)))
         seg = self.kind == LEAF_SEG
         top = np.where(seg, self.a + np.maximum(self.b - 1, 0), 64 * self.a) >> self.shift
@@ -509,9 +514,10 @@ def compile_mixture(components: list, weights: list[float] | None = None) -> Com
     if not (np.all(np.isfinite(w)) and np.all(w >= 0) and w.sum() > 0):
         raise ValueError(f"mixture weights must be finite, >= 0 and not all 0, got {list(w)}")
     w = w / w.sum()
-    omega, kind, a, b, sh, mu, tabs = [], [], [], [], [], [], []
+    omega, kind, a, b, sh, mu, tabs, grp = [], [], [], [], [], [], [], []
     pos = 0
-    for wc, comp in zip(w, comps):
+    for gi, (wc, comp) in enumerate(zip(w, comps)):
+        grp.append(np.full(len(comp.kind), gi, dtype=np.int64))
         psum = float(np.sum(comp.prob))
         omega.append(wc * (comp.prob / psum))
         kind.append(comp.kind)
@@ -522,10 +528,10 @@ def compile_mixture(components: list, weights: list[float] | None = None) -> Com
         tabs.append(comp.tables)
         pos += len(comp.tables)
     omega = np.concatenate(omega)
-    kind, a, b, sh, mu = (np.concatenate(v) for v in (kind, a, b, sh, mu))
+    kind, a, b, sh, mu, grp = (np.concatenate(v) for v in (kind, a, b, sh, mu, grp))
     tables = np.concatenate(tabs).astype(np.int64) if pos else np.zeros(0, dtype=np.int64)
     keep = omega > 0
-    omega, kind, a, b, sh, mu = omega[keep], kind[keep], a[keep], b[keep], sh[keep], mu[keep]
+    omega, kind, a, b, sh, mu, grp = omega[keep], kind[keep], a[keep], b[keep], sh[keep], mu[keep], grp[keep]
     cum = _cum_thresholds(omega)
     prev = [0] + cum[:-1]
     diff = [c - p for c, p in zip(cum, prev)]
@@ -538,7 +544,7 @@ def compile_mixture(components: list, weights: list[float] | None = None) -> Com
     cum_u[-1] = np.uint64(_TWO64 - 1)
     return CompiledDist(cum_u, kind[nz].astype(np.int64), a[nz].astype(np.int64), b[nz].astype(np.int64),
                         sh[nz].astype(np.int64), tables, weight, mu[nz].astype(np.float64),
-                        exact=all(c.exact for c in comps))
+                        exact=all(c.exact for c in comps), group=grp[nz].astype(np.int64))
 
 
 def const(v_ns: float) -> CompiledDist:
@@ -583,6 +589,9 @@ class Compiled:
     # Block level (None: page level).
     block: list[PageClass] | None = None
     batch_pages: int = 256
+    # Importance sampling (None: no tilt): where each trial counts the draws its likelihood ratio
+    # needs. ``dists`` and ``transient_rate_per_ns`` are then the tilted world's.
+    tilt: "TiltLayout | None" = None
 
     @property
     def strategy_name(self) -> str:
@@ -592,3 +601,30 @@ class Compiled:
     def level(self) -> str:
         return "page" if self.block is None else "block"
 
+
+
+@dataclass(frozen=True)
+class TiltLayout:
+    """Where a tilted run's trials count what their likelihood ratio needs (mcexplore.tilt).
+
+    A trial's record gets ``nslot`` int64 statistics after its fields, zero at the start:
+
+    * ``dist_slots[d] = (count, total)``, two int64 arrays over the leaves of distribution d: each
+      draw of d that lands in leaf l adds 1 to statistic ``count[l]`` and, when ``total[l] >= 0``,
+      its sampled value (ns) to statistic ``total[l]``. Distributions not in the map count nothing.
+    * ``transient_slot = s >= 0``: at each refcount check at F, every transient window w in
+      floor((F - H) / W) .. floor((F - 1) / W) not counted at an earlier check of the trial adds 1
+      to statistic s and its arrival count N_w to statistic s + 1 (windows are counted once each,
+      in increasing order, whether or not the check needed them).
+
+    The log likelihood ratio of a trial is ``sum_s coef[s] * stat[s]`` (mcexplore.tilt.log_weights);
+    ``names[s]`` says what statistic s counts. The engines read only nslot, dist_slots and
+    transient_slot.
+    """
+
+    nslot: int
+    dist_slots: dict  # distribution index -> (count slots[nleaf], total slots[nleaf] or -1)
+    transient_slot: int
+    coef: tuple  # float64 per slot
+    names: tuple  # str per slot
+    window_ns: int = 0  # the transient windows' width W (when transient_slot >= 0)

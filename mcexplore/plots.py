@@ -135,6 +135,42 @@ def _pool(t: pd.DataFrame, keys: list[str], outcome: str) -> pd.DataFrame:
     return g.rename(columns={outcome: "count"})
 
 
+def _is_cells(t: pd.DataFrame, keys: list[str], outcome: str, level: float) -> pd.DataFrame:
+    """The cells of a rare table (importance-sampling rows, ``--rare``): one row per ``keys``, with
+    ``count`` (the hits in the tilted world), ``trials``, ``p`` (the estimate), ``lo``, ``hi`` (its
+    normal interval at ``level``, recomputed from the row's exact sums), ``zero`` (no hit: no
+    estimate, no bound) and ``warning`` (mcexplore.rare's, e.g. too few effective hits). Estimates
+    of different cells are never pooled: each has its own tilt."""
+    from .tables import _add_is_intervals
+
+    have = sorted(set(t["rare_outcome"].astype(str)))
+    if outcome not in have:
+        raise PlotError(f"--outcome {outcome}: this table holds importance-sampling estimates of "
+                        f"{', '.join(have)} only (give --outcome {have[0]})")
+    if t.duplicated(keys).any():
+        raise PlotError(f"rows repeat for the same {', '.join(keys)}: importance-sampling estimates of "
+                        "different rows are not pooled (pick one value of each other column with --where)")
+    t = _add_is_intervals(t, level)
+    g = t[keys + ["trials"]].copy()
+    g["count"] = t["hits"].astype(int).to_numpy()
+    g["p"] = t[outcome].astype(float).to_numpy()
+    g["lo"] = t[f"{outcome}_lo"].astype(float).to_numpy()
+    g["hi"] = t[f"{outcome}_hi"].astype(float).to_numpy()
+    g["zero"] = g["count"].to_numpy() == 0
+    g["warning"] = t["warning"].astype(str).to_numpy() != ""
+    return g.sort_values(keys).reset_index(drop=True)
+
+
+def _cells(t: pd.DataFrame, keys: list[str], outcome: str, level: float) -> pd.DataFrame:
+    """What a plot shows per ``keys``: counts pooled with their intervals, or a rare table's
+    importance-sampling estimates (``_is_cells``)."""
+    from .tables import is_rare_table
+
+    if is_rare_table(t):
+        return _is_cells(t, keys, outcome, level)
+    return _intervals(_pool(t, keys, outcome), level)
+
+
 def _intervals(g: pd.DataFrame, level: float) -> pd.DataFrame:
     prs = [proportion_ci(int(c), int(n), level) for c, n in zip(g["count"], g["trials"])]
     g = g.copy()
@@ -213,7 +249,7 @@ def riskmap_cells(table: pd.DataFrame, x: str, y: str, facet: str, outcome: str,
         if c not in t.columns:
             raise PlotError(f"{c!r} is not a column of the table (axes: {', '.join(axis_columns(table))})")
     _check_fixed(t, {x, y, facet})
-    g = _intervals(_pool(t, [facet, x, y], outcome), level)
+    g = _cells(t, [facet, x, y], outcome, level)
     xs, ys = sorted(t[x].unique()), sorted(t[y].unique())
     facets = list(dict.fromkeys(t[facet]))  # first-seen order (the sweep's strategy order)
     return t, g, xs, ys, facets
@@ -230,7 +266,9 @@ def riskmap(table: pd.DataFrame, x: str, y: str, facet: str = "strategy", outcom
     from matplotlib.patches import Rectangle
 
     t, g, xs, ys, facets = riskmap_cells(table, x, y, facet, outcome, where, level)
-    g["value"] = np.log10(np.where(g["zero"], g["hi"], g["p"]).astype(float))
+    rare = "warning" in g.columns  # importance-sampling estimates (a rare table)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        g["value"] = np.log10(np.where(g["zero"], g["hi"], g["p"]).astype(float))
     seen = g["value"][np.isfinite(g["value"]) & ~g["zero"]]
     finite = seen if len(seen) else g["value"][np.isfinite(g["value"])]
     vmin, vmax = (float(finite.min()), float(finite.max())) if len(finite) else (-6.0, 0.0)
@@ -255,12 +293,14 @@ def riskmap(table: pd.DataFrame, x: str, y: str, facet: str = "strategy", outcom
         sub = g[g[facet] == fv]
         Z = np.full((len(ys), len(xs)), np.nan)
         zero = np.zeros_like(Z, dtype=bool)
+        warn = np.zeros_like(Z, dtype=bool)
         bound = np.full_like(Z, np.nan)
         for r in sub.itertuples(index=False):
             i, j = ys.index(getattr(r, y)), xs.index(getattr(r, x))
             Z[i, j] = r.value
             zero[i, j] = r.zero
             bound[i, j] = r.hi
+            warn[i, j] = bool(getattr(r, "warning", False))
         # zero-count cells keep their bound as data (the table's value) but are masked: not coloured
         mesh = ax.pcolormesh(np.arange(len(xs) + 1), np.arange(len(ys) + 1),
                              np.ma.array(Z, mask=~np.isfinite(Z) | zero),
@@ -268,7 +308,7 @@ def riskmap(table: pd.DataFrame, x: str, y: str, facet: str = "strategy", outcom
         for i, j in zip(*np.nonzero(zero)):
             ax.add_patch(Rectangle((j, i), 1, 1, facecolor=NEUTRAL, hatch="////", edgecolor="0.62",
                                    linewidth=0, gid=ZERO))
-            ax.text(j + 0.5, i + 0.5, "<" + _short(bound[i, j]), ha="center", va="center",
+            ax.text(j + 0.5, i + 0.5, "none" if rare else "<" + _short(bound[i, j]), ha="center", va="center",
                     fontsize=fontsize, color="black", gid=ZERO_LABEL,
                     bbox=dict(boxstyle="square,pad=0.1", facecolor=NEUTRAL, edgecolor="none"))
         if annotate:
@@ -277,7 +317,8 @@ def riskmap(table: pd.DataFrame, x: str, y: str, facet: str = "strategy", outcom
                     if np.isfinite(Z[i, j]) and not zero[i, j]:
                         rgb = colormap(norm(Z[i, j]))[:3]
                         lum = 0.2126 * rgb[0] + 0.7152 * rgb[1] + 0.0722 * rgb[2]
-                        ax.text(j + 0.5, i + 0.5, _short(10 ** Z[i, j]), ha="center", va="center",
+                        ax.text(j + 0.5, i + 0.5, _short(10 ** Z[i, j]) + ("*" if warn[i, j] else ""),
+                                ha="center", va="center",
                                 fontsize=fontsize, color="white" if lum < 0.45 else "black", gid=CELL_LABEL)
         ax.set_xlim(0, len(xs))
         ax.set_ylim(0, len(ys))
@@ -297,9 +338,15 @@ def riskmap(table: pd.DataFrame, x: str, y: str, facet: str = "strategy", outcom
     else:
         # No cell saw an event: a colour bar would show a range no cell uses.
         scale = "(no event seen in any cell: no colour scale)"
-    fig.suptitle((title or f"P({outcome}) by {x} and {y}") +
-                 f"\ngrey hatched: no event seen, labelled with its {100 * level:g}% one-sided upper bound "
-                 + scale, fontsize=10)
+    if rare:
+        fig.suptitle((title or f"P({outcome}) by {x} and {y}, importance sampling") +
+                     "\ngrey hatched: no hit under the cell's tilt (no estimate)"
+                     "\n*: a warning (see the table's warning column)",
+                     fontsize=10)
+    else:
+        fig.suptitle((title or f"P({outcome}) by {x} and {y}") +
+                     f"\ngrey hatched: no event seen, labelled with its {100 * level:g}% one-sided upper bound "
+                     + scale, fontsize=10)
     _stamp(fig, provenance_text if provenance_text is not None else provenance(t, where, level))
     return save(fig, out, dpi)
 
@@ -326,7 +373,7 @@ def curve(table: pd.DataFrame, x: str, outcome: str = "livelock", hue: str = "st
         if c not in t.columns:
             raise PlotError(f"{c!r} is not a column of the table (axes: {', '.join(axis_columns(table))})")
     _check_fixed(t, {x, hue})
-    g = _intervals(_pool(t, [hue, x], outcome), level)
+    g = _cells(t, [hue, x], outcome, level)
     hues = list(dict.fromkeys(t[hue]))
     colors = sns.color_palette("colorblind", len(hues))
     fig, ax = plt.subplots(figsize=(6.4, 4.4), layout="constrained")
@@ -391,6 +438,9 @@ def _hists_from(source, metric: str, where=None) -> dict:
     import pandas as pd
 
     if isinstance(source, pd.DataFrame):
+        if f"hist_{metric}" not in source.columns:
+            raise PlotError(f"the table has no hist_{metric} column: an importance-sampling table (sweep "
+                            "--rare) keeps no histograms, only each row's weighted sums")
         t = _filter(source, where)
         out = {}
         for label in dict.fromkeys(t["strategy"]):

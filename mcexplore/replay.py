@@ -117,6 +117,10 @@ class Replay:
     trial: int
     events: list  # (time ns, actor: 0 migrator / i task i, text), in time order
     record: dict  # the trial's outcome fields
+    # A tilted world's trial (mcexplore.tilt): its statistics by name, and its likelihood ratio
+    # computed from them on the host (the weight of this trial in an importance-sampling estimate).
+    stats: dict | None = None
+    weight: float | None = None
 
     def format(self, fmt_time=None, limit: int | None = None) -> str:
         from .units import format_ns
@@ -136,6 +140,9 @@ class Replay:
 
         outcome = ", ".join(f"{k}={val(k, v)}" for k, v in self.record.items())
         lines.append(f"outcome: {outcome}")
+        if self.stats is not None:
+            counted = ", ".join(f"{k}={v}" for k, v in self.stats.items())
+            lines.append(f"tilted world: {counted}; likelihood ratio (weight) {self.weight!r}")
         return "\n".join(lines)
 
 
@@ -143,7 +150,13 @@ def replay_compiled(compiled, trial: int, seed: int = 0, label: str | None = Non
     obs = Observations()
     rec: Records = NumpyEngine().run_records(compiled, seed, trial, trial + 1, observer=obs)
     record = {k: int(v[0]) for k, v in rec.columns.items()}
-    return Replay(label or compiled.strategy_name, seed, trial, obs.events(0), record)
+    stats = weight = None
+    if compiled.tilt is not None:
+        from .tilt import weights
+
+        stats = dict(zip(compiled.tilt.names, rec.stats[0].tolist()))
+        weight = float(weights(compiled.tilt, rec.stats)[0])
+    return Replay(label or compiled.strategy_name, seed, trial, obs.events(0), record, stats, weight)
 
 
 def replay(scenario, label: str, trial: int, seed: int = 0) -> Replay:

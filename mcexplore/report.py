@@ -247,6 +247,10 @@ def build_report(sweep_dir, out=None, level: float = 0.95, sweep_file=None, outc
         raise ReportError(f"{sweep_dir}: cannot read results: {e}") from None
     if t.empty:
         raise ReportError(f"{sweep_dir}: the results table is empty")
+    if "is_sums" in t.columns:
+        raise ReportError(f"{sweep_dir}: an importance-sampling table (sweep --rare): the report's tables "
+                          "pool counts, which its rows do not have; use mcexplore plot riskmap (or curve) "
+                          "on it, with --format text for the numbers")
     axes = axis_columns(t)
     # the horizontal axis: the one with more values (columns are cheaper than rows)
     if len(axes) >= 2 and t[axes[1]].nunique() > t[axes[0]].nunique():

@@ -117,19 +117,32 @@ class Aggregate:
 
 
 class Records:
-    """Per-trial results of trials [trial0, trial0 + n): a dict of int64 columns."""
+    """Per-trial results of trials [trial0, trial0 + n): a dict of int64 columns.
 
-    def __init__(self, trial0: int, columns: dict):
+    ``stats``: a tilted run's importance-sampling statistics, an int64 matrix of one row per trial
+    and ``params.TiltLayout.nslot`` columns (None for an untilted run); mcexplore.tilt turns them
+    into the trials' likelihood ratios.
+    """
+
+    def __init__(self, trial0: int, columns: dict, stats: np.ndarray | None = None):
         self.trial0 = int(trial0)
         self.columns = {n: np.asarray(columns[n], dtype=np.int64) for n in FIELD_NAMES}
+        if stats is not None:
+            stats = np.asarray(stats, dtype=np.int64)
+            stats = stats.reshape(len(self), stats.shape[-1] if stats.ndim == 2 else -1)
+        self.stats = stats
 
     @classmethod
-    def from_matrix(cls, trial0: int, mat: np.ndarray) -> "Records":
-        mat = np.asarray(mat, dtype=np.int64).reshape(-1, NFIELDS)
-        return cls(trial0, {n: mat[:, j] for j, n in enumerate(FIELD_NAMES)})
+    def from_matrix(cls, trial0: int, mat: np.ndarray, nslot: int = 0) -> "Records":
+        """From rows of NFIELDS fields followed by ``nslot`` statistics (a tilted run's)."""
+        mat = np.asarray(mat, dtype=np.int64).reshape(-1, NFIELDS + nslot)
+        return cls(trial0, {n: mat[:, j] for j, n in enumerate(FIELD_NAMES)},
+                   mat[:, NFIELDS:] if nslot else None)
 
     def matrix(self) -> np.ndarray:
-        return np.stack([self.columns[n] for n in FIELD_NAMES], axis=1)
+        """The fields (and a tilted run's statistics after them), one row per trial."""
+        m = np.stack([self.columns[n] for n in FIELD_NAMES], axis=1)
+        return m if self.stats is None else np.concatenate([m, self.stats], axis=1)
 
     def __len__(self) -> int:
         return len(self.columns["migrated"])
@@ -148,7 +161,11 @@ class Records:
     @classmethod
     def concat(cls, parts: list["Records"]) -> "Records":
         parts = sorted(parts, key=lambda r: r.trial0)
-        return cls(parts[0].trial0, {n: np.concatenate([p[n] for p in parts]) for n in FIELD_NAMES})
+        stats = None if parts[0].stats is None else np.concatenate([p.stats for p in parts])
+        return cls(parts[0].trial0, {n: np.concatenate([p[n] for p in parts]) for n in FIELD_NAMES}, stats)
 
     def equals(self, other: "Records") -> bool:
-        return self.trial0 == other.trial0 and all(np.array_equal(self[n], other[n]) for n in FIELD_NAMES)
+        same_stats = (self.stats is None) == (other.stats is None) and (
+            self.stats is None or np.array_equal(self.stats, other.stats))
+        return (self.trial0 == other.trial0 and same_stats
+                and all(np.array_equal(self[n], other[n]) for n in FIELD_NAMES))

@@ -112,6 +112,20 @@ def exp_leaf_value(z, s, val, table, off):
     return z * val + lo - d
 
 
+def sample_leaf(dist, words):
+    """``sample`` and the leaf each value came from: (int64 values, int64 leaf indices).
+
+    The leaf is what a tilted run counts (params.TiltLayout): it is chosen from u1 exactly as
+    ``sample`` chooses it (leaf 0 for a distribution of one leaf).
+    """
+    v = sample(dist, words)
+    if dist.nleaf == 1:
+        return v, np.zeros(v.shape, dtype=np.int64)
+    x0, x1 = (np.asarray(w, dtype=np.uint64) for w in words[:2])
+    u1 = _full((x0 << _S32) | x1, v.shape)
+    return v, np.searchsorted(dist._search, u1, side="right").astype(np.int64)
+
+
 def sample(dist, words):
     """Sample a compiled distribution (a params.CompiledDist) from Philox words -> int64 nanoseconds.
 

@@ -33,6 +33,11 @@ A sweep file (TOML)::
     derived = "window"
     values = ["10us", "100us"]
 
+    rare = "call_failed"        # optional (top level): importance sampling for this outcome, each
+    tilt = ["timing.drop_hold.components.1.weight=0.01"]   # cell's search starting here;
+    pilot_trials = 2000         # cross-entropy pilot trials per strategy a round, and
+    ce_rounds = 6               # rounds at most (the CLI's --rare, --tilt, ... win over these)
+
 Derived axis ``window``: the refcount-sensitive window of one attempt, from the first PTE becoming a
 migration entry to the refcount check, W = M * mean(unmap_pte) + pre_freeze (MODEL.md 1.3: F_k -
 L_k with M = page.mapcount). For each cell, after every other axis is applied, ``timing.pre_freeze``
@@ -57,6 +62,14 @@ sweep's level and ``interval``; adaptive rows add ``stop_outcome``, ``stop_reaso
 ``cs_lo``, ``cs_hi``. mcexplore.tables writes it with units and provenance in its metadata, and
 again as a dataset partitioned by strategy. The table depends on nothing but the model, the file
 and the seed; the seconds each row took go to ``timings.csv``.
+
+A rare sweep (``rare``, the CLI's ``--rare``: docs/analysis.md, "Rare events") runs each cell's
+strategies through one ``mcexplore.rare.estimate`` (its own cross-entropy search, then ``trials``
+trials per strategy) in this process only, and its rows hold the outcome's importance-sampling
+estimate instead of counts (``tables.add_intervals`` computes ``<outcome>``, ``_lo``, ``_hi``,
+``_se``, ``hits``, ``ess``, ``mean_weight`` and ``warning`` from each row's exact sums ``is_sums``),
+with ``rare_outcome``, ``tilt``, ``ce``, ``pilot_trials`` and ``ce_rounds``; the rare settings and
+every strategy of the cell are part of its rows' keys.
 
 Seeding and resume: a cell's seed is a hash of (base seed, the cell's axis values by name), not of
 its position, so a table does not depend on the order of the axes, the order in which cells run or
@@ -98,6 +111,10 @@ from .scenario import (
 from .units import format_ns, format_rate, parse_duration, parse_rate
 
 DERIVED = ("window",)
+# A rare sweep's defaults: mcexplore.rare.estimate's (and the CLI's --pilot-trials, --ce-rounds).
+RARE_PILOT_TRIALS = 2000
+RARE_CE_ROUNDS = 6
+RARE_SPEC_KEYS = ("rare", "tilt", "pilot_trials", "ce_rounds")
 
 
 class SweepError(ScenarioError):
@@ -316,8 +333,29 @@ class SweepSpec(_SpecModel):
     level: float = Field(default=0.95, gt=0, lt=1)
     name: str | None = None
     description: str | None = None
+    # Importance sampling (docs/analysis.md, "Rare events"): every cell chooses its own tilt for
+    # the outcome ``rare`` by the cross-entropy method (starting from ``tilt``, PATH=VALUE strings).
+    rare: str | None = None
+    tilt: Annotated[list[_Key], BeforeValidator(_one_or_list)] | None = None
+    pilot_trials: int | None = Field(default=None, ge=1)
+    ce_rounds: int | None = Field(default=None, ge=1, le=100)
 
     _source: str | None = PrivateAttr(default=None)
+
+    @field_validator("rare")
+    @classmethod
+    def _known_outcome(cls, v):
+        if v is not None and v not in OUTCOMES:
+            raise FieldError((), v, f"not an outcome (valid: {', '.join(OUTCOMES)})")
+        return v
+
+    @field_validator("tilt")
+    @classmethod
+    def _tilt_items(cls, v):
+        for i, item in enumerate(v or ()):
+            if "=" not in item:
+                raise FieldError(i, item, "write PATH=VALUE, e.g. timing.drop_hold.components.1.weight=0.05")
+        return v
 
     @field_validator("overrides", mode="before")
     @classmethod
@@ -363,7 +401,22 @@ class SweepSpec(_SpecModel):
         axis_paths = set(setter) | ({"timing.pre_freeze"} if window else set())
         self.overrides = [(p, v) for p, v in ov if p not in axis_paths]
         self.set = {}
+        if self.rare is None:
+            for k in ("tilt", "pilot_trials", "ce_rounds"):
+                if getattr(self, k) is not None:
+                    raise FieldError(k, getattr(self, k), 'needs rare = "OUTCOME" (importance sampling '
+                                     "for that outcome; the tilt is where each cell's search starts)")
         return self
+
+    @property
+    def rare_settings(self) -> dict | None:
+        """The importance-sampling settings of every row (``rare``, ``tilt``, ``pilot_trials``,
+        ``ce_rounds``, defaults filled in), or None for an ordinary sweep."""
+        if self.rare is None:
+            return None
+        return {"rare": self.rare, "tilt": list(self.tilt or []),
+                "pilot_trials": self.pilot_trials or RARE_PILOT_TRIALS,
+                "ce_rounds": self.ce_rounds or RARE_CE_ROUNDS}
 
     @property
     def source(self) -> str | None:
@@ -545,9 +598,30 @@ def _rule_key(rule) -> dict | None:
             "level": rule.level, "prior": list(rule.prior)}
 
 
+def _rare_key(spec: SweepSpec, scen, what: str) -> dict:
+    """What a rare row's numbers depend on beyond its seed, trials and strategy: the outcome, the
+    search's start (resolved in the cell's units) and settings, and every strategy of its cell
+    with its config hash (the strategies of a cell share one tilt, chosen from their pooled hits).
+    Checks the tilt against the cell (a SweepError naming it)."""
+    from . import tilt as _tilt
+
+    rs = spec.rare_settings
+    try:
+        start = _tilt.resolve(scen, rs["tilt"])
+        if not _tilt.tiltable(scen):
+            raise _tilt.TiltError("rare: this scenario has nothing to tilt (no mixture, exponential or rate)")
+    except _tilt.TiltError as e:
+        raise SweepError(f"{what}: {e}") from None
+    return {"outcome": rs["rare"], "tilt": sorted([p, repr(float(v))] for p, v in start.items()),
+            "pilot_trials": int(rs["pilot_trials"]), "ce_rounds": int(rs["ce_rounds"]),
+            "strategies": [[label, scen.config_hash(label)] for label in scen.labels()]}
+
+
 def plan(spec: SweepSpec, rule=None) -> list[PlannedRow]:
     """Every row of the sweep, in grid order; validates all cells before anything runs. With an
-    adaptive ``rule`` (mcexplore.adaptive.StopRule) the rule replaces the trial count in the keys."""
+    adaptive ``rule`` (mcexplore.adaptive.StopRule) the rule replaces the trial count in the keys;
+    a rare sweep (``spec.rare``) adds its importance-sampling settings (``_rare_key``), so a crude
+    row and a rare row never share a key."""
     base = base_scenario(spec)
     out = []
     amount = {"trials": spec.trials} if rule is None else {"rule": _rule_key(rule)}
@@ -555,6 +629,9 @@ def plan(spec: SweepSpec, rule=None) -> list[PlannedRow]:
         seed = cell_seed(spec.seed, cell)
         scen = cell_scenario(spec, base, cell)
         cell_id = _hash({"seed": seed, "cell": {k: _canon(v) for k, v in cell.items()}})
+        if spec.rare is not None:
+            what = "cell " + ", ".join(f"{k}={v}" for k, v in cell.items()) if cell else "the sweep"
+            amount = {"trials": spec.trials, "rare": _rare_key(spec, scen, what)}
         for label in scen.labels():
             ident = {"seed": seed, **amount, "config": scen.config_hash(label)}
             key = _hash({**ident, "model": MODEL_VERSION})
@@ -643,6 +720,14 @@ def run_sweep(spec, out_dir, backend: str = "auto", resume: bool = True, progres
     out_dir = Path(out_dir)
     cells_dir = out_dir / "cells"
     cells_dir.mkdir(parents=True, exist_ok=True)
+    if spec.rare is not None:
+        if rule is not None:
+            raise SweepError("rare: importance sampling runs a fixed number of trials per row; it "
+                             "cannot be combined with an adaptive stopping rule")
+        if cluster is not None or executor is not None:
+            raise SweepError("--cluster: a rare sweep (importance sampling) runs in this process only: "
+                             "each cell's cross-entropy rounds are sequential (each round's tilt comes "
+                             "from the previous round's hits), so a cell does not split into chunks")
     todo = plan(spec, rule)
     lock = _lock(out_dir)
     summary = {"rows": len(todo), "reused": 0, "run": 0, "recomputed_older_model": 0,
@@ -686,7 +771,10 @@ def run_sweep(spec, out_dir, backend: str = "auto", resume: bool = True, progres
     jobs: dict = {}
     ex = None
     try:
-        for pr in todo:
+        rare = spec.rare is not None
+        if rare:  # in this process, cell by cell (each cell's search is sequential)
+            _run_rare_rows(spec, todo, saved, older, cells_dir, backend, summary, timings, done)
+        for pr in ([] if rare else todo):
             if pr.key in saved:
                 summary["reused"] += 1
                 done(saved[pr.key][0])
@@ -710,8 +798,10 @@ def run_sweep(spec, out_dir, backend: str = "auto", resume: bool = True, progres
                 feeder.add(job, prior)
             feeder.run(jobs)
             summary.update({"tasks": feeder.tasks, "chunks": feeder.chunks})
-        summary["run"] = len(jobs)
-        summary["executor"] = getattr(ex, "name", "in-process") if ex is not None else "none"
+        if not rare:
+            summary["run"] = len(jobs)
+        summary["executor"] = (getattr(ex, "name", "in-process") if ex is not None else
+                               "in-process" if rare and summary["run"] else "none")
         summary["workers"] = getattr(ex, "workers", 0) if ex is not None else 0
     except KeyboardInterrupt:
         raise SweepInterrupted(len(rows), len(todo), out_dir) from None
@@ -732,10 +822,90 @@ def run_sweep(spec, out_dir, backend: str = "auto", resume: bool = True, progres
     return df
 
 
+def _rare_row(spec, pr, label, res, err, n_trials, backend) -> dict:
+    """A rare row as saved: its identification, ``trials``, ``rare_outcome``, the exact sums of the
+    outcome and of all weights (``is_sums``: JSON, integers as decimal strings, in units of
+    2**-1074: mcexplore.rare.ISAggregate), the cell's tilt (``tilt``: JSON {path: value in the
+    parameter's own unit}) and search (``ce``: its rounds), the settings, and ``warning`` when the
+    cell has no estimate (the search found no tilt). tables.add_intervals turns the sums into the
+    estimate, interval, ESS and mean-weight columns at the table's level."""
+    rs = spec.rare_settings
+    o = rs["rare"]
+    row = {}
+    for a in spec.axes:
+        row[a.name] = numeric(pr.cell[a.name])
+        row[f"{a.name}_label"] = str(pr.cell[a.name])
+    row.update({"strategy": label, "trials": int(n_trials), "rare_outcome": o})
+    if res is not None:
+        agg = res.runs[label].agg
+        row["is_sums"] = tables.is_sums_to_json(agg, o)
+        row["tilt"] = json.dumps({k: float(v) for k, v in res.tilt.items()}, sort_keys=True)
+        rounds = res.choice.rounds if res.choice is not None else []
+    else:
+        row["is_sums"] = ""
+        row["tilt"] = ""
+        rounds = []
+    row["ce"] = json.dumps([{"trials": r.trials, "hits": r.hits, "action": r.action} for r in rounds])
+    row.update({"pilot_trials": int(rs["pilot_trials"]), "ce_rounds": int(rs["ce_rounds"]),
+                "warning": err or ""})
+    row.update({"seed": pr.seed, "base_seed": spec.seed, "backend": backend, "version": __version__,
+                "model_version": MODEL_VERSION, "config_hash": pr.scenario.config_hash(label),
+                "scenario": pr.scenario.name, "cell": pr.cell_id, "key": pr.key})
+    return row
+
+
+def _run_rare_rows(spec, todo, saved, older, cells_dir, backend, summary, timings, done) -> None:
+    """A rare sweep's rows, cell by cell in this process: each cell's strategies share one
+    ``mcexplore.rare.estimate`` (its own cross-entropy search from the cell's seed, then
+    ``spec.trials`` trials per strategy on that seed); a cell whose rows are all saved is reused. A
+    cell where the search finds no tilt gets rows with no estimate and the reason in ``warning``."""
+    import time
+
+    from . import rare
+    from .tilt import TiltError
+
+    rs = spec.rare_settings
+    groups: dict = {}
+    for pr in todo:
+        groups.setdefault(pr.cell_id, []).append(pr)
+    for prs in groups.values():
+        if all(pr.key in saved for pr in prs):
+            for pr in prs:
+                summary["reused"] += 1
+                done(saved[pr.key][0])
+            continue
+        summary["recomputed_older_model"] += sum(pr.ident in older for pr in prs)
+        scen, labels = prs[0].scenario, [pr.label for pr in prs]
+        t = time.perf_counter()
+        res, err = None, None
+        try:
+            res = rare.estimate(scen, labels, trials=spec.trials, seed=prs[0].seed, outcome=rs["rare"],
+                                tilt=rs["tilt"], backend=backend, level=spec.level,
+                                pilot_trials=rs["pilot_trials"], rounds=rs["ce_rounds"])
+        except (TiltError, OverflowError) as e:
+            err = f"no estimate: {e}"
+        wall = time.perf_counter() - t
+        ran = res.backend if res is not None else (backend if backend != "auto" else "")
+        pilots = sum(r.trials for r in res.choice.rounds) if res is not None and res.choice else 0
+        summary["trials_run"] += pilots + (spec.trials * len(labels) if res is not None else 0)
+        for pr in prs:
+            row = _rare_row(spec, pr, pr.label, res, err, spec.trials if res is not None else 0, ran)
+            atomic_write_bytes(cells_dir / f"{pr.key}.json", json.dumps(
+                {"row": row, "examples": {}, "model_version": MODEL_VERSION, "ident": pr.ident,
+                 "wall_s": wall / len(prs)}).encode())
+            timings.append({"key": pr.key, "strategy": pr.label, "cell": pr.cell_id,
+                            "trials": row["trials"], "wall_s": wall / len(prs)})
+            summary["run"] += 1
+            done(row)
+
+
 def provenance(spec, df: pd.DataFrame, rule=None) -> dict:
     """Where a table's numbers come from: enough to recompute it."""
     base = base_scenario(spec)
     spec_d = spec.model_dump(mode="json")
+    for k in RARE_SPEC_KEYS:  # an ordinary sweep's hash as before the rare keys existed
+        if spec_d.get(k) is None:
+            spec_d.pop(k, None)
     return {
         "mcexplore_version": __version__, "model_version": MODEL_VERSION,
         "scenario": base.name, "scenario_hash": base.config_hash(),
@@ -750,6 +920,7 @@ def provenance(spec, df: pd.DataFrame, rule=None) -> dict:
                                                 "max_trials": int(rule.max_trials), "outcome": rule.outcome,
                                                 "level": rule.level},
         "intervals": tables.INTERVALS,
+        **({"rare": spec.rare_settings} if spec.rare is not None else {}),
     }
 
 

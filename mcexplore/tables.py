@@ -15,7 +15,11 @@ Intervals: for each outcome k, ``<k>_p``, ``<k>_lo``, ``<k>_hi`` at the sweep's 
 score interval for a fixed-trial row (exact one-sided bounds at 0 or n events, as
 mcexplore.stats.proportion_ci gives everywhere else); for an adaptive row (which stopped when its own data said
 so) the beta-binomial confidence sequence (mcexplore.adaptive), which stays valid at a
-data-dependent stopping time where Wilson's does not. ``interval`` names the one used.
+data-dependent stopping time where Wilson's does not. ``interval`` names the one used. A rare
+table (importance sampling, ``sweep --rare``) has no counts: each row's exact sums (``is_sums``)
+give ``<outcome>`` (the estimate of its probability), ``_lo``, ``_hi``, ``_se`` (the normal
+interval of mcexplore.rare), ``hits``, ``ess``, ``mean_weight`` (``_lo``, ``_hi``) and ``warning``,
+with ``interval = "importance-sampling"``.
 
 The dataset (``dataset/``, pyarrow.dataset, hive-partitioned ``strategy=<label>/``) holds the same
 rows, with the histograms as lists of ``{lo, hi, count}`` buckets (edges in the metric's unit, only
@@ -40,7 +44,13 @@ SUM_UNITS = {"attempts": "attempts", "calls": "calls", "faults": "faults", "tota
 HIST_UNITS = {"attempts": "attempts", "t_migrated": "ns", "max_wait": "ns"}
 _KIND_UNITS = {"rate": "1/s", "duration": "ns", "number": "1"}
 INTERVALS = {"wilson": "Wilson score interval, exact one-sided at 0 or n events (fixed trials; mcexplore.stats)",
-             "cs": "beta-binomial mixture confidence sequence (adaptive rows; valid at any stopping time)"}
+             "cs": "beta-binomial mixture confidence sequence (adaptive rows; valid at any stopping time)",
+             "importance-sampling": "normal interval of an importance-sampling estimate, from the empirical "
+                                    "variance of the weighted hits w_i I_i (rare rows; mcexplore.rare)"}
+IS_INTERVAL = "importance-sampling"
+# The columns tables.add_intervals computes for a rare row (besides <outcome>, _lo, _hi, _se).
+IS_COLUMNS = ("hits", "ess", "mean_weight", "mean_weight_lo", "mean_weight_hi")
+IS_TEXT = ("rare_outcome", "is_sums", "tilt", "ce", "warning", "interval")
 
 
 def units(spec, columns) -> dict:
@@ -49,6 +59,13 @@ def units(spec, columns) -> dict:
     for a in spec.axes:
         u[a.name] = _KIND_UNITS[a.kind]
     u["trials"] = "trials"
+    rare = getattr(spec, "rare", None)
+    if rare is not None and rare in columns and "is_sums" in columns:  # a rare table
+        for s in ("", "_lo", "_hi", "_se"):
+            u[f"{rare}{s}"] = "probability"
+        u.update({"hits": "trials", "ess": "trials", "mean_weight": "1", "mean_weight_lo": "1",
+                  "mean_weight_hi": "1", "pilot_trials": "trials", "ce_rounds": "1"})
+        return {k: v for k, v in u.items() if k in columns}
     for o in OUTCOMES:
         u[o] = "trials"
         for s in ("p", "lo", "hi"):
@@ -93,6 +110,43 @@ def aggregate_from_row(row) -> Aggregate:
     return a
 
 
+def is_sums_to_json(agg, outcome: str) -> str:
+    """The exact sums of a rare row (mcexplore.rare.ISAggregate, one outcome) as JSON: the trials,
+    the sums of all weights and of their squares, and the outcome's hits, weighted hits, their
+    squares and largest weight; the sums are integers in units of 2**-1074, written as decimal
+    strings ("inf" for a sum of squares that overflowed), so rows merge and any level's interval
+    is computed from them exactly."""
+    def big(v):
+        return "inf" if v == float("inf") else str(int(v))
+
+    return json.dumps({"outcome": outcome, "n": int(agg.n), "sw": big(agg.sw), "sw2": big(agg.sw2),
+                       "hits": int(agg.hits[outcome]), "swi": big(agg.swi[outcome]),
+                       "swi2": big(agg.swi2[outcome]), "wmax": float(agg.wmax[outcome])},
+                      separators=(",", ":"))
+
+
+def is_aggregate_from_json(text):
+    """(outcome, ISAggregate) of a rare row's ``is_sums``; None for a row without an estimate."""
+    if not isinstance(text, str) or not text:
+        return None
+    from .rare import ISAggregate
+
+    d = json.loads(text)
+
+    def big(v):
+        return float("inf") if v == "inf" else int(v)
+
+    o = d["outcome"]
+    a = ISAggregate(n=int(d["n"]), sw=big(d["sw"]), sw2=big(d["sw2"]))
+    a.hits[o], a.swi[o], a.swi2[o], a.wmax[o] = int(d["hits"]), big(d["swi"]), big(d["swi2"]), float(d["wmax"])
+    return o, a
+
+
+def is_rare_table(df) -> bool:
+    """Whether a sweep table holds importance-sampling rows (``--rare``)."""
+    return "is_sums" in df.columns
+
+
 def load_results(path) -> pd.DataFrame:
     """A sweep table from results.parquet / results.csv, or from a directory holding one."""
     p = Path(path)
@@ -107,8 +161,13 @@ def load_results(path) -> pd.DataFrame:
         return pd.read_parquet(p)
     head = pd.read_csv(p, nrows=0).columns
     text = [c for c in head if c.endswith("_label") or c.startswith("hist_") or
-            c in ("strategy", "backend", "version", "config_hash", "scenario", "cell", "key")]
-    return pd.read_csv(p, dtype={c: str for c in text}, keep_default_na=False)
+            c in ("strategy", "backend", "version", "config_hash", "scenario", "cell", "key") + IS_TEXT]
+    df = pd.read_csv(p, dtype={c: str for c in text}, keep_default_na=False)
+    if "is_sums" in df.columns:  # a rare table: its estimates may be empty (no hit: NaN)
+        for c in df.columns:
+            if c not in text:
+                df[c] = pd.to_numeric(df[c], errors="coerce")
+    return df
 
 
 # ---------------------------------------------------------------------------------------------
@@ -120,6 +179,8 @@ def add_intervals(df: pd.DataFrame, level: float) -> pd.DataFrame:
     from .adaptive import beta_binomial_cs
     from .stats import proportion_ci
 
+    if is_rare_table(df):
+        return _add_is_intervals(df, level)
     df = df.copy()
     adaptive = df["stop_reason"].notna().to_numpy() if "stop_reason" in df else np.zeros(len(df), bool)
     n = df["trials"].to_numpy(dtype=np.int64)
@@ -137,6 +198,46 @@ def add_intervals(df: pd.DataFrame, level: float) -> pd.DataFrame:
         df[f"{o}_lo"] = lo
         df[f"{o}_hi"] = hi
     df["interval"] = np.where(adaptive, "cs", "wilson")
+    return df
+
+
+def _add_is_intervals(df: pd.DataFrame, level: float) -> pd.DataFrame:
+    """A rare table's estimate columns at ``level``, from each row's exact sums: ``<outcome>`` (the
+    importance-sampling estimate of its probability), ``_lo``, ``_hi``, ``_se``, ``hits``, ``ess``,
+    ``mean_weight`` with ``_lo``/``_hi`` (should contain 1), ``warning`` (mcexplore.rare's, e.g.
+    too few effective hits; a row without sums keeps its own) and ``interval``."""
+    df = df.copy()
+    outs = {}
+    for i, (text, warn) in enumerate(zip(df["is_sums"], df.get("warning", [""] * len(df)))):
+        got = is_aggregate_from_json(text)
+        if got is None:
+            outs[i] = (df["rare_outcome"].iloc[i], None, warn or "no estimate")
+            continue
+        o, agg = got
+        outs[i] = (o, agg, None)
+    names = sorted({o for o, _, _ in outs.values()})
+    cols: dict = {}
+    for o in names:
+        for s in ("", "_lo", "_hi", "_se"):
+            cols[f"{o}{s}"] = np.full(len(df), np.nan)
+    for c in IS_COLUMNS:
+        cols[c] = np.full(len(df), np.nan)
+    cols["hits"] = np.zeros(len(df), dtype=np.int64)
+    warnings = [""] * len(df)
+    for i, (o, agg, warn) in outs.items():
+        if agg is None:
+            warnings[i] = warn
+            continue
+        e = agg.estimate(o, level)
+        wbar, wlo, whi = agg.weight_check(level)
+        cols[o][i], cols[f"{o}_lo"][i], cols[f"{o}_hi"][i], cols[f"{o}_se"][i] = e.estimate, e.lo, e.hi, e.se
+        cols["hits"][i], cols["ess"][i] = e.hits, e.ess
+        cols["mean_weight"][i], cols["mean_weight_lo"][i], cols["mean_weight_hi"][i] = wbar, wlo, whi
+        warnings[i] = e.warning or ""
+    for c, v in cols.items():
+        df[c] = v
+    df["warning"] = warnings
+    df["interval"] = IS_INTERVAL
     return df
 
 
@@ -178,6 +279,8 @@ def dataset_frame(df: pd.DataFrame) -> pd.DataFrame:
     out = df.copy()
     edges = hist_edges()
     for m in HIST_METRICS:
+        if f"hist_{m}" not in df.columns:  # a rare table has no histograms
+            continue
         out[f"hist_{m}"] = [hist_buckets(hist_from_json(s), edges) for s in df[f"hist_{m}"]]
     return out
 
@@ -245,6 +348,9 @@ def to_xarray(table, variables=None):
             meta = metadata(pq_path)
         table = load_results(table)
     axes = [c[: -len("_label")] for c in table.columns if c.endswith("_label")]
+    if variables is None and is_rare_table(table):  # the rare outcome's estimate columns
+        variables = [v for v in ["trials"] + [f"{o}{s}" for o in OUTCOMES for s in ("", "_lo", "_hi", "_se")]
+                     + list(IS_COLUMNS) if v in table.columns]
     if variables is None:
         variables = ["trials"] + [f"{o}{s}" for o in OUTCOMES for s in ("", "_p", "_lo", "_hi")] + \
                     [f"sum_{s}" for s in SUMS]

@@ -284,6 +284,7 @@ def riskmap_grid(table, x: str, y: str, facet: str = "strategy", outcome: str = 
     from .plots import _ticklabels, riskmap_cells
 
     t, g, xs, ys, facets = riskmap_cells(table, x, y, facet, outcome, where, level)
+    rare = "warning" in g.columns  # a rare table: importance-sampling estimates
     panels = []
     for fv in facets:
         sub = g[g[facet] == fv]
@@ -292,9 +293,12 @@ def riskmap_grid(table, x: str, y: str, facet: str = "strategy", outcome: str = 
             i, j = ys.index(getattr(r, y)), xs.index(getattr(r, x))
             cells[i][j] = {"count": int(r.count), "trials": int(r.trials), "p": float(r.p),
                            "lo": float(r.lo), "hi": float(r.hi), "zero": bool(r.zero)}
+            if rare:
+                cells[i][j]["warning"] = bool(r.warning)
         label = str(fv) if facet == "strategy" else f"{facet} = {_ticklabels(t, facet, [fv])[0]}"
         panels.append({"facet": label, "cells": cells})
     return {"x": x, "y": y, "facet": facet, "outcome": outcome, "level": level,
+            "method": "importance-sampling" if rare else "counts",
             "xs": _ticklabels(t, x, xs), "ys": _ticklabels(t, y, ys), "panels": panels}
 
 
@@ -302,6 +306,8 @@ def fmt_short(x) -> str:
     """A probability in at most 7 characters for the risk-map grid: 2 significant digits,
     ``5.5e-4`` below 0.01, and near 1 as many digits as ``fmt_p`` needs (never "1" below 1)."""
     x = float(x)
+    if x > 1.0:  # an importance-sampling estimate or bound can exceed 1
+        return f"{x:.3g}"
     if 0.0 < x < 0.01:
         m, e = f"{x:.1e}".split("e")
         return f"{m.rstrip('0').rstrip('.')}e{int(e)}"
@@ -311,12 +317,20 @@ def fmt_short(x) -> str:
 def _cell_lines(c) -> tuple[str, str]:
     if c is None:
         return "", ""
+    if c["zero"] and not math.isfinite(c["hi"]):  # importance sampling without a hit: no estimate
+        return "none", ""
     if c["zero"]:
         return f"<{fmt_short(c['hi'])}", f"[0,{fmt_short(c['hi'])}]"
-    return fmt_short(c["p"]), f"[{fmt_short(c['lo'])},{fmt_short(c['hi'])}]"
+    star = "*" if c.get("warning") else ""
+    return fmt_short(c["p"]) + star, f"[{fmt_short(c['lo'])},{fmt_short(c['hi'])}]"
 
 
 def riskmap_legend(grid: dict) -> str:
+    if grid.get("method") == "importance-sampling":
+        return (f"cell: P({grid['outcome']}) estimated by importance sampling (each cell its own tilt), "
+                f"its {100 * grid['level']:g}% normal interval below; *: a warning (too few effective "
+                "hits or a failed mean-weight check); none: no hit under the tilt, no estimate; blank: "
+                "no row")
     return (f"cell: P({grid['outcome']}), its {100 * grid['level']:g}% interval below; <u: no event "
             f"seen, u the one-sided upper bound; blank: no trials")
 
@@ -361,4 +375,188 @@ def riskmap_markdown(grid: dict) -> str:
                 a, b = _cell_lines(c)
                 cells.append(f"{a} {b}".strip())
             out.append(f"| {_md_escape(yv)} | " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# importance sampling (run / compare with --rare or --tilt)
+# ---------------------------------------------------------------------------------------------
+
+RARE_LEGEND = ("estimate [interval]: the outcome's probability in the untilted world, "
+               "sum(w_i I_i)/n, with a normal interval from the empirical variance of the terms "
+               "w_i I_i; hits: trials with the outcome in the tilted world; ESS: the effective number "
+               "of hits, (sum w_i I_i)^2 / sum (w_i I_i)^2; mean weight: 1 in expectation under a valid "
+               "tilt, so its interval should contain 1.")
+
+
+def fmt_x(x, sig: int = 3) -> str:
+    """A probability-like number that may leave [0, 1] (a normal interval's upper end, a mean
+    weight): ``fmt_p`` inside [0, 1), ``sig + 1`` significant digits above 1; ``None`` (the
+    JSON's null: no estimate, or an infinite bound) as "-"."""
+    if x is None:
+        return "-"
+    x = float(x)
+    if not math.isfinite(x):
+        return "-" if math.isnan(x) else ("inf" if x > 0 else "-inf")
+    if x > 1.0:
+        return f"{x:.{sig + 1}g}"
+    if x < 0.0:
+        return "-" + fmt_x(-x, sig)
+    return fmt_p(x, sig)
+
+
+def _is_est(e: dict) -> str:
+    """``estimate [lo, hi]`` of an importance-sampling estimate's dict, "no hit" without one."""
+    if not e.get("hits"):
+        return "no hit"
+    return f"{fmt_x(e['estimate'])} [{fmt_x(e['lo'])}, {fmt_x(e['hi'])}]"
+
+
+def _ess(x) -> str:
+    return "-" if x is None else f"{x:.3g}"
+
+
+def _no_hit(w) -> bool:
+    return bool(w) and w.startswith("no trial had this outcome")
+
+
+def _rare_head(d: dict) -> list[str]:
+    m = d.get("meta", {})
+    what = (f"paired comparison by importance sampling (baseline A = {d['baseline']})"
+            if d.get("differences") else "importance sampling")
+    head = (f"{what}, backend {d['backend']}: scenario {d.get('scenario')}"
+            + (f" ({m['config_hash']})" if m.get("config_hash") else "")
+            + f", seed {d['seed']}, {d['trials']} trials per strategy in the tilted world, "
+            f"{100 * d['level']:g}% normal intervals")
+    return [head]
+
+
+def _rare_tilt(d: dict) -> list[tuple[str, str, str]]:
+    return [(t["path"], t["untilted"], t["tilted"]) for t in d.get("tilt", [])]
+
+
+def _rare_ce(d: dict) -> list[str]:
+    out = []
+    for i, r in enumerate(d.get("cross_entropy") or [], 1):
+        out.append(f"round {i}: {r['hits']} hits in {r['trials']} trials ({r['action']})")
+    return out
+
+
+def _outcomes_shown(d: dict, outcomes=None) -> list[str]:
+    if outcomes:
+        return list(outcomes)
+    return [d["outcome"]] if d.get("outcome") else list(OUTCOME_TEXT)
+
+
+def rare_blocks(d: dict, outcomes=None) -> dict:
+    """What the text and Markdown renderings of an importance-sampling result show, from its JSON
+    (``RareResult.to_dict()`` plus ``meta``): the head, the tilt table, the cross-entropy rounds and
+    per strategy its main rows (outcome, estimate, hits, ESS), the mean-weight check, the other
+    outcomes compactly and every warning; and the paired differences, if any."""
+    main = _outcomes_shown(d, outcomes)
+    strategies = []
+    for label, s in d["strategies"].items():
+        ests = s["estimates"]
+        rows = [(o, _is_est(ests[o]), ests[o]["hits"], _ess(ests[o]["ess"])) for o in main if o in ests]
+        others = [f"{o} {_is_est(e)}" for o, e in ests.items() if o not in main]
+        warnings = []
+        for o, e in ests.items():
+            w = e.get("warning")
+            if not w or (o != d.get("outcome") and _no_hit(w)):
+                continue  # an outcome without hits says so in its "no hit" (in full for --rare's)
+            warnings.append(f"warning ({o}): {w}")
+        mw = s["mean_weight"]
+        ok = (mw["lo"] is not None and mw["hi"] is not None and mw["lo"] <= 1.0 <= mw["hi"])
+        check = (f"mean weight {fmt_x(mw['estimate'], 4)} [{fmt_x(mw['lo'], 4)}, {fmt_x(mw['hi'], 4)}]"
+                 + (" (contains 1)" if ok else " (does NOT contain 1)"))
+        strategies.append({"label": label, "rows": rows, "others": others, "check": check,
+                           "warnings": warnings})
+    diffs = []
+    for label, by_o in (d.get("differences") or {}).items():
+        for o in main:
+            if o not in by_o:
+                continue
+            x = by_o[o]
+            diffs.append((label, o, f"{_signed_x(x['difference'])} [{_signed_x(x['lo'])}, {_signed_x(x['hi'])}]"))
+    return {"head": _rare_head(d), "tilt": _rare_tilt(d), "ce": _rare_ce(d), "outcome": d.get("outcome"),
+            "pilot_trials": d.get("meta", {}).get("pilot_trials"), "strategies": strategies,
+            "baseline": d.get("baseline"), "diffs": diffs}
+
+
+def _signed_x(x) -> str:
+    if x is None:
+        return "-"
+    s = fmt_x(x)
+    return ("+" + s) if (x > 0 and not s.startswith("-") and s not in ("inf",)) else s
+
+
+PAIRED_NOTE = ("paired: every strategy ran on the same tilted trials (same seed, same trial indices), "
+               "so each difference p(B) - p(A) has its interval from the per-trial differences "
+               "w_i(B) I_i(B) - w_i(A) I_i(A); the pairing is kept.")
+
+
+def rare_text(d: dict, outcomes=None) -> str:
+    """An importance-sampling result (its JSON dict) as fixed-width text, <= 80 columns."""
+    b = rare_blocks(d, outcomes)
+    lines = []
+    for h in b["head"]:
+        lines += _wrap(h)
+    lines += _wrap(RARE_LEGEND, "  ")
+    lines.append("")
+    if b["tilt"]:
+        lines.append("tilted world (path: untilted -> tilted):")
+        pw = max(len(p) for p, _, _ in b["tilt"])
+        for p, a, t in b["tilt"]:
+            row = f"  {p:<{pw}}  {a} -> {t}"
+            lines += [row] if len(row) <= WIDTH else [f"  {p}", f"    {a} -> {t}"]
+    else:
+        lines.append("tilted world: the untilted one (the search changed nothing)")
+    if b["ce"]:
+        per = f", {b['pilot_trials']} pilot trials per strategy a round" if b["pilot_trials"] else ""
+        lines += _wrap(f"cross-entropy search for {b['outcome']}{per} (pilot seeds apart from the "
+                       "estimate's trials):")
+        lines += ["  " + c for c in b["ce"]]
+    for s in b["strategies"]:
+        lines.append("")
+        lines.append(f"== {s['label']}")
+        lines.append(f"  {'outcome':<12} {'estimate [interval]':<36} {'hits':>8}  {'ESS':>7}")
+        for o, est, hits, ess in s["rows"]:
+            lines.append(f"  {o:<12} {est:<36} {hits:>8}  {ess:>7}")
+        lines.append("  " + s["check"])
+        if s["others"]:
+            lines += _wrap("other outcomes: " + "; ".join(s["others"]), "    ", "  ")
+        for w in s["warnings"]:
+            lines += _wrap(w, "    ", "  ")
+    if b["diffs"]:
+        lines += [""] + _wrap(f"paired differences vs A = {b['baseline']} (B - A):")
+        lines += _wrap(PAIRED_NOTE, "  ", "  ")
+        for label, o, x in b["diffs"]:
+            lines.append(f"  B = {label:<12} {o:<12} {x}")
+    return "\n".join(ln.rstrip() for ln in lines)
+
+
+def rare_markdown(d: dict, outcomes=None) -> str:
+    """An importance-sampling result as Markdown tables."""
+    b = rare_blocks(d, outcomes)
+    out = ["**" + _md_escape(" ".join(b["head"])) + "**", "", f"_{RARE_LEGEND}_", ""]
+    if b["tilt"]:
+        out += ["| tilted parameter | untilted | tilted |", "|---|---:|---:|"]
+        out += [f"| `{p}` | {_md_escape(a)} | {_md_escape(t)} |" for p, a, t in b["tilt"]]
+    else:
+        out.append("Tilted world: the untilted one.")
+    if b["ce"]:
+        out += ["", f"Cross-entropy search for {b['outcome']} (pilot seeds apart from the estimate's trials):", ""]
+        out += [f"- {c}" for c in b["ce"]]
+    for s in b["strategies"]:
+        out += ["", f"### {_md_escape(s['label'])}", "", "| outcome | estimate [interval] | hits | ESS |",
+                "|---|---|---:|---:|"]
+        out += [f"| {o} | {est} | {hits} | {ess} |" for o, est, hits, ess in s["rows"]]
+        out += ["", s["check"]]
+        if s["others"]:
+            out += ["", "Other outcomes: " + "; ".join(s["others"])]
+        out += [f"\n> {_md_escape(w)}" for w in s["warnings"]]
+    if b["diffs"]:
+        out += ["", f"### Paired differences vs {_md_escape(b['baseline'])}", "", f"_{PAIRED_NOTE}_", "",
+                "| B | outcome | p(B) - p(A) [interval] |", "|---|---|---|"]
+        out += [f"| {_md_escape(label)} | {o} | {x} |" for label, o, x in b["diffs"]]
     return "\n".join(out)

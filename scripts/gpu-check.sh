@@ -3,8 +3,8 @@
 #
 #   bash scripts/gpu-check.sh            # from the repository root
 #
-# Runs tests/test_gpu.py (cupy == numpy == native bit for bit, the device reduction, chunking,
-# 10^8 trials) and tests/test_exact_scale.py (10^8 trials against the exact solution), then times the engines (numpy, native, cupy) on a small scenario and on the shipped
+# Runs tests/test_gpu.py (cupy == numpy == native bit for bit, tilted runs' statistics included,
+# the device reduction, chunking, 10^8 trials) and tests/test_exact_scale.py (10^8 trials against the exact solution), then times the engines (numpy, native, cupy) on a small scenario and on the shipped
 # thread-2018 scenario, and writes a JSON summary to $OUT/gpu-check.json (or ./gpu-check.json),
 # with the test log beside it. Meant to finish in under 5 minutes on an H100/H200.
 # Environment: PYTHON (default python3), MCX_WHEELS (a folder of wheels to install first, e.g.
@@ -45,6 +45,11 @@ if $PY -c "import dask_cuda" >/dev/null 2>&1; then
 else
     echo "cuda cluster: dask-cuda not installed, skipped" > "$DEST/cuda-cluster.log"
 fi
+
+# Rare events (issue: importance sampling): a probability of 1e-12 to 10% on the GPU, against the
+# closed form; the JSON lands beside the summary.
+timeout 120 $PY scripts/bench-rare.py --backend cupy --scenario closed > "$DEST/rare-closed.json" 2> "$DEST/rare.log"
+timeout 120 $PY scripts/bench-rare.py --backend cupy --scenario window --checks 3 > "$DEST/rare-window3.json" 2>> "$DEST/rare.log"
 
 timeout 240 $PY - "$DEST" "$TEST_RC" "$START" <<'PYEOF'
 import json, os, subprocess, sys, time

@@ -108,6 +108,37 @@ def test_cupy_matches_numpy_and_native_block(gpu, ref_engines):
             tp.assert_same(ref, native.run_records(c, seed, 0, 32), f"native {cid}")
 
 
+def test_cupy_tilted_matches_numpy_and_native(gpu, ref_engines):
+    """A tilted run's statistics (test_tilt_parity's layouts, every strategy; IS_MAX_SLOTS of them,
+    the width of the kernel's local record, once) and its device-side aggregate."""
+    import test_parity as tp
+    import test_tilt_parity as tt
+
+    from mcexplore.results import Aggregate
+
+    numpy_engine, native = ref_engines
+    for j, case in enumerate(tt.CASES):
+        c = tt.make(*case)
+        if j == 0:
+            c = tt.widest(c)
+        seed = 0x717 + j * 7
+        ref = numpy_engine.run_records(c, seed, 300 * j, 300 * j + 48)
+        got = gpu.run_records(c, seed, 300 * j, 300 * j + 48)
+        tt.assert_same(ref, got, f"cupy vs numpy {tt._case_id(case)}")
+        if native is not None:
+            tt.assert_same(ref, native.run_records(c, seed, 300 * j, 300 * j + 48), f"native {tt._case_id(case)}")
+    c = tt.make("lock_noref", (), "contended")
+    rec = gpu.run_records(c, 3, 0, 5000)
+    assert rec.stats.any()
+    for chunk in (None, 777):
+        assert CupyEngine(chunk=chunk).run_records(c, 3, 0, 5000).equals(rec)
+        _agg_equal(Aggregate.from_records(rec), CupyEngine(chunk=chunk).run_aggregate(c, 3, 0, 5000))
+    if native is not None:
+        assert rec.equals(native.run_records(c, 3, 0, 5000))
+    tp.assert_same(rec, gpu.run_records(tp.make("lock_noref", (), **tp.SCENARIOS["contended_file"]), 3, 0, 5000),
+                   "tilted vs untilted fields")
+
+
 def _agg_equal(a, b):
     from mcexplore.results import HIST_METRICS
 

@@ -11,6 +11,8 @@ reduces it on the device (kernels/mcexplore.cu: reduce_records), copying back on
 histograms and per-block counts and first examples of each failure outcome, from which the host
 picks the first examples in trial order: the result equals Aggregate.from_records of the same
 trials exactly, whatever the chunk size or block schedule. Launches are chunked to fit device memory.
+A tilted run (params.TiltLayout) has wider records, its statistics after the fields: its aggregate
+is reduced from its records on the host.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ import threading
 import numpy as np
 
 from ..params import Compiled
-from ..constants import (EXAMPLE_OUTCOMES, EXAMPLES, HIST_BINS, HIST_METRICS, NFIELDS, OUTCOMES, REDUCE_BLOCK,
-                         SUMS, Header)
+from ..constants import (EXAMPLE_OUTCOMES, EXAMPLES, HIST_BINS, HIST_METRICS, IS_MAX_SLOTS, NFIELDS, OUTCOMES,
+                         REDUCE_BLOCK, SUMS, Header)
 from ..results import Aggregate, Records
 from . import kernel_source
 from .base import Engine
@@ -36,6 +38,7 @@ NVRTC_OPTIONS = ("-std=c++17", "--fmad=false", "--maxrregcount=64")
 KERNELS = ("mcx_philox_kernel", "sample_draws", "sample_words", "hist_buckets", "simulate_records",
            "reduce_records")
 RECORDS_BLOCK = 128
+TILTED_AGG_CHUNK = 1 << 20  # trials per host reduction of a tilted run_aggregate
 NEX = len(EXAMPLE_OUTCOMES)
 
 def first_examples(blk_counts: np.ndarray, get_blk_ex, base: int) -> dict:
@@ -207,16 +210,22 @@ class CupyEngine(Engine):
         import cupy
 
         n = t1 - t0
-        if n <= 0:
-            return Records.from_matrix(t0, np.zeros((0, NFIELDS), dtype=np.int64))
         P, dP = self._params(compiled)
+        # A tilted run's statistics follow the fields (params.TiltLayout); simulate_records keeps
+        # a record in a local array of MCX_NFIELDS + MCX_IS_MAX_SLOTS words.
+        nslot = int(P[Header.IS_NSLOT])
+        if not 0 <= nslot <= IS_MAX_SLOTS:
+            raise ValueError(f"a tilt of {nslot} statistics: the engines count at most {IS_MAX_SLOTS}")
+        width = NFIELDS + nslot
+        if n <= 0:
+            return Records.from_matrix(t0, np.zeros((0, width), dtype=np.int64), nslot)
         sw = int(P[Header.SCRATCH_WORDS])
-        chunk = self._chunk(n, 8 * (NFIELDS + sw), 1 << 24)
+        chunk = self._chunk(n, 8 * (width + sw), 1 << 24)
         k = get_module().get_function("simulate_records")
         mats = []
         for a in range(0, n, chunk):
             m = min(chunk, n - a)
-            out = cupy.empty((m, NFIELDS), dtype=cupy.int64)
+            out = cupy.empty((m, width), dtype=cupy.int64)
             scratch = cupy.empty(max(1, m * sw), dtype=cupy.int64)
             k(((m + RECORDS_BLOCK - 1) // RECORDS_BLOCK,), (RECORDS_BLOCK,),
               (dP, np.uint64(int(seed) & 0xFFFFFFFFFFFFFFFF), np.int64(t0 + a), np.int64(m), out,
@@ -225,7 +234,7 @@ class CupyEngine(Engine):
             check_no_progress(mat, t0 + a)
             mats.append(mat)
             del out, scratch
-        return Records.from_matrix(t0, np.concatenate(mats))
+        return Records.from_matrix(t0, np.concatenate(mats), nslot)
 
     def run_aggregate(self, compiled: Compiled, seed: int, t0: int, t1: int) -> Aggregate:
         import cupy
@@ -236,6 +245,13 @@ class CupyEngine(Engine):
         if n <= 0:
             return agg
         P, dP = self._params(compiled)
+        if int(P[Header.IS_NSLOT]):
+            # reduce_records reads rows of NFIELDS words, a tilted run's are wider: reduce on the
+            # host instead (a tilted run wants its records' statistics anyway).
+            for a in range(t0, t1, TILTED_AGG_CHUNK):
+                part = Aggregate.from_records(self.run_records(compiled, seed, a, min(t1, a + TILTED_AGG_CHUNK)))
+                agg = part if agg.trials == 0 else agg.merge(part)
+            return agg
         sw = int(P[Header.SCRATCH_WORDS])
         chunk = self._chunk(n, 8 * (NFIELDS + sw) + 1, 1 << 22)
         mod = get_module()

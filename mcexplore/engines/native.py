@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..constants import ABI_VERSION, NFIELDS, Simd
+from ..constants import ABI_VERSION, NFIELDS, Header, Simd
 from ..params import Compiled
 from ..results import Records
 from . import kernel_source
@@ -206,7 +206,9 @@ class NativeLibrary:
 
     def simulate(self, params: np.ndarray, seed: int, t0: int, t1: int, nthreads: int = 0,
                  simd: str = "auto"):
-        out = np.zeros((max(0, t1 - t0), NFIELDS), dtype=np.int64)
+        """Records of trials [t0, t1) as a matrix: NFIELDS fields per row, then a tilted P's
+        P[Header.IS_NSLOT] statistics (params.TiltLayout)."""
+        out = np.zeros((max(0, t1 - t0), NFIELDS + int(params[Header.IS_NSLOT])), dtype=np.int64)
         rc = self.lib.mcx_simulate(np.ascontiguousarray(params, dtype=np.int64),
                                    int(seed) & 0xFFFFFFFFFFFFFFFF, int(t0), int(t1), out,
                                    int(nthreads), -1 if simd == "auto" else SIMD[simd])
@@ -301,7 +303,7 @@ class NativeEngine(Engine):
     def run_records(self, compiled: Compiled, seed: int, t0: int, t1: int) -> Records:
         P = pack(compiled)
         mat = self.lib.simulate(P, seed, t0, t1, self.nthreads, self.simd)
-        return Records.from_matrix(t0, mat)
+        return Records.from_matrix(t0, mat, int(P[Header.IS_NSLOT]))
 
     def default_batch(self, compiled: Compiled) -> int:
         # Batches of roughly equal work, so that progress is reported every few seconds.

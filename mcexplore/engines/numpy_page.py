@@ -66,11 +66,13 @@ def _u64(words):
     return (words[0] << np.uint64(32)) | words[1]
 
 
-def transient_held(lay: transient.Layout, c: Compiled, seed: int, trials, page, F):
+def transient_held(lay: transient.Layout, c: Compiled, seed: int, trials, page, F, on_window=None):
     """Is a transient reference held at each refcount check F (mcexplore.transient)?
 
     trials (uint64) and F (int64) are aligned arrays; page is the counter's page field (an int or
-    an aligned array)."""
+    an aligned array). on_window(r, w, n), if given, is told every window a check looks at, in
+    increasing order per check: r the checks' indices, w the windows, n their arrival counts (a
+    tilted run counts them: params.TiltLayout)."""
     F = np.asarray(F, dtype=np.int64)
     held = np.zeros(F.shape, dtype=bool)
     if lay.model == transient.MODEL_NONE or len(F) == 0:
@@ -87,6 +89,8 @@ def transient_held(lay: transient.Layout, c: Compiled, seed: int, trials, page, 
         wk, wi = transient.window_key(w[r])
         n = np.searchsorted(lay.thresholds, _u64(rng.draw_words(seed, trials[r], rng.TRANSIENT, page[r], wk, wi, 0)),
                             side="right")
+        if on_window is not None:
+            on_window(r, w[r], n)
         for j in range(int(n.max(initial=0))):
             m = n > j
             rj, wkj, wij = r[m], wk[m], wi[m]
@@ -132,6 +136,16 @@ class PageSim:
         self.global_order = bool(row.global_order)
         self.takes_page_lock = bool(row.takes_page_lock)
         self.N = n
+        # A tilted run's statistics (params.TiltLayout), one row per trial; draw_log: a test's
+        # list of the keys of every counted draw (trial, dist, purpose, k, i, sub).
+        tl = c.tilt
+        self.stats = np.zeros((n, tl.nslot), dtype=np.int64) if tl is not None and tl.nslot else None
+        self.tilt_slots = {} if tl is None else {
+            int(d): (np.asarray(cnt, dtype=np.int64), np.asarray(tot, dtype=np.int64))
+            for d, (cnt, tot) in tl.dist_slots.items()}
+        self.tilt_transient = -1 if tl is None else int(tl.transient_slot)
+        self.tr_last = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
+        self.draw_log = None
         A = max(self.A, 1)
         z = lambda dt=np.int64: np.zeros((n, A), dtype=dt)  # noqa: E731
         # Task state [trial, task]; column j is task i = j + 1 (rmap order).
@@ -214,8 +228,40 @@ class PageSim:
 
     # -- randomness -------------------------------------------------------------------------
     def draw(self, dist: str, purpose: int, rows, k, i, sub=0, page=None):
+        """One draw of ``dist`` for each of ``rows`` (every one of them uses its value: a tilted
+        run counts each, params.TiltLayout)."""
         words = rng.draw_words(self.seed, self.trial[rows], purpose, self.page if page is None else page, k, i, sub)
-        return rng.sample(self.c.dists[D[dist]], words)
+        d = D[dist]
+        slots = self.tilt_slots.get(d) if self.stats is not None else None
+        if slots is None:
+            return rng.sample(self.c.dists[d], words)
+        v, leaf = rng.sample_leaf(self.c.dists[d], words)
+        rows = np.broadcast_to(np.asarray(rows, dtype=np.int64), v.shape)
+        count, total = slots
+        np.add.at(self.stats, (rows, count[leaf]), 1)
+        t = total[leaf]
+        m = t >= 0
+        if m.any():
+            np.add.at(self.stats, (rows[m], t[m]), v[m])
+        if self.draw_log is not None:
+            for r, kk, ii, ss in zip(*(np.broadcast_to(np.asarray(x, dtype=np.int64), v.shape).tolist()
+                                       for x in (rows, k, i, sub))):
+                self.draw_log.append((int(self.trial[r]), d, purpose, kk, ii, ss))
+        return v
+
+    def count_window(self, rows):
+        """A tilted run's transient windows (params.TiltLayout): on_window for the checks of
+        ``rows``, each window counted once per trial."""
+        s = self.tilt_transient
+
+        def on_window(r, w, n):
+            rr = rows[r]
+            new = w > self.tr_last[rr]
+            rr, n = rr[new], n[new]
+            np.add.at(self.stats, (rr, s), 1)
+            np.add.at(self.stats, (rr, s + 1), n)
+            self.tr_last[rr] = w[new]
+        return on_window
 
     def draw_mig(self, dist: str, purpose: int, rows, k, page=None):
         return self.draw(dist, purpose, rows, k, 0, 0, page)
@@ -429,10 +475,19 @@ class PageSim:
         here), the freeze, the copy and the restores of attempt k. Returns (ok, fh, cp, S, cr)
         with cr the restore times (cumulative, [len(rows), M])."""
         page = self.page if page is None else page
-        held = held | transient_held(self.lay, self.c, self.seed, self.trial[rows], page, F)
+        tally = self.count_window(rows) if self.stats is not None and self.tilt_transient >= 0 else None
+        held = held | transient_held(self.lay, self.c, self.seed, self.trial[rows], page, F, tally)
         ok = ~held
-        fh = self.draw_mig("freeze_hold", rng.FREEZE_HOLD, rows, k, page) if self.file else 0
-        cp = self.draw_mig("copy", rng.COPY, rows, k, page)
+        # The freeze and the copy are drawn for the attempts that succeed (a tilted run counts
+        # the draws a trial makes).
+        fh = np.zeros(len(rows), dtype=np.int64)
+        cp = np.zeros(len(rows), dtype=np.int64)
+        if ok.any():
+            okp = page[ok] if np.ndim(page) else page
+            okk = np.broadcast_to(k, ok.shape)[ok]
+            if self.file:
+                fh[ok] = self.draw_mig("freeze_hold", rng.FREEZE_HOLD, rows[ok], okk, okp)
+            cp[ok] = self.draw_mig("copy", rng.COPY, rows[ok], okk, okp)
         S = F + np.where(ok, fh + cp, 0)
         cr = self._per_pte("remap_pte", rng.REMAP, rows, k, page, S)
         return ok, fh, cp, S, cr
@@ -716,9 +771,12 @@ def simulate_page(c: Compiled, seed: int, trials: np.ndarray, observer=None) -> 
         if len(rows):
             k = attempts[rows]
             last_pass = ((k - 1) % passes) == passes - 1
-            rg = sim.draw("retry_gap", rng.GAP, rows, k, 0, 0)
-            og = sim.draw("outer_gap", rng.GAP, rows, k, 0, 1)
-            arr[rows] = last_T[rows] + np.where(last_pass, og, rg)
+            gap = np.zeros(len(rows), dtype=np.int64)
+            if (~last_pass).any():
+                gap[~last_pass] = sim.draw("retry_gap", rng.GAP, rows[~last_pass], k[~last_pass], 0, 0)
+            if last_pass.any():
+                gap[last_pass] = sim.draw("outer_gap", rng.GAP, rows[last_pass], k[last_pass], 0, 1)
+            arr[rows] = last_T[rows] + gap
     migrated = sim.migrated
     calls = np.where(attempts > 0, (attempts - 1) // passes + 1, 0)
     call_failed = ~(migrated & (attempts <= passes))
@@ -728,4 +786,5 @@ def simulate_page(c: Compiled, seed: int, trials: np.ndarray, observer=None) -> 
         "end_time": end, "pages_left": (~migrated).astype(np.int64),
     }
     cols.update(sim.task_outcomes())
-    return Records(int(trials[0]) if n else 0, {k: np.asarray(v).astype(np.int64) for k, v in cols.items()})
+    return Records(int(trials[0]) if n else 0, {k: np.asarray(v).astype(np.int64) for k, v in cols.items()},
+                   sim.stats)

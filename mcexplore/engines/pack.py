@@ -17,8 +17,13 @@ must agree word for word, and both document the layout:
                              shift its fixed point, and its b the absolute offset of its table),
                              its guide table (2**G leaf indices, G > 0 only) and its EXP tables
                              (8193 words each); see mcexplore.params for the meaning
-    P[thr_off .. len)        transient references: the windows' Poisson count thresholds (uint64;
+    P[thr_off ..)            transient references: the windows' Poisson count thresholds (uint64;
                              mcexplore.transient), with model, W, H, count and offset in the header
+    P[is_map_off .. len)     importance sampling (a tilted Compiled only; params.TiltLayout):
+                             ndists words, the offset of distribution d's leaf table or -1 (not
+                             counted), then each counted distribution's table of 2 * nleaf words,
+                             (count slot, total slot or -1) per leaf; the header's IS_NSLOT (0:
+                             untilted, nothing is counted), IS_MAP_OFF and IS_TRANSIENT_SLOT
 
 Distributions 0..NAMED_DISTS-1 are ``compiled.dists`` in DIST_NAMES order (any further entries of
 ``compiled.dists`` follow, which the sampling tests use). A class record's ``access_dist`` names
@@ -148,7 +153,7 @@ def pack(compiled: Compiled) -> np.ndarray:
     for j, d in enumerate(dists):
         pos = _pack_dist(P, dist_off + j * DIST_WORDS, pos, d)
     assert pos == total
-    return _with_transient(P, compiled)
+    return _with_tilt(_with_transient(P, compiled), compiled, len(dists))
 
 
 def dist_words(d: CompiledDist) -> int:
@@ -200,4 +205,26 @@ def _with_transient(P: np.ndarray, compiled: Compiled) -> np.ndarray:
     P[Header.TRANSIENT_HMAX] = lay.hold_max_ns
     P[Header.TRANSIENT_NTHR] = len(thr)
     P[Header.TRANSIENT_THR_OFF] = off
+    return P
+
+
+def _with_tilt(P: np.ndarray, compiled: Compiled, ndists: int) -> np.ndarray:
+    """The importance-sampling map appended to P (see the module docstring)."""
+    lay = compiled.tilt
+    P[Header.IS_TRANSIENT_SLOT] = -1
+    if lay is None or lay.nslot == 0:
+        return P
+    off = len(P)
+    words = [np.full(ndists, -1, dtype=np.int64)]
+    pos = off + ndists
+    for d in sorted(lay.dist_slots):
+        count, total = (np.asarray(v, dtype=np.int64) for v in lay.dist_slots[d])
+        words[0][d] = pos
+        words.append(np.stack([count, total], axis=1).reshape(-1))
+        pos += 2 * len(count)
+    P = np.concatenate([P] + words)
+    P[Header.LEN] = len(P)
+    P[Header.IS_NSLOT] = lay.nslot
+    P[Header.IS_MAP_OFF] = off
+    P[Header.IS_TRANSIENT_SLOT] = lay.transient_slot
     return P
