@@ -36,19 +36,6 @@ def _kv(items, what="--where") -> dict:
     return out
 
 
-def _clean(obj):
-    """A JSON-able copy of ``obj`` with every non-finite float as null (JSON has no inf/nan)."""
-    import math
-
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
-
-
 # ---------------------------------------------------------------------------------------------
 # importance sampling (run and compare with --rare / --tilt; docs/analysis.md, "Rare events")
 # ---------------------------------------------------------------------------------------------
@@ -88,6 +75,7 @@ def rare_json(r, sc, settings: dict) -> dict:
     PATH=VALUE strings: pass each back as --tilt to rerun in the same world without the search)
     and ``units``; non-finite numbers are null."""
     from . import __version__
+    from .rare import json_safe
 
     d = r.to_dict()
     d["meta"] = {"version": __version__, "scenario": sc.name, "config_hash": sc.config_hash(),
@@ -100,7 +88,7 @@ def rare_json(r, sc, settings: dict) -> dict:
     d["tilt_values"] = dict(r.tilt)
     d["tilt_args"] = tilt_args(sc, r.tilt)
     d["units"] = dict(RARE_UNITS)
-    return _clean(d)
+    return json_safe(d)
 
 
 def tilt_args(sc, values: dict) -> list[str]:

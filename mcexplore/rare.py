@@ -623,7 +623,7 @@ class RareResult:
 
     def to_dict(self) -> dict:
         """A JSON-able dict (non-finite numbers as None)."""
-        return _finite(self._dict())
+        return json_safe(self._dict())
 
     def _dict(self) -> dict:
         out = {
@@ -649,11 +649,12 @@ class RareResult:
         return out
 
 
-def _finite(v):
+def json_safe(v):
+    """A JSON-able copy of ``v`` with every non-finite float as None (JSON has no inf or nan)."""
     if isinstance(v, dict):
-        return {k: _finite(x) for k, x in v.items()}
+        return {k: json_safe(x) for k, x in v.items()}
     if isinstance(v, (list, tuple)):
-        return [_finite(x) for x in v]
+        return [json_safe(x) for x in v]
     if isinstance(v, float) and not math.isfinite(v):
         return None
     return v
