@@ -230,8 +230,14 @@ class PageSim:
     def draw(self, dist: str, purpose: int, rows, k, i, sub=0, page=None):
         """One draw of ``dist`` for each of ``rows`` (every one of them uses its value: a tilted
         run counts each, params.TiltLayout)."""
-        words = rng.draw_words(self.seed, self.trial[rows], purpose, self.page if page is None else page, k, i, sub)
         d = D[dist]
+        cd = self.c.dists[d]
+        if cd.is_const:
+            # A constant reads no word of its draw (rng.sample): no Philox call, as in the kernels.
+            shape = np.broadcast(np.asarray(rows), np.asarray(k), np.asarray(i), np.asarray(sub),
+                                 np.asarray(self.page if page is None else page)).shape
+            return np.full(shape, cd.const_ns, dtype=np.int64)
+        words = rng.draw_words(self.seed, self.trial[rows], purpose, self.page if page is None else page, k, i, sub)
         slots = self.tilt_slots.get(d) if self.stats is not None else None
         if slots is None:
             return rng.sample(self.c.dists[d], words)
