@@ -24,7 +24,7 @@ from .cli_analysis import COMMANDS as ANALYSIS_COMMANDS
 from .cli_calibrate import COMMANDS as CALIBRATE_COMMANDS
 from .cli_options import (adaptive_options, backend_option, backends_option, format_option, json_option,
                           level_option, progress_option, rare_options, run_options, scenario_options, seed_option,
-                          trials_option)
+                          tilt_option, trials_option)
 from .cli_options import TRIAL_MAX, Number, check_out_path, rare_settings, write_out
 
 EPILOG_RUN = """\b
@@ -268,9 +268,8 @@ Examples:
               type=Number(int, 0, TRIAL_MAX, valid="an integer in [0, 2**63 - 2]"))
 @seed_option
 @click.option("--limit", default=None, type=click.IntRange(min=1), help="Print at most N events.")
-@click.option("--tilt", "tilts", multiple=True, metavar="PATH=VALUE",
-              help="Replay the trial of this tilted world (repeatable; as run --tilt, or the "
-                   "tilt_args of a --rare run's JSON): the timeline, its statistics and its weight.")
+@tilt_option("Replay the trial of that tilted world (as run --tilt, or the tilt_args of a --rare "
+             "run's JSON): the timeline, its statistics and its weight.")
 def replay(config, overrides, strategies, trial, seed, limit, tilts):
     """Print one trial's timeline, event by event, in simulated time.
 

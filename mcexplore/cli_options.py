@@ -230,6 +230,16 @@ ADAPTIVE_FLAGS = {"target_rel_error": "--target-rel-error", "until_upper_bound":
                   "batch_trials": "--batch-trials", "stop_outcome": "--stop-outcome"}
 
 
+_TILT_HELP = ("Tilt a parameter (repeatable): a mixture weight (timing.drop_hold.components.1.weight=0.3), "
+              "an exponential mean (timing.wake_latency.components.0.mean=60us), page.access_rate or "
+              "transient.rate (e.g. 1/us).")
+
+
+def tilt_option(help_more: str):
+    """--tilt PATH=VALUE (repeatable) as ``tilts``; ``help_more``: what the command does with it."""
+    return click.option("--tilt", "tilts", multiple=True, metavar="PATH=VALUE", help=f"{_TILT_HELP} {help_more}")
+
+
 def rare_options(f):
     """Importance sampling (docs/analysis.md, "Rare events"): ``rare`` (an outcome or None),
     ``tilts`` (a tuple of PATH=VALUE), ``pilot_trials`` and ``ce_rounds`` (None unless given:
@@ -238,17 +248,12 @@ def rare_options(f):
         click.option("--rare", "rare", type=click.Choice(OUTCOMES), default=None, metavar="OUTCOME",
                      help="Importance sampling for a rare OUTCOME (" + ", ".join(OUTCOMES) + "): "
                           "pilot rounds of the cross-entropy method choose a tilted world (mixture "
-                          "weights, exponential means, the access and transient rates) where it is "
-                          "common, then -n trials there, reweighted, estimate its probability in the "
+                          "weights and the transient rate; exponential means and the access rate when "
+                          "--tilt starts them) where it is common, then -n trials there, reweighted, estimate its probability in the "
                           "untilted world with a normal interval, its effective sample size and a "
                           "mean-weight check. All strategies share the tilt (a comparison stays "
                           "paired). Page level only."),
-        click.option("--tilt", "tilts", multiple=True, metavar="PATH=VALUE",
-                     help="Tilt a parameter (repeatable): a mixture weight "
-                          "(timing.drop_hold.components.1.weight=0.3), an exponential mean "
-                          "(timing.wake_latency.components.0.mean=60us), page.access_rate or "
-                          "transient.rate (e.g. 1/us). With --rare: where the search starts; "
-                          "without: the world the trials run in."),
+        tilt_option("With --rare: where the search starts; without: the world the trials run in."),
         click.option("--pilot-trials", "pilot_trials", type=Number(int, 1, TRIAL_MAX, valid=TRIALS_VALID),
                      default=None, metavar="N",
                      help=f"With --rare: trials per strategy in each cross-entropy round (default "

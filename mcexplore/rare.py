@@ -86,7 +86,11 @@ class ISAggregate:
 
     @classmethod
     def from_records(cls, rec, lay) -> "ISAggregate":
-        w = _tilt.weights(lay, rec.stats)
+        return cls.from_weights(rec, _tilt.weights(lay, rec.stats))
+
+    @classmethod
+    def from_weights(cls, rec, w) -> "ISAggregate":
+        """From the records and their trials' weights (mcexplore.tilt.weights)."""
         with np.errstate(over="ignore"):
             w2 = w * w
         a = cls(n=len(rec), sw=exact_sum(w), sw2=_exact_or_inf(w2))
@@ -223,8 +227,8 @@ class PairAggregate:
     sd2: dict = field(default_factory=lambda: {o: 0 for o in OUTCOMES})
 
     @classmethod
-    def from_records(cls, ra, la, rb, lb) -> "PairAggregate":
-        wa, wb = _tilt.weights(la, ra.stats), _tilt.weights(lb, rb.stats)
+    def from_weights(cls, ra, wa, rb, wb) -> "PairAggregate":
+        """From both strategies' records of the same trials and their weights."""
         a = cls(n=len(ra))
         for o in OUTCOMES:
             d = wa * (ra[o] != 0) - wb * (rb[o] != 0)
@@ -385,95 +389,51 @@ def _ce_update(scenario, cur: dict, runs, params, floor: dict, alpha: float = No
     the untilted)."""
     a = CE_ALPHA if alpha is None else alpha
     new = dict(cur)
-    acc: dict[str, list] = {}
+    acc: dict[str, float] = {}
     # The updates are ratios of weighted sums, so the weights count only relative to each other:
     # taken relative to the largest log weight of the round's hits, they cannot all underflow
     # (an exploring tilt over thousands of draws gives weights like e^-3000).
-    top = max((float(_tilt.log_weights(lay, rec.stats)[hit].max()) for rec, lay, hit in runs if hit.any()),
-              default=0.0)
-    for rec, lay, hit in runs:
-        w = np.exp(_tilt.log_weights(lay, rec.stats)[hit] - top)
-        st = rec.stats[hit].astype(np.float64)
-        names = {n: i for i, n in enumerate(lay.names)}
-        for key, i in names.items():
-            acc.setdefault(key, [0.0])[0] += float(np.dot(w, st[:, i]))
+    logw = [_tilt.log_weights(lay, rec.stats)[hit] for rec, lay, hit in runs]
+    top = max((float(lw.max()) for lw in logw if len(lw)), default=0.0)
+    for (rec, lay, hit), lw in zip(runs, logw):
+        sums = np.exp(lw - top) @ rec.stats[hit].astype(np.float64)
+        for name, v in zip(lay.names, sums.tolist()):
+            acc[name] = acc.get(name, 0.0) + v
     by_sib: dict[tuple, list] = {}
     for p in params:
         if p.kind == "weight":
             by_sib.setdefault(p.siblings, []).append(p)
     for sib, ps in by_sib.items():
-        name = ps[0].dist
-        counts = []
-        for path in sib:
-            g = _group_of(scenario, path)
-            counts.append(acc.get(f"{name}[{g}].n", [0.0])[0])
+        counts = [sum(acc.get(f"{st}.n", 0.0) for st in p.stats) for p in ps]
         tot = sum(counts)
         if tot <= 0:
             continue
         est = [max(c / tot, WEIGHT_FLOOR) for c in counts]
         s = sum(est)
-        for path, e in zip(sib, est):
-            new[path] = a * e / s + (1 - a) * cur.get(path)
+        for p, e in zip(ps, est):
+            new[p.path] = a * e / s + (1 - a) * cur[p.path]
     for p in params:
-        if p.kind == "mean" or (p.kind == "rate" and p.dist == "access"):
-            key = _exp_key(scenario, p)
-            n, tot = acc.get(key + ".n", [0.0])[0], acc.get(key + ".sum_ns", [0.0])[0]
+        if p.kind == "mean" or p.dist == "access":
+            n, tot = acc.get(p.stats[0] + ".n", 0.0), acc.get(p.stats[0] + ".sum_ns", 0.0)
             if n <= 0 or tot <= 0:
                 continue
             # The maximum-likelihood mean of a floored exponential (geometric) from n values summing to tot.
             m = 1.0 / math.log1p(n / tot)
             if p.kind == "mean":
-                new[p.path] = a * m + (1 - a) * cur.get(p.path)
+                new[p.path] = a * m + (1 - a) * cur[p.path]
             else:
-                new[p.path] = 1.0 / (a * m + (1 - a) / cur.get(p.path))
+                new[p.path] = 1.0 / (a * m + (1 - a) / cur[p.path])
         elif p.kind == "rate":
-            nw, na = acc.get("transient.windows", [0.0])[0], acc.get("transient.arrivals", [0.0])[0]
+            nw, na = acc.get("transient.windows", 0.0), acc.get("transient.arrivals", 0.0)
             W = runs[0][1].window_ns
             if nw <= 0 or W <= 0:
                 continue
             rho = max(na / (nw * W), float(scenario.transient.rate))
-            new[p.path] = a * rho + (1 - a) * cur.get(p.path)
+            new[p.path] = a * rho + (1 - a) * cur[p.path]
     for sib in by_sib:
         s = sum(new[path] for path in sib)
         new.update(_defend(sib, {path: new[path] / s for path in sib}, floor))
     return new
-
-
-def _group_of(scenario, path: str) -> int:
-    """The flattened component index (params.CompiledDist.group) of a weight's component: the
-    number of leaves-components before it in its distribution's flattened mixture."""
-    parts = path.split(".")
-    name = parts[1]
-    d = getattr(scenario.timing, name)
-    target = parts[2:-1]  # components.i[.components.j ...]
-    return _flat_index(d, target)
-
-
-def _flat_index(d, target: list) -> int:
-    from .scenario.distributions import MixtureDist
-
-    idx = 0
-    i = int(target[1])
-    for j, c in enumerate(d.components):
-        if j == i:
-            if len(target) > 2 and isinstance(c, MixtureDist):
-                return idx + _flat_index(c, target[2:])
-            return idx
-        idx += len(c.weighted()) if isinstance(c, MixtureDist) else 1
-    raise ValueError(f"no component {i}")
-
-
-def _exp_key(scenario, p) -> str:
-    """The statistics' name prefix of an exponential parameter (see tilt.layout's names)."""
-    if p.dist == "access":
-        return "access"
-    d = getattr(scenario.timing, p.dist)
-    from .scenario.distributions import MixtureDist
-
-    if not isinstance(d, MixtureDist):
-        return p.dist
-    g = _flat_index(d, p.path.split(".")[2:-1])
-    return f"{p.dist}[{g}]" if len(d.weighted()) > 1 else p.dist
 
 
 def _hit(rec, outcome: str) -> np.ndarray:
@@ -547,14 +507,14 @@ def choose_tilt(scenario, labels, outcome: str, *, seed: int = 0, pilot_trials: 
                 f"trials ({action})")
         cur = nxt
     if not history or all(h.hits < min_hits for h in history):
-        why = ("even with the mixtures pushed to equal weights" if history and history[-1].action == "give up"
+        why = ("even at the strongest exploration" if history and history[-1].action == "give up"
                else f"within {rounds} rounds (more with --ce-rounds)")
         raise _tilt.TiltError(
             f"--rare {outcome}: no tilt found: {sum(h.hits for h in history)} hits in "
             f"{sum(h.trials for h in history)} pilot trials {why}; give a starting tilt with "
             "--tilt PATH=VALUE (an exponential mean or the access rate, which the search only refines)")
-    keep = {p.path for p in params}
-    final = {k: v for k, v in cur.items() if k in keep and _differs(scenario, k, v)}
+    final = {p.path: cur[p.path] for p in params
+             if not math.isclose(p.value, cur[p.path], rel_tol=1e-12, abs_tol=0.0)}
     return Choice(outcome, final, history, backend_name)
 
 
@@ -581,11 +541,6 @@ def _drawn(runs) -> set:
             if t:
                 out.add(name.split("[")[0].split(".")[0])
     return out
-
-
-def _differs(scenario, path: str, v: float) -> bool:
-    base = {p.path: p.value for p in _tilt.tiltable(scenario)}
-    return not math.isclose(base[path], v, rel_tol=1e-12, abs_tol=0.0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -695,18 +650,19 @@ def estimate(scenario, labels=None, *, trials: int, seed: int = 0, outcome: str 
     try:
         for t in range(0, trials, BATCH):
             n = min(BATCH, trials - t)
-            recs = {}
+            recs, ws = {}, {}
             for label in labels:
                 name, sr = api.run_compiled(compiled[label], trials=n, seed=seed, t0=t, backend=backend,
                                             records=True)
                 recs[label] = sr.records
+                ws[label] = _tilt.weights(compiled[label].tilt, sr.records.stats)
                 walls[label] += sr.wall_s
-                aggs[label] = aggs[label].merge(ISAggregate.from_records(sr.records, compiled[label].tilt))
+                aggs[label] = aggs[label].merge(ISAggregate.from_weights(sr.records, ws[label]))
                 if bar is not None:
                     bar.update(n)
             for label in pairs:
-                pairs[label] = pairs[label].merge(PairAggregate.from_records(
-                    recs[label], compiled[label].tilt, recs[baseline], compiled[baseline].tilt))
+                pairs[label] = pairs[label].merge(PairAggregate.from_weights(
+                    recs[label], ws[label], recs[baseline], ws[baseline]))
     finally:
         if bar is not None:
             bar.close()

@@ -58,7 +58,9 @@ class Param:
     kind: "weight" (a mixture component's weight, in [0, 1]), "mean" (an exponential's mean, ns)
     or "rate" (per ns: page.access_rate, transient.rate). ``dist``: the timing name it belongs to
     ("access" for the access rate, None for the transient rate); ``siblings``: a weight's
-    mixture, the paths of all its components' weights in order.
+    mixture, the paths of all its components' weights in order; ``stats``: the prefixes of the
+    statistics ``layout`` names for it when it is counted ("drop_hold[1]": its ".n" and ".sum_ns";
+    a weight of a nested mixture has one per component it covers; "transient" for the rate).
     """
 
     path: str
@@ -66,19 +68,32 @@ class Param:
     value: float
     dist: str | None = None
     siblings: tuple = ()
+    stats: tuple = ()
 
 
-def _walk_dist(d, prefix: str, name: str, out: list) -> None:
+def _walk_dist(d, prefix: str, name: str, out: list, flat: int, multi: bool) -> int:
+    """Append d's tiltable parameters; ``flat``: the index of d's first component in its
+    distribution's flattened mixture (params.CompiledDist.group), ``multi``: whether that has more
+    than one. Returns how many flattened components d has."""
     from .scenario.distributions import ExpDist, MixtureDist
+
+    def stat(g: int) -> str:
+        return f"{name}[{g}]" if multi else name
 
     if isinstance(d, MixtureDist):
         paths = tuple(f"{prefix}.components.{i}.weight" for i in range(len(d.components)))
+        start = flat
         for i, c in enumerate(d.components):
+            first = len(out)
+            n = _walk_dist(c, f"{prefix}.components.{i}", name, out, flat, multi)
             if len(d.components) > 1:
-                out.append(Param(paths[i], "weight", float(c.weight), name, paths))
-            _walk_dist(c, f"{prefix}.components.{i}", name, out)
-    elif isinstance(d, ExpDist) and float(d.mean) > 0:
-        out.append(Param(f"{prefix}.mean", "mean", float(d.mean), name))
+                out.insert(first, Param(paths[i], "weight", float(c.weight), name, paths,
+                                        tuple(stat(g) for g in range(flat, flat + n))))
+            flat += n
+        return flat - start
+    if isinstance(d, ExpDist) and float(d.mean) > 0:
+        out.append(Param(f"{prefix}.mean", "mean", float(d.mean), name, stats=(stat(flat),)))
+    return 1
 
 
 def tiltable(scenario) -> list[Param]:
@@ -87,11 +102,14 @@ def tiltable(scenario) -> list[Param]:
 
     out: list[Param] = []
     for name in TIMING_NAMES:
-        _walk_dist(getattr(scenario.timing, name), f"timing.{name}", name, out)
+        d = getattr(scenario.timing, name)
+        _walk_dist(d, f"timing.{name}", name, out, 0, len(d.weighted()) > 1)
     if scenario.level == "page" and scenario.page.access_rate > 0:
-        out.append(Param("page.access_rate", "rate", float(scenario.page.access_rate), "access"))
+        out.append(Param("page.access_rate", "rate", float(scenario.page.access_rate), "access",
+                         stats=("access",)))
     if scenario.transient.rate > 0:
-        out.append(Param("transient.rate", "rate", float(scenario.transient.rate), None))
+        out.append(Param("transient.rate", "rate", float(scenario.transient.rate), None,
+                         stats=("transient",)))
     return out
 
 
@@ -215,7 +233,8 @@ def layout(p: Compiled, q: Compiled, track: bool = False) -> TiltLayout:
         count = base + dp.group
         total = np.full(dp.nleaf, -1, dtype=np.int64)
         for g in range(G):
-            coef.append(math.log(Pp[g]) - math.log(Pq[g]))
+            # A component with no leaf (a weight below 2**-65) is never drawn: its count stays 0.
+            coef.append(math.log(Pp[g]) - math.log(Pq[g]) if Pp[g] > 0 else 0.0)
             names.append(f"{name}[{g}].n" if G > 1 else f"{name}.n")
         for leaf in np.nonzero(~seg)[0]:
             mp, mq = float(dp.exp_mean[leaf]), float(dq.exp_mean[leaf])

@@ -328,3 +328,17 @@ def test_the_defaults_are_the_library_s():
     sig = inspect.signature(rare.estimate).parameters
     assert sig["pilot_trials"].default == DEFAULT_PILOT_TRIALS == sweep.RARE_PILOT_TRIALS
     assert sig["rounds"].default == DEFAULT_CE_ROUNDS == sweep.RARE_CE_ROUNDS
+
+
+def test_replay_in_a_tilted_world_prints_the_trials_weight():
+    from mcexplore import tilt
+    from mcexplore.replay import replay_compiled
+    from mcexplore.scenario import load_scenario
+
+    w = "timing.drop_hold.components.1.weight=0.5"
+    out = ok(invoke("replay", "thread-2018", "--trial", 2, "-s", "drop", *BASE, "--tilt", w, "--limit", 3))
+    sc = load_scenario("thread-2018").set_many(SETS)
+    want = replay_compiled(tilt.tilted_compiled(sc, "drop", [w]), 2, 0, "drop").weight
+    assert f"likelihood ratio (weight) {want!r}" in out
+    assert_usage_error(invoke("replay", "thread-2018", "--trial", 2, "-s", "drop", "--tilt", "timing.copy=1us"),
+                       "timing.copy", "not a tiltable parameter")
