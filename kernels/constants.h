@@ -5,7 +5,9 @@
 
 #define MCX_PARAMS_MAGIC 0x314D524150584D43LL  // b"CMXPARM1" little-endian
 #define MCX_PARAMS_VERSION 3
-#define MCX_ABI_VERSION 4  // mcx_abi_version() returns it
+#define MCX_ABI_VERSION 5  // mcx_abi_version() returns it
+#define MCX_NLANE_STATS 4  // lane counters (mcexplore.constants.LaneStat)
+#define MCX_LANE_W 32  // lanes of the device tile the lane counters measure against
 #define MCX_HDR_WORDS 32
 #define MCX_CLASS_WORDS 8
 #define MCX_DIST_WORDS 8
@@ -188,6 +190,13 @@
 #define MCX_SIMD_SSE2 2
 #define MCX_SIMD_AVX2 3
 #define MCX_SIMD_AVX512 4
+
+// Task schedulers of the native engine (mcexplore.constants.Sched).
+#define MCX_SCHED_WALK 0
+#define MCX_SCHED_LANES 1
+#define MCX_NEV 12  // task events: codes 0 .. MCX_NEV - 1
+// X(code) for every task event that runs (not NONE): the event dispatch and the lane scheduler (page.h).
+#define MCX_FOR_EACH_TASK_EVENT(X) X(MCX_EV_ACCESS) X(MCX_EV_FAULT) X(MCX_EV_PTL) X(MCX_EV_DROPB) X(MCX_EV_WAKE) X(MCX_EV_WAKE_RES) X(MCX_EV_SPIN_RES) X(MCX_EV_PTE_RES) X(MCX_EV_RET) X(MCX_EV_TOUCH) X(MCX_EV_UNLOCK)
 
 // Strategies (mcexplore.strategies: the registry's codes).
 #define MCX_S_REF 0

@@ -205,6 +205,7 @@ extern "C" __global__ void reduce_records(const mcx_i64* recs, mcx_i64 n, unsign
 // ---------------------------------------------------------------------------------------------
 // Host entry points (g++ -shared; loaded with ctypes by mcexplore.engines.native).
 #include <atomic>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -252,17 +253,25 @@ extern "C" void mcx_hist_buckets(const mcx_i64* v, mcx_i64 n, mcx_i64* out) {
 // Per-trial records of trials [t0, t1) into out ((t1 - t0) x (MCX_NFIELDS + P[MCX_H_IS_NSLOT])
 // int64: the fields, then a tilted run's statistics), on nthreads
 // worker threads (<= 0: all hardware threads), batching draws with implementation simd
-// (mcx_simd_resolve; MCX_SIMD_OFF: none). Trials are handed out in chunks from an atomic
-// counter; each record depends on (P, seed, trial) only, so neither the split nor simd ever
-// changes a result. Returns 0, -1 if P is not a parameter block of this version, -2 if simd
-// cannot run here.
+// (mcx_simd_resolve; MCX_SIMD_OFF: none), the tasks of strategies without global order run by
+// scheduler sched (MCX_SCHED_LANES: the lane scheduler; MCX_SCHED_WALK: the walk; lanes.h).
+// Trials are handed out in chunks from an atomic counter (a worker that finishes its chunk takes
+// the next: a long trial holds up one worker, never the others); each record depends on
+// (P, seed, trial) only, so neither the split, simd nor sched ever changes a result. lane_stats
+// (null, or MCX_NLANE_STATS words) receives the lane counters of an MCX_LANE_STATS build (lanes.h),
+// summed over the workers; zeros in any other build. Returns 0, -1 if P is not a parameter block
+// of this version, -2 if simd cannot run here, -3 for an unknown sched.
 extern "C" int mcx_simulate(const mcx_i64* P, mcx_u64 seed, mcx_i64 t0, mcx_i64 t1, mcx_i64* out,
-                            int nthreads, int simd) {
+                            int nthreads, int simd, int sched, mcx_i64* lane_stats) {
     if (P[MCX_H_MAGIC] != MCX_PARAMS_MAGIC || P[MCX_H_VERSION] != MCX_PARAMS_VERSION) return -1;
     if (P[MCX_H_IS_NSLOT] < 0 || P[MCX_H_IS_NSLOT] > MCX_IS_MAX_SLOTS) return -1;
     const mcx_i64 width = MCX_NFIELDS + P[MCX_H_IS_NSLOT];
     simd = mcx_simd_resolve(simd);
     if (simd < 0) return -2;
+    if (sched != MCX_SCHED_WALK && sched != MCX_SCHED_LANES) return -3;
+    if (lane_stats)
+        for (int j = 0; j < MCX_NLANE_STATS; ++j) lane_stats[j] = 0;
+    std::mutex stats_lock;
     const mcx_i64 n = t1 - t0;
     if (n <= 0) return 0;
     if (nthreads <= 0) nthreads = (int)std::thread::hardware_concurrency();
@@ -283,6 +292,10 @@ extern "C" int mcx_simulate(const mcx_i64* P, mcx_u64 seed, mcx_i64 t0, mcx_i64 
         mcx_pick_tree tree;
         tree.init(lanes, tree_mem.data());
         mcx_tls_pick_tree = &tree;
+        std::vector<mcx_i64> tile_mem((size_t)mcx_lane_tile::words(lanes));
+        mcx_lane_tile tile;
+        tile.init(lanes, tile_mem.data());
+        mcx_tls_lane_tile = sched == MCX_SCHED_LANES ? &tile : nullptr;
         mcx_scratch s;
         s.base = buf.data();
         s.stride = 1;
@@ -294,6 +307,16 @@ extern "C" int mcx_simulate(const mcx_i64* P, mcx_u64 seed, mcx_i64 t0, mcx_i64 
         }
         mcx_tls_draw_cache = nullptr;
         mcx_tls_pick_tree = nullptr;
+        mcx_tls_lane_tile = nullptr;
+#if defined(MCX_LANE_STATS)
+        if (lane_stats) {
+            std::lock_guard<std::mutex> g(stats_lock);
+            lane_stats[0] += tile.steps;
+            lane_stats[1] += tile.events;
+            lane_stats[2] += tile.slots;
+            lane_stats[3] += tile.queues;
+        }
+#endif
     };
     if (nthreads == 1) {
         worker();

@@ -33,6 +33,7 @@
 #include "transient.h"
 #include "drawcache.h"
 #include "picktree.h"
+#include "lanes.h"
 
 // How member functions are compiled. MCX_M: __device__ on CUDA, inline on the host.
 //   MCX_M_NOINLINE       out of line on the device, inline on the host: the draw, and ret (the
@@ -114,6 +115,7 @@ struct mcx_sim_t {
 #if defined(MCX_HOST)
     mcx_draw_cache* dc;  // this worker's batched draws (drawcache.h), or null
     mcx_pick_tree* pt;   // the global order's pick while run_global runs, else null
+    mcx_lane_tile* lt;   // the lane scheduler's queues (lanes.h), or null: the walk
 #endif
     // A tilted run's statistics of this trial (params.TiltLayout; null: none, always without TILT)
     // and the last transient window it counted.
@@ -325,37 +327,49 @@ struct mcx_sim_t {
         with_strategy([&](auto h) { h.at_fault(*this, c, x, p, inc, inp, frozen, kf, sub); });
     }
 
+    // Event E of task c at t: the physics of one event, whichever scheduler runs it (process,
+    // the walk's dispatch; the lane scheduler calls it with E known for a whole queue).
+    template <int E>
+    MCX_M void run_event(int c, mcx_i64 t) {
+        // The last event that changes state (an idle task's access after the restore is not one).
+        last_t = mcx_max64(last_t, (E == MCX_EV_NONE || E == MCX_EV_ACCESS) ? 0 : t);
+        if constexpr (E == MCX_EV_ACCESS) {
+            access(c, t);
+        } else if constexpr (E == MCX_EV_FAULT) {
+            fault(c, t);
+        } else if constexpr (E == MCX_EV_WAKE_RES) {
+            // Asleep on attempt kc - 1's lock, now known to be dropped at T_prev.
+            wake_after(c, T_prev);
+        } else if constexpr (E == MCX_EV_RET) {
+            ret(c, t);
+        } else {
+            // The strategy's: the PTL release, the wake, its own events. An event no handler
+            // owns (none is ever scheduled) does nothing.
+            with_strategy([&](auto h) {
+                if constexpr (E == MCX_EV_PTL)
+                    h.at_ptl_release(*this, c, t);
+                else if constexpr (E == MCX_EV_WAKE)
+                    h.on_wake(*this, c, t);
+                else
+                    h.on_event(*this, E, c, t);
+            });
+        }
+    }
+
     MCX_M_PROCESS void process(int c) {
         const int e = ev(c);
         const mcx_i64 t = tw(c, MCX_TW_T);
-        // The last event that changes state (an idle task's access after the restore is not one).
-        last_t = mcx_max64(last_t, (e == MCX_EV_NONE || e == MCX_EV_ACCESS) ? 0 : t);
+        // One dispatch: on the device and at block level a single switch over the event, then
+        // (in the strategy's events) over the strategy.
         switch (e) {
-            case MCX_EV_ACCESS:
-                access(c, t);
-                break;
-            case MCX_EV_FAULT:
-                fault(c, t);
-                break;
-            case MCX_EV_WAKE_RES:
-                // Asleep on attempt kc - 1's lock, now known to be dropped at T_prev.
-                wake_after(c, T_prev);
-                break;
-            case MCX_EV_RET:
-                ret(c, t);
-                break;
+#define MCX_PROCESS_CASE(E)   \
+    case E:                   \
+        run_event<E>(c, t);   \
+        break;
+            MCX_FOR_EACH_TASK_EVENT(MCX_PROCESS_CASE)
+#undef MCX_PROCESS_CASE
             default:
-                // The strategy's: the PTL release, the wake, its own events (one dispatch: on
-                // the device and at block level a single switch over the strategy). An event no
-                // handler owns (none is ever scheduled) does nothing.
-                with_strategy([&](auto h) {
-                    if (e == MCX_EV_PTL)
-                        h.at_ptl_release(*this, c, t);
-                    else if (e == MCX_EV_WAKE)
-                        h.on_wake(*this, c, t);
-                    else
-                        h.on_event(*this, e, c, t);
-                });
+                last_t = mcx_max64(last_t, e == MCX_EV_NONE ? 0 : t);
                 break;
         }
     }
@@ -414,6 +428,13 @@ struct mcx_sim_t {
             }
         }
 #endif
+#if defined(MCX_HOST)
+        if (lt) {
+            advance_lanes(horizon);
+            return;
+        }
+#endif
+        // The walk: every task's chain to the horizon in turn.
         for (int c = 0; c < A; ++c) {
             while (eligible(c, horizon)) {
                 process(c);
@@ -424,6 +445,56 @@ struct mcx_sim_t {
             }
         }
     }
+
+#if defined(MCX_HOST)
+    // The lane scheduler (lanes.h): tile steps, each running one event of every task that has one
+    // before the horizon, queue by queue. A task without an eligible event cannot get one from
+    // another task's event (no global order: tasks share only sums), so after the first step only
+    // the tasks that just ran are looked at again.
+    MCX_M void advance_lanes(mcx_i64 horizon) {
+        int* live = lt->live;
+        int* q = lt->q;
+        int n = 0;
+        for (int c = 0; c < A; ++c)
+            if (eligible(c, horizon)) live[n++] = c;
+        mcx_i64 steps = 0;
+        while (n > 0) {
+            // Group this step's tasks by event kind, stable (a counting sort).
+            int start[MCX_NEV + 1];
+            for (int e = 0; e <= MCX_NEV; ++e) start[e] = 0;
+            for (int j = 0; j < n; ++j) start[ev(live[j]) + 1] += 1;
+            for (int e = 0; e < MCX_NEV; ++e) start[e + 1] += start[e];
+            int pos[MCX_NEV];
+            for (int e = 0; e < MCX_NEV; ++e) pos[e] = start[e];
+            for (int j = 0; j < n; ++j) {
+                const int c = live[j];
+                q[pos[ev(c)]++] = c;
+            }
+            lt->count_step();
+#define MCX_LANES_QUEUE(E)                                                       \
+    if (start[E + 1] > start[E]) {                                               \
+        lt->count_queue(start[E + 1] - start[E]);                                \
+        for (int j = start[E]; j < start[E + 1]; ++j) {                          \
+            const int c = q[j];                                                  \
+            run_event<E>(c, tw(c, MCX_TW_T));                                    \
+        }                                                                        \
+    }
+            MCX_FOR_EACH_TASK_EVENT(MCX_LANES_QUEUE)
+#undef MCX_LANES_QUEUE
+            steps += n;
+            if (steps > MCX_MAX_EVENTS) {
+                error = true;
+                return;
+            }
+            int m = 0;
+            for (int j = 0; j < n; ++j) {
+                const int c = q[j];
+                if (eligible(c, horizon)) live[m++] = c;
+            }
+            n = m;
+        }
+    }
+#endif
 
     // Global order: run the eligible events one at a time up to horizon (or, with until_mig, up to
     // the migrator's wake time mig_t, which an event may change).
@@ -631,6 +702,8 @@ struct mcx_sim_t {
         dc = mcx_tls_draw_cache;
         if (dc && A > dc->cap) dc = nullptr;  // rows are sized by max_mapcount; never wider
         pt = nullptr;
+        lt = mcx_tls_lane_tile;
+        if (lt && A > lt->cap) lt = nullptr;
 #endif
         stats = nullptr;
         tr_last = MCX_I64_MIN;

@@ -66,12 +66,39 @@ def _row(backend, label, threads, runs, wall, agg, **extra):
     }
 
 
+def lane_counts(compiled, trials: int, seed: int, engine=None) -> dict:
+    """Lane utilisation of the native lane scheduler on trials [0, trials) (kernels/lanes.h).
+
+    ``engine``: a NativeEngine(nthreads=1, lane_stats=True) to reuse. Returns the counters
+    (steps, events, slots, queues), ``utilisation`` = events / slots (useful lane-slots over the
+    slots of a LANE_W-lane tile running each step's queues in chunks of LANE_W), and events per
+    step, per attempt and per trial. A strategy whose tasks run in global order (lock_noref) does
+    not use the lane scheduler: its counters are zero and ``utilisation`` is None.
+    """
+    from .constants import LANE_W, LaneStat
+    from .engines.native import NativeEngine
+
+    eng = engine or NativeEngine(nthreads=1, lane_stats=True)
+    before = eng.lane_counts.copy()
+    _, sr = run_compiled(compiled, trials=trials, seed=seed, backend=eng, progress=False)
+    d = eng.lane_counts - before
+    counts = {m.name.lower(): int(d[m]) for m in LaneStat}
+    ev, slots = counts["events"], counts["slots"]
+    attempts = sr.aggregate.sums["attempts"]
+    return {**counts, "lane_w": LANE_W, "utilisation": ev / slots if slots else None,
+            "events_per_step": ev / counts["steps"] if counts["steps"] else None,
+            "events_per_attempt": ev / attempts if attempts else None,
+            "events_per_trial": ev / max(sr.aggregate.trials, 1)}
+
+
 def run_bench(scenario, backends=None, trials=None, seed: int = 0, echo=print,
-              numpy_budget_s: float = 10.0, min_time_s: float = 1.0):
+              numpy_budget_s: float = 10.0, min_time_s: float = 1.0, lanes: bool = False):
     """Measure every strategy of ``scenario`` on ``backends`` (default: every available one).
 
     ``trials`` fixes the trial count of every run (numpy and native/1 included). Returns one dict
     per (backend, strategy) measured; ``echo`` (None: silent) receives the printed lines.
+    ``lanes``: also count the lane utilisation on native/1's trials (lane_counts), added to the
+    native/1 row (or, without numpy, the all-core row) as ``lanes``.
     """
     from .engines.base import get_engine
 
@@ -89,6 +116,9 @@ def run_bench(scenario, backends=None, trials=None, seed: int = 0, echo=print,
         from .engines.native import NativeEngine
 
         one_thread = NativeEngine(nthreads=1)
+    counting = None
+    if lanes and "native" in engines:
+        counting = NativeEngine(nthreads=1, lane_stats=True)
 
     rows = []
 
@@ -135,7 +165,16 @@ def run_bench(scenario, backends=None, trials=None, seed: int = 0, echo=print,
             # About 2 s on every core, at most THROUGHPUT_TRIALS.
             n_all = trials or int(min(THROUGHPUT_TRIALS["native"], max(n_same or 0, 64, 2 * rate1 * eng.nthreads)))
             runs, wall, agg = _timed(c, eng, n_all, seed)
-            say(_row("native", label, eng.nthreads, runs, wall, agg, simd=eng.lib.simd_resolve(eng.simd)))
+            r_all = _row("native", label, eng.nthreads, runs, wall, agg, simd=eng.lib.simd_resolve(eng.simd))
+            if counting is not None:
+                lc = lane_counts(c, n_same or n_all, seed, counting)
+                (r if "numpy" in engines else r_all)["lanes"] = lc
+            say(r_all)
+            if counting is not None and echo:
+                u = lc["utilisation"]
+                echo(f"  lanes    {label:<20} " + ("global order: runs on the walk, not on lanes" if u is None else
+                     f"utilisation {u:6.1%} of {lc['lane_w']}-lane slots, "
+                     f"{lc['events_per_step']:.1f} events/step, {lc['events_per_attempt']:,.0f} events/attempt"))
         if "cupy" in engines:
             run_compiled(c, trials=min(trials or 1024, 1024), seed=seed, t0=10**9,
                          backend=engines["cupy"], progress=False)

@@ -393,14 +393,19 @@ def info():
 Examples:
   mcexplore bench                     # numpy and native, the thread-2018 scenario
   mcexplore bench --backend cupy --trials 1000000
+  mcexplore bench -b native --lanes   # with the lane utilisation of each strategy
 """)
 @scenario_options
 @backends_option
 @trials_option(default=None, help="Trials of every run (default: numpy up to 1000 within about 10 s, "
                                   "the same for native on one thread; more for the all-core and GPU runs).")
 @seed_option
+@click.option("--lanes", "lanes", is_flag=True,
+              help="Also count lane utilisation on native/1's trials: a second native build that "
+                   "counts how full the lane scheduler's steps would keep a 32-lane device tile "
+                   "(docs/kernels.md, \"Schedulers\"; compiles once, about 30 s).")
 @json_option
-def bench(config, overrides, strategies, backends, trials, seed, as_json):
+def bench(config, overrides, strategies, backends, trials, seed, lanes, as_json):
     """Measure throughput: trials/s, attempts/s and faults/s per backend and strategy.
 
     numpy and the native engine on one thread run the same trials, so their ratio is the native
@@ -410,7 +415,7 @@ def bench(config, overrides, strategies, backends, trials, seed, as_json):
 
     sc = _load(config, overrides, strategies)
     try:
-        rows = run_bench(sc, backends=list(backends) or None, trials=trials, seed=seed,
+        rows = run_bench(sc, backends=list(backends) or None, trials=trials, seed=seed, lanes=lanes,
                          echo=None if as_json else click.echo)  # prints a header and a legend of its columns
     except Exception as e:  # noqa: BLE001 (a bad engine setting: one line, exit 2; others re-raised)
         _engine_error(e)

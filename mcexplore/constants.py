@@ -33,7 +33,7 @@ from . import strategies
 
 PARAMS_MAGIC = 0x314D524150584D43  # b"CMXPARM1" read as a little-endian int64
 PARAMS_VERSION = 3  # 3: the importance-sampling statistics map (2: leaf lists with 64-bit thresholds)
-ABI_VERSION = 4  # of the native library's entry points (native.py refuses a library of another)
+ABI_VERSION = 5  # of the native library's entry points (native.py refuses a library of another)
 # The model's version: what a (config, seed, trial) gives. Bumped whenever any engine's results for
 # the same inputs change (tests/test_model_version.py holds a digest of reference trials to it), so
 # a sweep never mixes cells of two models when it resumes (its resume key includes it).
@@ -298,6 +298,26 @@ class Simd(IntEnum):
     AVX512 = 4
 
 
+class Sched(IntEnum):
+    """How the native engine runs the tasks of a strategy without global order (kernels/lanes.h;
+    never changes a result)."""
+
+    WALK = 0  # every task's event chain to the horizon in turn
+    LANES = 1  # tile steps: one event of every task per step, queue by event kind
+
+
+class LaneStat(IntEnum):
+    """The lane counters of an MCX_LANE_STATS build (kernels/lanes.h), as mcx_simulate returns them."""
+
+    STEPS = 0  # tile steps
+    EVENTS = 1  # events run: the useful lane-slots
+    SLOTS = 2  # lane-slots of a device tile of LANE_W lanes running each queue in chunks
+    QUEUES = 3  # non-empty queues run
+
+
+LANE_W = 32  # the lanes of a device tile (a warp) that the counters measure against
+
+
 # ---------------------------------------------------------------------------------------------
 # The generated header.
 
@@ -328,6 +348,7 @@ _TABLES = (
     (Ev, "EV", "Task events"),
     (TaskWord, "TW", "Per-task words in scratch"),
     (Simd, "SIMD", "Draw batching implementations"),
+    (Sched, "SCHED", "Task schedulers of the native engine"),
 )
 
 # (C name, value, comment) scalars.
@@ -335,6 +356,8 @@ _SCALARS = (
     ("PARAMS_MAGIC", f"0x{PARAMS_MAGIC:X}LL", 'b"CMXPARM1" little-endian'),
     ("PARAMS_VERSION", PARAMS_VERSION, ""),
     ("ABI_VERSION", ABI_VERSION, "mcx_abi_version() returns it"),
+    ("NLANE_STATS", len(LaneStat), "lane counters (mcexplore.constants.LaneStat)"),
+    ("LANE_W", LANE_W, "lanes of the device tile the lane counters measure against"),
     ("HDR_WORDS", HDR_WORDS, ""),
     ("CLASS_WORDS", CLASS_WORDS, ""),
     ("DIST_WORDS", DIST_WORDS, ""),
@@ -386,6 +409,9 @@ def header_text() -> str:
     for enum, prefix, what in _TABLES:
         out += ["", f"// {what} (mcexplore.constants.{enum.__name__})."]
         out += [f"#define MCX_{prefix}_{m.name} {int(m)}" for m in enum]
+    out.append(f"#define MCX_NEV {len(Ev)}  // task events: codes 0 .. MCX_NEV - 1")
+    out.append("// X(code) for every task event that runs (not NONE): the event dispatch and the lane scheduler (page.h).")
+    out.append("#define MCX_FOR_EACH_TASK_EVENT(X) " + " ".join(f"X(MCX_EV_{e.name})" for e in Ev if e != Ev.NONE))
     reg = strategies.registry()
     out += ["", "// Strategies (mcexplore.strategies: the registry's codes)."]
     out += [f"#define MCX_S_{s.name.upper()} {s.code}" for s in reg.rows]

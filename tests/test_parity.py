@@ -214,6 +214,26 @@ def test_native_matches_numpy(engines, case):
     assert_same(ref, got, _case_id(case))
 
 
+@pytest.fixture(scope="module")
+def walk_engine(engines):
+    """The native engine with the walk scheduler (each task's chain in turn; kernels/lanes.h)."""
+    from mcexplore.engines.native import NativeEngine
+
+    return NativeEngine(sched="walk")
+
+
+@pytest.mark.parametrize("case", CASES, ids=[_case_id(c) for c in CASES])
+def test_walk_scheduler_matches_numpy(engines, walk_engine, case):
+    """The default (lane) scheduler is test_native_matches_numpy; the walk is its cross-check."""
+    _, native_engine = engines
+    assert native_engine.sched == "lanes"
+    strategy, opts, scen = case
+    j = CASES.index(case)
+    c = make(strategy, opts, **SCENARIOS[scen])
+    got = walk_engine.run_records(c, 0x5EED0000 + j * 7919 + (1 << 40), 1000 * j, 1000 * j + TRIALS)
+    assert_same(reference(case), got, "walk " + _case_id(case))
+
+
 def test_matrix_reaches_every_outcome():
     """Every outcome is produced somewhere in the matrix (so a port that never takes a branch
     cannot pass by accident); the reference records are the ones the matrix compares."""
@@ -374,5 +394,6 @@ def test_draw_batching_never_changes_records(engines, switching_lib, simd):
         name = _case_id(case)
         ref = wide_reference(case)
         assert_same(ref, default.run_records(c, seed, 0, 40), f"{simd} {name}")
-        mat = switching_lib.simulate(pack(c), seed, 0, 40, 1, simd)
-        assert_same(ref, Records.from_matrix(0, mat), f"{simd} switching {name}")
+        for sched in ("lanes", "walk"):
+            mat = switching_lib.simulate(pack(c), seed, 0, 40, 1, simd, sched)
+            assert_same(ref, Records.from_matrix(0, mat), f"{simd} {sched} switching {name}")

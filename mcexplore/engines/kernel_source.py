@@ -22,7 +22,7 @@ from pathlib import Path
 
 MAIN = "mcexplore.cu"
 HEADERS = ("portability.h", "constants.h", "philox.h", "params.h", "sample.h", "transient.h", "drawcache.h",
-           "picktree.h", "page.h", "strategies.h", "block.h", "engine.h")
+           "picktree.h", "lanes.h", "page.h", "strategies.h", "block.h", "engine.h")
 _INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"\s*$')
 _PRAGMA_ONCE = re.compile(r"^\s*#\s*pragma\s+once\s*$")
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..constants import ABI_VERSION, NFIELDS, Header, Simd
+from ..constants import ABI_VERSION, NFIELDS, Header, LaneStat, Sched, Simd
 from ..params import Compiled
 from ..results import Records
 from . import kernel_source
@@ -62,6 +62,10 @@ def is_gcc(cxx: str) -> bool:
 # How the native engine batches draws (kernels/drawcache.h); values of mcx_simd_resolve.
 SIMD = {m.name.lower(): int(m) for m in Simd}
 SIMD_NAMES = {v: k for k, v in SIMD.items()}
+# How it runs the tasks of a strategy without global order (kernels/lanes.h); never changes a result.
+SCHED = {m.name.lower(): int(m) for m in Sched}
+# The build option that makes the library count lane utilisation (kernels/lanes.h).
+LANE_STATS_OPTION = "-DMCX_LANE_STATS"
 
 
 class CompileError(RuntimeError):
@@ -144,7 +148,8 @@ class NativeLibrary:
         lib.mcx_hist_buckets.restype = None
         lib.mcx_hist_buckets.argtypes = [P, i64, P]
         lib.mcx_simulate.restype = ctypes.c_int
-        lib.mcx_simulate.argtypes = [P, ctypes.c_uint64, i64, i64, P, ctypes.c_int, ctypes.c_int]
+        lib.mcx_simulate.argtypes = [P, ctypes.c_uint64, i64, i64, P, ctypes.c_int, ctypes.c_int,
+                                     ctypes.c_int, P]
         lib.mcx_simd_resolve.restype = ctypes.c_int
         lib.mcx_simd_resolve.argtypes = [ctypes.c_int]
         lib.mcx_philox_lanes.restype = ctypes.c_int
@@ -205,13 +210,17 @@ class NativeLibrary:
         return out
 
     def simulate(self, params: np.ndarray, seed: int, t0: int, t1: int, nthreads: int = 0,
-                 simd: str = "auto"):
+                 simd: str = "auto", sched: str = "lanes", lane_stats: np.ndarray | None = None):
         """Records of trials [t0, t1) as a matrix: NFIELDS fields per row, then a tilted P's
-        P[Header.IS_NSLOT] statistics (params.TiltLayout)."""
+        P[Header.IS_NSLOT] statistics (params.TiltLayout). lane_stats: an int64 array of
+        len(LaneStat) that receives the lane counters (zeros unless the library was built with
+        LANE_STATS_OPTION)."""
         out = np.zeros((max(0, t1 - t0), NFIELDS + int(params[Header.IS_NSLOT])), dtype=np.int64)
+        stats = lane_stats if lane_stats is not None else np.zeros(len(LaneStat), dtype=np.int64)
         rc = self.lib.mcx_simulate(np.ascontiguousarray(params, dtype=np.int64),
                                    int(seed) & 0xFFFFFFFFFFFFFFFF, int(t0), int(t1), out,
-                                   int(nthreads), -1 if simd == "auto" else SIMD[simd])
+                                   int(nthreads), -1 if simd == "auto" else SIMD[simd],
+                                   SCHED[sched], stats)
         if rc == -2:
             raise RuntimeError(f"draw batching {simd!r} cannot run on this CPU")
         if rc != 0:
@@ -237,13 +246,16 @@ log = logging.getLogger("mcexplore.engines.native")
 COMPILE_NOTICE = "compiling the native engine (first use, cached afterwards)"
 
 
-def build(overrides: dict | None = None, cxx: str | None = None) -> NativeLibrary:
-    """Compile (or find in the cache) and load the native library of the current sources."""
+def build(overrides: dict | None = None, cxx: str | None = None,
+          lane_stats: bool = False) -> NativeLibrary:
+    """Compile (or find in the cache) and load the native library of the current sources
+    (lane_stats: the build that counts lane utilisation, LANE_STATS_OPTION)."""
     cxx = cxx or find_compiler()
     if cxx is None:
         raise CompileError("no C++ compiler found (set $CXX or install g++)")
     extra = shlex.split(os.environ.get("CXX", ""))[1:] if os.environ.get("CXX") else []
-    options = tuple(extra) + CXX_OPTIONS + (GCC_OPTIONS if is_gcc(cxx) else ())
+    options = (tuple(extra) + CXX_OPTIONS + (GCC_OPTIONS if is_gcc(cxx) else ())
+               + ((LANE_STATS_OPTION,) if lane_stats else ()))
     src = kernel_source.load(options=options, compiler_id=compiler_id(cxx), overrides=overrides)
     with _lock:
         if src.key in _loaded:
@@ -266,9 +278,13 @@ class NativeEngine(Engine):
     name = "native"
 
     def __init__(self, nthreads: int | None = None, simd: str | None = None,
-                 overrides: dict | None = None):
+                 overrides: dict | None = None, sched: str | None = None,
+                 lane_stats: bool = False):
         """overrides: kernel source name -> text replacing it in the build (tests: a library built
-        from modified sources, e.g. a planted bug or a toy strategy; kernel_source.source_files)."""
+        from modified sources, e.g. a planted bug or a toy strategy; kernel_source.source_files).
+        sched: the task scheduler (SCHED; default $MCEXPLORE_SCHED, else "lanes"). lane_stats: run
+        the build that counts lane utilisation; each run_records adds its counters to
+        ``self.lane_counts`` (LaneStat order)."""
         self.nthreads = nthreads if nthreads is not None else _env_threads()
         if isinstance(self.nthreads, bool) or not isinstance(self.nthreads, int) or self.nthreads < 1:
             raise EngineConfigError(f"nthreads: {self.nthreads!r} is not valid: must be an integer >= 1")
@@ -277,6 +293,13 @@ class NativeEngine(Engine):
         if simd != "auto" and simd not in SIMD:
             raise EngineConfigError(f"{what}: {simd!r} is not valid: choose one of auto, {', '.join(SIMD)}")
         self.simd = simd
+        what = "MCEXPLORE_SCHED / sched" if sched is not None else "MCEXPLORE_SCHED"
+        sched = sched if sched is not None else (os.environ.get("MCEXPLORE_SCHED", "").strip() or "lanes")
+        if sched not in SCHED:
+            raise EngineConfigError(f"{what}: {sched!r} is not valid: choose one of {', '.join(SCHED)}")
+        self.sched = sched
+        self.lane_stats = bool(lane_stats)
+        self.lane_counts = np.zeros(len(LaneStat), dtype=np.int64)
         self.overrides = dict(overrides) if overrides else None
         self._lib: NativeLibrary | None = None
 
@@ -293,7 +316,7 @@ class NativeEngine(Engine):
     @property
     def lib(self) -> NativeLibrary:
         if self._lib is None:
-            self._lib = build(overrides=self.overrides)
+            self._lib = build(overrides=self.overrides, lane_stats=self.lane_stats)
         return self._lib
 
     def prepare(self) -> None:
@@ -302,7 +325,9 @@ class NativeEngine(Engine):
 
     def run_records(self, compiled: Compiled, seed: int, t0: int, t1: int) -> Records:
         P = pack(compiled)
-        mat = self.lib.simulate(P, seed, t0, t1, self.nthreads, self.simd)
+        counts = np.zeros(len(LaneStat), dtype=np.int64)
+        mat = self.lib.simulate(P, seed, t0, t1, self.nthreads, self.simd, self.sched, counts)
+        self.lane_counts += counts
         return Records.from_matrix(t0, mat, int(P[Header.IS_NSLOT]))
 
     def default_batch(self, compiled: Compiled) -> int:
