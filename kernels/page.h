@@ -167,7 +167,7 @@ struct mcx_sim_t {
         mcx_i64& w = tw(c, MCX_TW_EV);
         w = on ? (w | f) : (w & ~f);
 #if defined(MCX_HOST)
-        if (pt) pick_touch(c);
+        if (global_order() && pt) pick_touch(c);
 #endif
     }
     MCX_M void schedule(int c, int e, mcx_i64 t) {
@@ -176,7 +176,7 @@ struct mcx_sim_t {
         tw(c, MCX_TW_T) = t;
         if (global_order()) tw(c, MCX_TW_STAMP) = nstamp++;
 #if defined(MCX_HOST)
-        if (pt) pick_touch(c);
+        if (global_order() && pt) pick_touch(c);
 #endif
     }
 #if defined(MCX_HOST)

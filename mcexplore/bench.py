@@ -69,7 +69,7 @@ def _row(backend, label, threads, runs, wall, agg, **extra):
 def lane_counts(compiled, trials: int, seed: int, engine=None) -> dict:
     """Lane utilisation of the native lane scheduler on trials [0, trials) (kernels/lanes.h).
 
-    ``engine``: a NativeEngine(nthreads=1, lane_stats=True) to reuse. Returns the counters
+    ``engine``: a NativeEngine(nthreads=1, sched="lanes", lane_stats=True) to reuse. Returns the counters
     (steps, events, slots, queues), ``utilisation`` = events / slots (useful lane-slots over the
     slots of a LANE_W-lane tile running each step's queues in chunks of LANE_W), and events per
     step, per attempt and per trial. A strategy whose tasks run in global order (lock_noref) does
@@ -78,7 +78,7 @@ def lane_counts(compiled, trials: int, seed: int, engine=None) -> dict:
     from .constants import LANE_W, LaneStat
     from .engines.native import NativeEngine
 
-    eng = engine or NativeEngine(nthreads=1, lane_stats=True)
+    eng = engine or NativeEngine(nthreads=1, sched="lanes", lane_stats=True)
     before = eng.lane_counts.copy()
     _, sr = run_compiled(compiled, trials=trials, seed=seed, backend=eng, progress=False)
     d = eng.lane_counts - before
@@ -118,7 +118,7 @@ def run_bench(scenario, backends=None, trials=None, seed: int = 0, echo=print,
         one_thread = NativeEngine(nthreads=1)
     counting = None
     if lanes and "native" in engines:
-        counting = NativeEngine(nthreads=1, lane_stats=True)
+        counting = NativeEngine(nthreads=1, sched="lanes", lane_stats=True)
 
     rows = []
 

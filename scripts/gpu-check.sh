@@ -51,6 +51,10 @@ fi
 timeout 120 $PY scripts/bench-rare.py --backend cupy --scenario closed > "$DEST/rare-closed.json" 2> "$DEST/rare.log"
 timeout 120 $PY scripts/bench-rare.py --backend cupy --scenario window --checks 3 > "$DEST/rare-window3.json" 2>> "$DEST/rare.log"
 
+# The lane scheduler's predicted device figures (issue #10: lane utilisation, the device compile,
+# named assumptions), beside the measured ones in the summary's bench rows.
+timeout 150 $PY scripts/predict-device.py --trials-ref 5 --trials 200 > "$DEST/predict-device.json" 2> "$DEST/predict-device.log"
+
 timeout 240 $PY - "$DEST" "$TEST_RC" "$START" <<'PYEOF'
 import json, os, subprocess, sys, time
 import numpy as np

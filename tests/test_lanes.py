@@ -26,7 +26,7 @@ def native():
     ok, why = NativeEngine.availability()
     if not ok:
         pytest.skip(why)
-    return NativeEngine(nthreads=1), NativeEngine(nthreads=1, lane_stats=True)
+    return NativeEngine(nthreads=1), NativeEngine(nthreads=1, sched="lanes", lane_stats=True)
 
 
 @pytest.mark.parametrize("label", ["ref", "drop", "ptl_pin", "lock_noref", "flag_spin", "pte_wait",

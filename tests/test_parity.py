@@ -215,23 +215,23 @@ def test_native_matches_numpy(engines, case):
 
 
 @pytest.fixture(scope="module")
-def walk_engine(engines):
-    """The native engine with the walk scheduler (each task's chain in turn; kernels/lanes.h)."""
+def lanes_engine(engines):
+    """The native engine with the lane scheduler (tile steps, queue by event; kernels/lanes.h)."""
     from mcexplore.engines.native import NativeEngine
 
-    return NativeEngine(sched="walk")
+    return NativeEngine(sched="lanes")
 
 
 @pytest.mark.parametrize("case", CASES, ids=[_case_id(c) for c in CASES])
-def test_walk_scheduler_matches_numpy(engines, walk_engine, case):
-    """The default (lane) scheduler is test_native_matches_numpy; the walk is its cross-check."""
+def test_lane_scheduler_matches_numpy(engines, lanes_engine, case):
+    """The default scheduler (the walk) is test_native_matches_numpy; the lanes here."""
     _, native_engine = engines
-    assert native_engine.sched == "lanes"
+    assert native_engine.sched == "walk"
     strategy, opts, scen = case
     j = CASES.index(case)
     c = make(strategy, opts, **SCENARIOS[scen])
-    got = walk_engine.run_records(c, 0x5EED0000 + j * 7919 + (1 << 40), 1000 * j, 1000 * j + TRIALS)
-    assert_same(reference(case), got, "walk " + _case_id(case))
+    got = lanes_engine.run_records(c, 0x5EED0000 + j * 7919 + (1 << 40), 1000 * j, 1000 * j + TRIALS)
+    assert_same(reference(case), got, "lanes " + _case_id(case))
 
 
 def test_matrix_reaches_every_outcome():
