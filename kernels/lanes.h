@@ -13,8 +13,125 @@
 // counts how well the steps would fill the lanes of a device tile of MCX_LANE_W lanes (a warp),
 // each queue run in chunks of MCX_LANE_W lanes: useful lane-slots (events run) against all
 // lane-slots (the chunks' lanes) over a run.
+//
+// The tile (page.h, mcx_sim_t<SPEC, TILT, W> with W > 1): W lanes share one trial, each owning
+// the tasks c with c % W == its lane, every lane running the migrator identically. The lanes meet
+// only in the collectives below (any, sum, max over the tile): on the device a warp's shuffles and
+// votes (W == 32, the kernel simulate_records_tile of mcexplore.cu); on the host W coroutines
+// taking turns (mcx_tile_emu, mcx_simulate_tile of mcexplore.cu), which run exactly the device's
+// code path lane by lane, so tests/test_lanes.py holds the tile to the numpy engine's bits
+// without a GPU.
 #pragma once
 #include "portability.h"
+
+#if defined(MCX_HOST)
+#include <ucontext.h>
+
+#include <vector>
+
+// W coroutines on one host thread standing in for the lanes of one tile. The lanes run in turn:
+// a lane that reaches a collective parks and the next one runs; when the last arrives, lane 0
+// resumes. So every lane passes each collective together, as a warp's lanes do, without threads
+// (a barrier of threads on a 2-core machine cost milliseconds per collective).
+struct mcx_tile_emu {
+    int w = 1;
+    int cur = 0;      // the lane running
+    int arrived = 0;  // lanes parked at the collective being gathered
+    ucontext_t main_ctx;
+    ucontext_t ctx[MCX_LANE_W];
+    std::vector<char> stacks;
+    mcx_i64 val[MCX_LANE_W];
+    void sync() {
+        const int me = cur;
+        if (++arrived < w) {
+            cur = me + 1;
+        } else {
+            arrived = 0;
+            cur = 0;
+        }
+        if (cur != me) swapcontext(&ctx[me], &ctx[cur]);
+    }
+    // The tile's fold of every lane's v: op 0 sum, 1 max, 2 or.
+    mcx_i64 reduce(int lane, mcx_i64 v, int op) {
+        val[lane] = v;
+        sync();
+        mcx_i64 r = val[0];
+        for (int j = 1; j < w; ++j) r = op == 0 ? r + val[j] : op == 1 ? (val[j] > r ? val[j] : r) : (r | val[j]);
+        sync();
+        return r;
+    }
+    // Run lane(l) for l < w_ as the lanes (each must pass the same collectives) to their end.
+    template <class F>
+    void run(int w_, F& lane) {
+        struct start {
+            static void go(unsigned lo, unsigned hi) {
+                const unsigned long long p = ((unsigned long long)hi << 32) | lo;
+                (*reinterpret_cast<F*>(p))(-1);
+            }
+        };
+        w = w_;
+        const size_t stack = 1 << 18;
+        stacks.assign(stack * (size_t)w, 0);
+        for (int l = 0; l < w; ++l) {
+            getcontext(&ctx[l]);
+            ctx[l].uc_stack.ss_sp = stacks.data() + stack * (size_t)l;
+            ctx[l].uc_stack.ss_size = stack;
+            ctx[l].uc_link = &main_ctx;
+            const unsigned long long p = (unsigned long long)&lane;
+            makecontext(&ctx[l], (void (*)())start::go, 2, (unsigned)(p & 0xFFFFFFFFu), (unsigned)(p >> 32));
+        }
+        // A lane that returns comes back here; the others are parked at their last collective.
+        for (int l = 0; l < w; ++l) {
+            cur = l;
+            swapcontext(&main_ctx, &ctx[l]);
+        }
+    }
+};
+#endif
+
+// A lane of a tile: its number and, on the host, the threads standing in for the others.
+struct mcx_lane_ctx {
+    int lane;
+#if defined(MCX_HOST)
+    mcx_tile_emu* emu;
+#endif
+};
+
+template <int W>
+MCX_FN bool mcx_lanes_any(const mcx_lane_ctx& lc, bool v) {
+#if defined(MCX_CUDA)
+    static_assert(W == 32, "a device tile is a warp");
+    (void)lc;
+    return __any_sync(0xffffffffu, v ? 1 : 0) != 0;
+#else
+    return lc.emu->reduce(lc.lane, v ? 1 : 0, 2) != 0;
+#endif
+}
+template <int W>
+MCX_FN mcx_i64 mcx_lanes_sum(const mcx_lane_ctx& lc, mcx_i64 v) {
+#if defined(MCX_CUDA)
+    static_assert(W == 32, "a device tile is a warp");
+    (void)lc;
+    for (int o = W / 2; o; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+#else
+    return lc.emu->reduce(lc.lane, v, 0);
+#endif
+}
+template <int W>
+MCX_FN mcx_i64 mcx_lanes_max(const mcx_lane_ctx& lc, mcx_i64 v) {
+#if defined(MCX_CUDA)
+    static_assert(W == 32, "a device tile is a warp");
+    (void)lc;
+    for (int o = W / 2; o; o >>= 1) {
+        const mcx_i64 u = __shfl_xor_sync(0xffffffffu, v, o);
+        v = u > v ? u : v;
+    }
+    return v;
+#else
+    return lc.emu->reduce(lc.lane, v, 1);
+#endif
+}
 
 #if defined(MCX_HOST)
 

@@ -122,6 +122,33 @@ extern "C" __global__ void simulate_records(const mcx_i64* P, mcx_u64 seed, mcx_
     for (int f = 0; f < width; ++f) out[j * width + f] = rec[f];
 }
 
+// The same records, one warp per trial (a tile of 32 lanes: page.h, lanes.h), for a page-level,
+// untilted P whose strategy has no global order (the Python side checks). Persistent tiles: each
+// warp takes the next trial from *next (zero at launch) until none is left, so a long trial
+// holds up its own warp only. scratch: P[MCX_H_SCRATCH_WORDS] words per warp of the launch.
+extern "C" __global__ void simulate_records_tile(const mcx_i64* P, mcx_u64 seed, mcx_i64 t0, mcx_i64 n,
+                                                 mcx_i64* out, mcx_i64* scratch,
+                                                 unsigned long long* next) {
+    const int lane = (int)(threadIdx.x & 31);
+    const mcx_i64 warp = ((mcx_i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    mcx_scratch s;
+    s.base = scratch + warp * P[MCX_H_SCRATCH_WORDS];
+    s.stride = 1;
+    mcx_lane_ctx lc;
+    lc.lane = lane;
+    for (;;) {
+        unsigned long long j = 0;
+        if (lane == 0) j = atomicAdd(next, 1ull);
+        j = __shfl_sync(0xffffffffu, j, 0);
+        if ((mcx_i64)j >= n) break;
+        mcx_i64 rec[MCX_NFIELDS];
+        mcx_trial_page<-1, false, 32>(P, seed, t0 + (mcx_i64)j, rec, s, lc);
+        if (lane == 0)
+            for (int f = 0; f < MCX_NFIELDS; ++f) out[(mcx_i64)j * MCX_NFIELDS + f] = rec[f];
+        __syncwarp();
+    }
+}
+
 // Records of n trials (recs: n x MCX_NFIELDS, from simulate_records of an untilted P) reduced on
 // the device:
 // launch with blockDim.x == MCX_REDUCE_BLOCK.
@@ -246,6 +273,51 @@ extern "C" int mcx_philox_lanes(int simd, mcx_i64 n, mcx_u32 c0, mcx_u32 c1, con
     return 0;
 }
 
+// The device tile's code on the host: trials [t0, t1) into out ((t1 - t0) x MCX_NFIELDS), each
+// run by w coroutines standing in for the lanes of a tile (lanes.h): w = MCX_LANE_W is the device's
+// template instance (mcx_trial_page<-1, false, MCX_LANE_W>, as simulate_records_tile runs it),
+// w = 4 the same code on a narrower tile (each lane then owns more tasks), cheaper to emulate.
+// For tests (the lanes take turns on the calling thread). Returns 0, -1 if P is not a parameter block
+// of this version, -4 if P cannot run on a tile (block level, tilted, or a strategy with global
+// order), -5 for another w.
+template <int W>
+static void mcx_tile_run(const mcx_i64* P, mcx_u64 seed, mcx_i64 t0, mcx_i64 t1, mcx_i64* out) {
+    const mcx_i64 sw = P[MCX_H_SCRATCH_WORDS];
+    std::vector<mcx_i64> buf((size_t)(sw > 0 ? sw : 1));
+    mcx_tile_emu emu;
+    // Each lane learns its number from the turn it starts in (emu.cur), as a warp lane reads its own.
+    auto lane_fn = [&](int) {
+        const int lane = emu.cur;
+        mcx_scratch s;
+        s.base = buf.data();
+        s.stride = 1;
+        mcx_lane_ctx lc;
+        lc.lane = lane;
+        lc.emu = &emu;
+        for (mcx_i64 j = t0; j < t1; ++j) {
+            mcx_i64 rec[MCX_NFIELDS];
+            mcx_trial_page<-1, false, W>(P, seed, j, rec, s, lc);
+            if (lane == 0)
+                for (int f = 0; f < MCX_NFIELDS; ++f) out[(j - t0) * MCX_NFIELDS + f] = rec[f];
+            emu.sync();
+        }
+    };
+    emu.run(W, lane_fn);
+}
+
+extern "C" int mcx_simulate_tile(const mcx_i64* P, mcx_u64 seed, mcx_i64 t0, mcx_i64 t1, mcx_i64* out,
+                                 int w) {
+    if (P[MCX_H_MAGIC] != MCX_PARAMS_MAGIC || P[MCX_H_VERSION] != MCX_PARAMS_VERSION) return -1;
+    if (P[MCX_H_LEVEL] || P[MCX_H_IS_NSLOT] || MCX_GLOBAL_ORDER((int)P[MCX_H_STRATEGY])) return -4;
+    if (w == MCX_LANE_W)
+        mcx_tile_run<MCX_LANE_W>(P, seed, t0, t1, out);
+    else if (w == 4)
+        mcx_tile_run<4>(P, seed, t0, t1, out);
+    else
+        return -5;
+    return 0;
+}
+
 extern "C" void mcx_hist_buckets(const mcx_i64* v, mcx_i64 n, mcx_i64* out) {
     for (mcx_i64 j = 0; j < n; ++j) out[j] = mcx_hist_bucket(v[j]);
 }
@@ -256,7 +328,8 @@ extern "C" void mcx_hist_buckets(const mcx_i64* v, mcx_i64 n, mcx_i64* out) {
 // (mcx_simd_resolve; MCX_SIMD_OFF: none), the tasks of strategies without global order run by
 // scheduler sched (MCX_SCHED_LANES: the lane scheduler; MCX_SCHED_WALK: the walk; lanes.h).
 // Trials are handed out in chunks from an atomic counter (a worker that finishes its chunk takes
-// the next: a long trial holds up one worker, never the others); each record depends on
+// the next, and the chunks shrink to one trial as the run ends: a long trial holds up one worker,
+// never the others); each record depends on
 // (P, seed, trial) only, so neither the split, simd nor sched ever changes a result. lane_stats
 // (null, or MCX_NLANE_STATS words) receives the lane counters of an MCX_LANE_STATS build (lanes.h),
 // summed over the workers; zeros in any other build. Returns 0, -1 if P is not a parameter block
@@ -300,9 +373,14 @@ extern "C" int mcx_simulate(const mcx_i64* P, mcx_u64 seed, mcx_i64 t0, mcx_i64 
         s.base = buf.data();
         s.stride = 1;
         for (;;) {
-            const mcx_i64 a = next.fetch_add(chunk);
+            // Guided chunks: a quarter of each worker's share of what is left, at most `chunk`,
+            // so near the end a worker takes one trial at a time and a long trial (in flag_spin
+            // 0.11% of the trials carry half the attempts) holds up only the worker running it.
+            mcx_i64 take = (n - next.load(std::memory_order_relaxed)) / (4 * (mcx_i64)nthreads);
+            take = take < 1 ? 1 : (take > chunk ? chunk : take);
+            const mcx_i64 a = next.fetch_add(take);
             if (a >= n) break;
-            const mcx_i64 b = a + chunk < n ? a + chunk : n;
+            const mcx_i64 b = a + take < n ? a + take : n;
             for (mcx_i64 j = a; j < b; ++j) mcx_trial(P, seed, t0 + j, out + j * width, s);
         }
         mcx_tls_draw_cache = nullptr;

@@ -100,7 +100,14 @@ struct mcx_dispatch;
 // are the code they were before tilts existed (with the test, g++ stopped inlining the row lookup
 // and the sampling into pte_wait's advance: 5-10% slower). A tilted run on the host takes the
 // generic trial with TILT; the device has only that one (its draw is out of line anyway).
-template <int SPEC, bool TILT = false>
+// W: the lanes of a tile that share this trial (1: one lane runs everything, the host and the
+// per-trial device kernel). With W > 1 every lane runs the migrator identically (its state is the
+// same in every lane) and the tasks are split: lane l owns tasks l, l + W, ... and is the only one
+// to touch their words, so lanes never read each other's task state; the sums of the task events
+// (faults, waits, spin, last_t, uaf) are each lane's own and are combined by the tile collectives
+// where the migrator or the record needs them (kernels/lanes.h). A strategy with global order
+// never runs with W > 1 (its tasks interact), nor does block level or a tilted run.
+template <int SPEC, bool TILT = false, int W = 1>
 struct mcx_sim_t {
     const mcx_i64* P;
     mcx_u64 seed;
@@ -117,6 +124,7 @@ struct mcx_sim_t {
     mcx_pick_tree* pt;   // the global order's pick while run_global runs, else null
     mcx_lane_tile* lt;   // the lane scheduler's queues (lanes.h), or null: the walk
 #endif
+    mcx_lane_ctx lc;     // this lane of the tile (W > 1)
     // A tilted run's statistics of this trial (params.TiltLayout; null: none, always without TILT)
     // and the last transient window it counted.
     mcx_i64* stats;
@@ -157,6 +165,29 @@ struct mcx_sim_t {
     }
     MCX_M bool takes_page_lock() {
         return with_strategy([](auto h) { return decltype(h)::takes_page_lock; });
+    }
+
+    // -- the tile's lanes (W > 1; kernels/lanes.h) ------------------------------------------------
+    // The first task this lane owns (tasks c0, c0 + W, ...), and whether it owns task c.
+    MCX_M int c0() const {
+        if constexpr (W == 1) return 0;
+        else return lc.lane;
+    }
+    MCX_M bool mine(int c) const {
+        if constexpr (W == 1) return true;
+        else return (c % W) == lc.lane;
+    }
+    MCX_M bool tile_any(bool v) {
+        if constexpr (W == 1) return v;
+        else return mcx_lanes_any<W>(lc, v);
+    }
+    MCX_M mcx_i64 tile_sum(mcx_i64 v) {
+        if constexpr (W == 1) return v;
+        else return mcx_lanes_sum<W>(lc, v);
+    }
+    MCX_M mcx_i64 tile_max(mcx_i64 v) {
+        if constexpr (W == 1) return v;
+        else return mcx_lanes_max<W>(lc, v);
     }
 
     // -- task state ------------------------------------------------------------------------------
@@ -434,16 +465,19 @@ struct mcx_sim_t {
             return;
         }
 #endif
-        // The walk: every task's chain to the horizon in turn.
-        for (int c = 0; c < A; ++c) {
+        // The walk: every task's chain to the horizon in turn (this lane's tasks, W > 1).
+        for (int c = c0(); c < A && !error; c += W) {
             while (eligible(c, horizon)) {
                 process(c);
                 if (++steps > MCX_MAX_EVENTS) {
                     error = true;
-                    return;
+                    break;
                 }
             }
         }
+        // The tile stops together (the walk of one lane errs as the whole walk would: when the
+        // events of this call, all lanes together, pass the guard).
+        if constexpr (W > 1) error = tile_any(error) || tile_sum(steps) > MCX_MAX_EVENTS;
     }
 
 #if defined(MCX_HOST)
@@ -528,13 +562,13 @@ struct mcx_sim_t {
         const mcx_i64 unmap_v = mcx_dist_const(P, MCX_DIST_UNMAP_PTE);
         for (int i = 1; i <= M; ++i) {
             cu += unmap_c ? unmap_v : draw(MCX_DIST_UNMAP_PTE, MCX_P_UNMAP, k, i, 0);
-            if (i <= A) tw(i - 1, MCX_TW_U) = cu;
+            if (i <= A && mine(i - 1)) tw(i - 1, MCX_TW_U) = cu;
         }
         L_cur = L;
         F_cur = cu + draw_mig(MCX_DIST_PRE_FREEZE, MCX_P_PRE_FREEZE, k);
         fs_cur = flag_unmap_end ? cu : L;
         cur_unmapped = true;
-        for (int c = 0; c < A; ++c) set_flag(c, TF_PARKED, false);
+        for (int c = c0(); c < A; c += W) set_flag(c, TF_PARKED, false);
     }
 
     MCX_M void shift() {
@@ -542,14 +576,15 @@ struct mcx_sim_t {
         cur_unmapped = false;
         L_cur = MCX_INF;
         fs_cur = MCX_INF;
-        for (int c = 0; c < A; ++c) tw(c, MCX_TW_U) = MCX_INF;
+        for (int c = c0(); c < A; c += W) tw(c, MCX_TW_U) = MCX_INF;
     }
 
     MCX_M bool stage2(mcx_i64& T) {
         const mcx_i64 k = kc;
         const mcx_i64 F = F_cur;
         bool held = false;
-        for (int c = 0; c < A && !held; ++c) held = flag(c, TF_REF);
+        for (int c = c0(); c < A && !held; c += W) held = flag(c, TF_REF);
+        held = tile_any(held);
         if constexpr (TILT) {
             // A tilted run counts the check's transient windows whether or not a task holds the
             // page.
@@ -568,7 +603,7 @@ struct mcx_sim_t {
         const mcx_i64 remap_v = mcx_dist_const(P, MCX_DIST_REMAP_PTE);
         for (int i = 1; i <= M; ++i) {
             cr += remap_c ? remap_v : draw(MCX_DIST_REMAP_PTE, MCX_P_REMAP, k, i, 0);
-            if (i <= A) tw(i - 1, MCX_TW_R) = cr;
+            if (i <= A && mine(i - 1)) tw(i - 1, MCX_TW_R) = cr;
         }
         T = cr;
         prev_unmapped = true;
@@ -666,9 +701,9 @@ struct mcx_sim_t {
     // The budget ran out at end: run the tasks up to it, cut the waits still running.
     MCX_M void stop(mcx_i64 end) {
         final_ = true;
-        for (int c = 0; c < A; ++c) set_flag(c, TF_PARKED, false);
+        for (int c = c0(); c < A; c += W) set_flag(c, TF_PARKED, false);
         advance(end);
-        for (int c = 0; c < A; ++c) {
+        for (int c = c0(); c < A; c += W) {
             if (flag(c, TF_IN_WAIT)) {
                 const mcx_i64 wl = mcx_max64(end - tw(c, MCX_TW_WAIT_START), 0);
                 total_wait += wl;
@@ -704,6 +739,12 @@ struct mcx_sim_t {
         pt = nullptr;
         lt = mcx_tls_lane_tile;
         if (lt && A > lt->cap) lt = nullptr;
+        if constexpr (W > 1) {
+            // A tile's lanes draw and walk on their own (the host's rows and queues are per trial).
+            dc = nullptr;
+            pt = nullptr;
+            lt = nullptr;
+        }
 #endif
         stats = nullptr;
         tr_last = MCX_I64_MIN;
@@ -733,7 +774,7 @@ struct mcx_sim_t {
         faults = total_wait = max_wait = spin = 0;
         error = false;
         nstamp = A;
-        for (int c = 0; c < A; ++c) {
+        for (int c = c0(); c < A; c += W) {
             for (int f = 0; f < MCX_TW; ++f) tw(c, f) = 0;
             tw(c, MCX_TW_EV) = MCX_EV_ACCESS;
             tw(c, MCX_TW_T) = 0;
@@ -750,9 +791,9 @@ struct mcx_sim_t {
 
     // Block level keeps one page simulation per hot page in scratch between its attempts:
     // the per-trial words below (17 of the MCX_SIMW reserved), then its tasks' words.
-    MCX_M void save(mcx_scratch W) {
-        mcx_i64* b = W.base;
-        const mcx_i64 s = W.st();
+    MCX_M void save(mcx_scratch out) {
+        mcx_i64* b = out.base;
+        const mcx_i64 s = out.st();
         b[0 * s] = kc;
         b[1 * s] = (cur_unmapped ? 1 : 0) | (prev_unmapped ? 2 : 0) | (succ_prev ? 4 : 0) |
                    (final_ ? 8 : 0) | (migrated ? 16 : 0) | (mig_sleeping ? 32 : 0) |
@@ -773,9 +814,9 @@ struct mcx_sim_t {
         b[15 * s] = spin;
         b[16 * s] = nstamp;
     }
-    MCX_M void load(mcx_scratch W) {
-        const mcx_i64* b = W.base;
-        const mcx_i64 s = W.st();
+    MCX_M void load(mcx_scratch in) {
+        const mcx_i64* b = in.base;
+        const mcx_i64 s = in.st();
         kc = b[0 * s];
         const mcx_i64 f = b[1 * s];
         cur_unmapped = f & 1;
@@ -805,19 +846,23 @@ struct mcx_sim_t {
         for (int c = 0; c < A; ++c) n_sleep_lock += flag(c, TF_SLEEP_LOCK) ? 1 : 0;
     }
     MCX_M bool hung_any() {
-        for (int c = 0; c < A; ++c)
-            if (flag(c, TF_HUNG)) return true;
-        return false;
+        bool h = false;
+        for (int c = c0(); c < A && !h; c += W) h = flag(c, TF_HUNG);
+        return tile_any(h);
     }
 };
 typedef mcx_sim_t<-1> mcx_sim;  // block level's: never tilted
 
 // One page-level trial: the migrate_pages/offline loop around attempts (numpy_page.simulate_page).
 // TILT: P may be tilted (mcx_sim_t; mcx_trial never runs a tilted P without it).
-template <int SPEC, bool TILT>
+// W > 1: lane lc.lane of a tile of W lanes (every lane calls it; all write the same record).
+template <int SPEC, bool TILT, int W = 1>
 MCX_NOINLINE void mcx_trial_page(const mcx_i64* MCX_RESTRICT P, mcx_u64 seed, mcx_i64 trial,
-                                 mcx_i64* MCX_RESTRICT rec, mcx_scratch scratch) {
-    mcx_sim_t<SPEC, TILT> sim;
+                                 mcx_i64* MCX_RESTRICT rec, mcx_scratch scratch,
+                                 mcx_lane_ctx lc = mcx_lane_ctx()) {
+    static_assert(W == 1 || !TILT, "a tilted run counts per trial: never on a tile");
+    mcx_sim_t<SPEC, TILT, W> sim;
+    sim.lc = lc;
     sim.init(P, seed, trial, scratch);
     // A tilted run's statistics follow the fields of the record (mcx_trial), zero at the start.
     const mcx_i64 nslot = TILT ? P[MCX_H_IS_NSLOT] : 0;
@@ -857,6 +902,7 @@ MCX_NOINLINE void mcx_trial_page(const mcx_i64* MCX_RESTRICT P, mcx_u64 seed, mc
         last_T = T;
         if (ok) {
             t_mig = T;
+            sim.last_t = sim.tile_max(sim.last_t);
             end = mcx_max64(T, sim.last_t);
             break;
         }
@@ -872,6 +918,13 @@ MCX_NOINLINE void mcx_trial_page(const mcx_i64* MCX_RESTRICT P, mcx_u64 seed, mc
     }
     const bool hung_any = sim.hung_any();
     const bool migrated = sim.migrated;
+    if constexpr (W > 1) {
+        sim.faults = sim.tile_sum(sim.faults);
+        sim.max_wait = sim.tile_max(sim.max_wait);
+        sim.total_wait = sim.tile_sum(sim.total_wait);
+        sim.spin = sim.tile_sum(sim.spin);
+        sim.uaf = sim.tile_any(sim.uaf);
+    }
     rec[MCX_R_MIGRATED] = migrated;
     rec[MCX_R_ATTEMPTS] = attempts;
     rec[MCX_R_CALLS] = attempts > 0 ? (attempts - 1) / passes + 1 : 0;

@@ -1,9 +1,11 @@
-"""The lane scheduler's counters and the numpy engine's compaction (issue #10).
+"""The lanes (issue #10): the device tile's code, the lane scheduler's counters, numpy's compaction.
 
-Neither may change a result: the build that counts lane utilisation gives the records of the
-default build and of the numpy engine, and a numpy batch gives the same records whether or not
-its finished trials are compacted out. The counters themselves obey the tile arithmetic of
-kernels/lanes.h."""
+None may change a result. The tile's code (one trial split over the lanes of a tile, the
+migrator run by every lane, the lanes meeting only in collectives) runs here on threads standing
+in for the lanes, with the device's width and a narrower one, against the numpy engine over the
+parity matrix. The build that counts lane utilisation gives the records of the default build
+and of the numpy engine, and a numpy batch gives the same records whether or not its finished
+trials are compacted out. The counters themselves obey the tile arithmetic of kernels/lanes.h."""
 
 from __future__ import annotations
 
@@ -27,6 +29,62 @@ def native():
     if not ok:
         pytest.skip(why)
     return NativeEngine(nthreads=1), NativeEngine(nthreads=1, sched="lanes", lane_stats=True)
+
+
+def _tile_cases():
+    import test_parity as tp
+
+    from mcexplore import strategies
+
+    return [c for c in tp.CASES if not strategies.get(c[0]).global_order]
+
+
+@pytest.mark.parametrize("lanes", [4, LANE_W])
+@pytest.mark.parametrize("case", _tile_cases(), ids=lambda c: __import__("test_parity")._case_id(c))
+def test_tile_matches_numpy(native, case, lanes):
+    """The device tile's template instance (and a 4-lane one) on host threads, bit for bit."""
+    import test_parity as tp
+
+    from mcexplore.engines.pack import pack
+    from mcexplore.results import Records
+
+    plain, _ = native
+    strategy, opts, scen = case
+    j = tp.CASES.index(case)
+    c = tp.make(strategy, opts, **tp.SCENARIOS[scen])
+    seed, t0 = 0x5EED0000 + j * 7919 + (1 << 40), 1000 * j
+    n = 24 if lanes == LANE_W else tp.TRIALS
+    ref = tp.reference(case)
+    got = Records.from_matrix(t0, plain.lib.simulate_tile(pack(c), seed, t0, t0 + n, lanes))
+    tp.assert_same(Records.from_matrix(t0, ref.matrix()[:n]), got, f"tile/{lanes} {tp._case_id(case)}")
+
+
+@pytest.mark.parametrize("label", ["ref", "drop", "ptl_pin", "flag_spin", "pte_wait", "pte_wait_norecheck"])
+def test_tile_matches_numpy_on_the_shipped_scenario(native, label):
+    """thread-2018 shrunk to 40 tasks: more tasks than lanes, several attempts, every outcome path
+    of the shipped timings."""
+    from mcexplore.engines.pack import pack
+    from mcexplore.results import Records
+
+    plain, _ = native
+    c = load_scenario("thread-2018", SHRUNK).compile(label)
+    ref = NumpyEngine().run_records(c, 7, 0, 12)
+    assert Records.from_matrix(0, plain.lib.simulate_tile(pack(c), 7, 0, 12, LANE_W)).equals(ref)
+
+
+def test_tile_refuses_what_it_cannot_run(native):
+    from mcexplore import tilt
+    from mcexplore.engines.pack import pack
+
+    plain, _ = native
+    sc = load_scenario("thread-2018", SHRUNK)
+    with pytest.raises(ValueError, match="global order"):
+        plain.lib.simulate_tile(pack(sc.compile("lock_noref")), 1, 0, 2)
+    tilted = tilt.tilted_compiled(sc, "ref", {"timing.ptl_hold.components.1.weight": 0.2})
+    with pytest.raises(ValueError, match="untilted"):
+        plain.lib.simulate_tile(pack(tilted), 1, 0, 2)
+    with pytest.raises(ValueError, match="lanes: 8"):
+        plain.lib.simulate_tile(pack(sc.compile("ref")), 1, 0, 2, 8)
 
 
 @pytest.mark.parametrize("label", ["ref", "drop", "ptl_pin", "lock_noref", "flag_spin", "pte_wait",

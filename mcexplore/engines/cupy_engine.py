@@ -17,6 +17,7 @@ is reduced from its records on the host.
 
 from __future__ import annotations
 
+import os
 import threading
 
 import numpy as np
@@ -27,7 +28,7 @@ from ..constants import (EXAMPLE_OUTCOMES, EXAMPLES, HIST_BINS, HIST_METRICS, IS
 from ..results import Aggregate, Records
 from . import kernel_source
 from .base import Engine
-from .native import check_no_progress
+from .native import EngineConfigError, check_no_progress
 from .pack import pack
 
 # --maxrregcount=64: the trial loop is divergent and latency-bound, so occupancy matters more than
@@ -36,7 +37,7 @@ from .pack import pack
 # scripts/gpu-profile.py variants). Integer-only code: the cap cannot change a result.
 NVRTC_OPTIONS = ("-std=c++17", "--fmad=false", "--maxrregcount=64")
 KERNELS = ("mcx_philox_kernel", "sample_draws", "sample_words", "hist_buckets", "simulate_records",
-           "reduce_records")
+           "simulate_records_tile", "reduce_records")
 RECORDS_BLOCK = 128
 TILTED_AGG_CHUNK = 1 << 20  # trials per host reduction of a tilted run_aggregate
 NEX = len(EXAMPLE_OUTCOMES)
@@ -105,12 +106,28 @@ def installed_cupy_wheels() -> list[str]:
     return found
 
 
+# How the device runs a trial (``CupyEngine(sched=...)``, ``$MCEXPLORE_GPU_SCHED``; never changes a
+# result): "trial", one thread per trial (every trial; the default), or "tile", one warp per trial,
+# the trial's tasks split over the 32 lanes (kernels/lanes.h, simulate_records_tile) for the
+# page-level, untilted trials of a strategy without global order, every other run per trial. The
+# tile is checked bit for bit on the host (tests/test_lanes.py runs its code with 32 threads as
+# lanes) and by tests/test_gpu.py on a device; it becomes the default once a device has measured it.
+GPU_SCHEDS = ("trial", "tile")
+TILE_WARPS_PER_SM = 24  # persistent tiles resident per multiprocessor (74 registers a lane at sm_90)
+TILE_BLOCK = 128  # threads per block of simulate_records_tile: 4 warps
+
+
 class CupyEngine(Engine):
     name = "cupy"
 
-    def __init__(self, chunk: int | None = None):
+    def __init__(self, chunk: int | None = None, sched: str | None = None):
         # Trials per launch (None: as many as fit a quarter of the free device memory, capped).
         self.chunk = chunk
+        what = "MCEXPLORE_GPU_SCHED / sched" if sched is not None else "MCEXPLORE_GPU_SCHED"
+        sched = sched if sched is not None else (os.environ.get("MCEXPLORE_GPU_SCHED", "").strip() or "trial")
+        if sched not in GPU_SCHEDS:
+            raise EngineConfigError(f"{what}: {sched!r} is not valid: choose one of {', '.join(GPU_SCHEDS)}")
+        self.sched = sched
         self._P_cache: tuple | None = None
 
     @classmethod
@@ -148,6 +165,35 @@ class CupyEngine(Engine):
         d = cupy.asarray(P)
         self._P_cache = (P, d)
         return P, d
+
+    def _tiled(self, compiled: Compiled, P) -> bool:
+        """Whether this run takes the tile kernel (see GPU_SCHEDS)."""
+        from .. import strategies
+
+        return (self.sched == "tile" and not int(P[Header.LEVEL]) and not int(P[Header.IS_NSLOT])
+                and not strategies.by_code(compiled.strategy).global_order)
+
+    def _simulate(self, mod, compiled: Compiled, P, dP, seed: int, t0: int, m: int, out) -> None:
+        """Records of trials [t0, t0 + m) into the device array out, by the kernel GPU_SCHEDS picks."""
+        import cupy
+
+        sw = int(P[Header.SCRATCH_WORDS])
+        seed = np.uint64(int(seed) & 0xFFFFFFFFFFFFFFFF)
+        if self._tiled(compiled, P):
+            sms = int(cupy.cuda.Device().attributes["MultiProcessorCount"])
+            warps = max(1, min(m, sms * TILE_WARPS_PER_SM))
+            per_block = TILE_BLOCK // 32
+            blocks = (warps + per_block - 1) // per_block
+            scratch = cupy.empty(max(1, blocks * per_block * sw), dtype=cupy.int64)
+            nxt = cupy.zeros(1, dtype=cupy.uint64)
+            mod.get_function("simulate_records_tile")(
+                (blocks,), (TILE_BLOCK,), (dP, seed, np.int64(t0), np.int64(m), out, scratch, nxt))
+        else:
+            scratch = cupy.empty(max(1, m * sw), dtype=cupy.int64)
+            mod.get_function("simulate_records")(
+                ((m + RECORDS_BLOCK - 1) // RECORDS_BLOCK,), (RECORDS_BLOCK,),
+                (dP, seed, np.int64(t0), np.int64(m), out, scratch))
+        del scratch
 
     def _chunk(self, n: int, bytes_per_trial: int, cap: int) -> int:
         import cupy
@@ -221,19 +267,16 @@ class CupyEngine(Engine):
             return Records.from_matrix(t0, np.zeros((0, width), dtype=np.int64), nslot)
         sw = int(P[Header.SCRATCH_WORDS])
         chunk = self._chunk(n, 8 * (width + sw), 1 << 24)
-        k = get_module().get_function("simulate_records")
+        mod = get_module()
         mats = []
         for a in range(0, n, chunk):
             m = min(chunk, n - a)
             out = cupy.empty((m, width), dtype=cupy.int64)
-            scratch = cupy.empty(max(1, m * sw), dtype=cupy.int64)
-            k(((m + RECORDS_BLOCK - 1) // RECORDS_BLOCK,), (RECORDS_BLOCK,),
-              (dP, np.uint64(int(seed) & 0xFFFFFFFFFFFFFFFF), np.int64(t0 + a), np.int64(m), out,
-               scratch))
+            self._simulate(mod, compiled, P, dP, seed, t0 + a, m, out)
             mat = cupy.asnumpy(out)
             check_no_progress(mat, t0 + a)
             mats.append(mat)
-            del out, scratch
+            del out
         return Records.from_matrix(t0, np.concatenate(mats), nslot)
 
     def run_aggregate(self, compiled: Compiled, seed: int, t0: int, t1: int) -> Aggregate:
@@ -255,17 +298,12 @@ class CupyEngine(Engine):
         sw = int(P[Header.SCRATCH_WORDS])
         chunk = self._chunk(n, 8 * (NFIELDS + sw) + 1, 1 << 22)
         mod = get_module()
-        sim = mod.get_function("simulate_records")
         red = mod.get_function("reduce_records")
         for a in range(0, n, chunk):
             m = min(chunk, n - a)
             nblocks = (m + REDUCE_BLOCK - 1) // REDUCE_BLOCK
             out = cupy.empty((m, NFIELDS), dtype=cupy.int64)
-            scratch = cupy.empty(max(1, m * sw), dtype=cupy.int64)
-            sim(((m + RECORDS_BLOCK - 1) // RECORDS_BLOCK,), (RECORDS_BLOCK,),
-                (dP, np.uint64(int(seed) & 0xFFFFFFFFFFFFFFFF), np.int64(t0 + a), np.int64(m), out,
-                 scratch))
-            del scratch
+            self._simulate(mod, compiled, P, dP, seed, t0 + a, m, out)
             counts = cupy.zeros(len(OUTCOMES) + 1, dtype=cupy.uint64)
             sums = cupy.zeros(len(SUMS), dtype=cupy.uint64)
             mx = cupy.full(1, np.iinfo(np.int64).min, dtype=cupy.int64)

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..constants import ABI_VERSION, NFIELDS, Header, LaneStat, Sched, Simd
+from ..constants import ABI_VERSION, LANE_W, NFIELDS, Header, LaneStat, Sched, Simd
 from ..params import Compiled
 from ..results import Records
 from . import kernel_source
@@ -154,6 +154,8 @@ class NativeLibrary:
         lib.mcx_simulate.restype = ctypes.c_int
         lib.mcx_simulate.argtypes = [P, ctypes.c_uint64, i64, i64, P, ctypes.c_int, ctypes.c_int,
                                      ctypes.c_int, P]
+        lib.mcx_simulate_tile.restype = ctypes.c_int
+        lib.mcx_simulate_tile.argtypes = [P, ctypes.c_uint64, i64, i64, P, ctypes.c_int]
         lib.mcx_simd_resolve.restype = ctypes.c_int
         lib.mcx_simd_resolve.argtypes = [ctypes.c_int]
         lib.mcx_philox_lanes.restype = ctypes.c_int
@@ -229,6 +231,23 @@ class NativeLibrary:
             raise RuntimeError(f"draw batching {simd!r} cannot run on this CPU")
         if rc != 0:
             raise RuntimeError(f"mcx_simulate failed ({rc}): parameter block of another version?")
+        check_no_progress(out, t0)
+        return out
+
+
+    def simulate_tile(self, params: np.ndarray, seed: int, t0: int, t1: int, lanes: int = LANE_W) -> np.ndarray:
+        """Records (NFIELDS per row) of trials [t0, t1) by the device tile's code on the host: each
+        trial run by ``lanes`` coroutines standing in for a tile's lanes (kernels/lanes.h; LANE_W, the
+        device's warp, or 4). Slow: for tests of the tile formulation without a GPU."""
+        out = np.zeros((max(0, t1 - t0), NFIELDS), dtype=np.int64)
+        rc = self.lib.mcx_simulate_tile(np.ascontiguousarray(params, dtype=np.int64),
+                                        int(seed) & 0xFFFFFFFFFFFFFFFF, int(t0), int(t1), out, int(lanes))
+        if rc == -4:
+            raise ValueError("a tile runs page-level, untilted trials of a strategy without global order")
+        if rc == -5:
+            raise ValueError(f"lanes: {lanes!r} is not valid: choose {LANE_W} or 4")
+        if rc != 0:
+            raise RuntimeError(f"mcx_simulate_tile failed ({rc}): parameter block of another version?")
         check_no_progress(out, t0)
         return out
 
