@@ -41,6 +41,9 @@ struct mcx_tile_emu {
     ucontext_t ctx[MCX_LANE_W];
     std::vector<char> stacks;
     mcx_i64 val[MCX_LANE_W];
+    // MCX_LANE_STATS builds: the tile's steps, events, lane-slots and (step, event kind) rounds
+    // (mcexplore.constants.LaneStat; page.h, advance_tile).
+    mcx_i64 counts[MCX_NLANE_STATS] = {0, 0, 0, 0};
     void sync() {
         const int me = cur;
         if (++arrived < w) {

@@ -442,7 +442,6 @@ struct mcx_sim_t {
 
     MCX_M void advance(mcx_i64 horizon) {
         if (A == 0 || error) return;
-        mcx_i64 steps = 0;
         if (global_order()) {
             run_global(horizon, false);
             return;
@@ -459,25 +458,72 @@ struct mcx_sim_t {
             }
         }
 #endif
+        if constexpr (W > 1) {
+            advance_tile(horizon);
+        } else {
 #if defined(MCX_HOST)
-        if (lt) {
-            advance_lanes(horizon);
-            return;
-        }
+            if (lt) {
+                advance_lanes(horizon);
+                return;
+            }
 #endif
-        // The walk: every task's chain to the horizon in turn (this lane's tasks, W > 1).
-        for (int c = c0(); c < A && !error; c += W) {
-            while (eligible(c, horizon)) {
-                process(c);
-                if (++steps > MCX_MAX_EVENTS) {
-                    error = true;
-                    break;
+            // The walk: every task's chain to the horizon in turn.
+            mcx_i64 steps = 0;
+            for (int c = 0; c < A; ++c) {
+                while (eligible(c, horizon)) {
+                    process(c);
+                    if (++steps > MCX_MAX_EVENTS) {
+                        error = true;
+                        return;
+                    }
                 }
             }
         }
-        // The tile stops together (the walk of one lane errs as the whole walk would: when the
-        // events of this call, all lanes together, pass the guard).
-        if constexpr (W > 1) error = tile_any(error) || tile_sum(steps) > MCX_MAX_EVENTS;
+    }
+
+    // The tile's schedule (W > 1): steps; in each, event kind by kind in a fixed order, every lane
+    // runs that event for each of its own tasks that has it before the horizon, so the lanes run
+    // one event method, and one draw call site, together. The step count and the stop are the
+    // tile's (a sum over the lanes): the guard on events trips when the whole walk's would.
+    MCX_M void advance_tile(mcx_i64 horizon) {
+        mcx_i64 total = 0;
+        for (;;) {
+            mcx_i64 ran = 0;
+#define MCX_TILE_KIND(E) ran += tile_kind<E>(horizon);
+            MCX_FOR_EACH_TASK_EVENT(MCX_TILE_KIND)
+#undef MCX_TILE_KIND
+            const mcx_i64 all = tile_sum(ran);
+#if defined(MCX_HOST) && defined(MCX_LANE_STATS)
+            if (all && lc.lane == 0) lc.emu->counts[0] += 1;
+#endif
+            if (all == 0) break;
+            total += all;
+            if (total > MCX_MAX_EVENTS) {
+                error = true;
+                break;
+            }
+        }
+    }
+    template <int E>
+    MCX_M mcx_i64 tile_kind(mcx_i64 horizon) {
+        mcx_i64 n = 0;
+        for (int c = c0(); c < A; c += W) {
+            if (ev(c) == E && eligible(c, horizon)) {
+                run_event<E>(c, tw(c, MCX_TW_T));
+                ++n;
+            }
+        }
+#if defined(MCX_HOST) && defined(MCX_LANE_STATS)
+        // What the lanes did together: events run, and the lane-slots the step took (every lane
+        // waits for the one with the most; lanes.h).
+        const mcx_i64 most = tile_max(n), sum = tile_sum(n);
+        if (lc.lane == 0 && most) {
+            lc.emu->counts[1] += sum;
+            lc.emu->counts[2] += (mcx_i64)W * most;
+            lc.emu->counts[3] += 1;
+        }
+#endif
+        return n;
     }
 
 #if defined(MCX_HOST)

@@ -73,10 +73,18 @@ def lane_counts(compiled, trials: int, seed: int, engine=None) -> dict:
     (steps, events, slots, queues), ``utilisation`` = events / slots (useful lane-slots over the
     slots of a LANE_W-lane tile running each step's queues in chunks of LANE_W), and events per
     step, per attempt and per trial. A strategy whose tasks run in global order (lock_noref) does
-    not use the lane scheduler: its counters are zero and ``utilisation`` is None.
+    not use the lane scheduler: its counters are zero and ``utilisation`` is None. ``tile``: the
+    same counters of the device tile's schedule (one warp per trial, each lane its own tasks; the
+    slots of a (step, event kind) are LANE_W x the most events any lane ran in it), counted on the
+    tile's code run on the host; None where a run cannot take the tile.
     """
     from .constants import LANE_W, LaneStat
     from .engines.native import NativeEngine
+
+    import numpy as np
+
+    from . import strategies
+    from .engines.pack import pack
 
     eng = engine or NativeEngine(nthreads=1, sched="lanes", lane_stats=True)
     before = eng.lane_counts.copy()
@@ -85,10 +93,19 @@ def lane_counts(compiled, trials: int, seed: int, engine=None) -> dict:
     counts = {m.name.lower(): int(d[m]) for m in LaneStat}
     ev, slots = counts["events"], counts["slots"]
     attempts = sr.aggregate.sums["attempts"]
-    return {**counts, "lane_w": LANE_W, "utilisation": ev / slots if slots else None,
-            "events_per_step": ev / counts["steps"] if counts["steps"] else None,
-            "events_per_attempt": ev / attempts if attempts else None,
-            "events_per_trial": ev / max(sr.aggregate.trials, 1)}
+    out = {**counts, "lane_w": LANE_W, "utilisation": ev / slots if slots else None,
+           "events_per_step": ev / counts["steps"] if counts["steps"] else None,
+           "events_per_attempt": ev / attempts if attempts else None,
+           "events_per_trial": ev / max(sr.aggregate.trials, 1), "tile": None}
+    if compiled.block is None and compiled.tilt is None and not strategies.by_code(compiled.strategy).global_order:
+        # The device tile's own schedule (page.h, advance_tile) on coroutines standing in for its
+        # lanes: each (step, event kind) costs LANE_W lane-slots per event of its busiest lane.
+        t = np.zeros(len(LaneStat), dtype=np.int64)
+        eng.lib.simulate_tile(pack(compiled), seed, 0, trials, LANE_W, t)
+        tc = {m.name.lower(): int(t[m]) for m in LaneStat}
+        out["tile"] = {**tc, "utilisation": tc["events"] / tc["slots"] if tc["slots"] else None,
+                       "events_per_step": tc["events"] / tc["steps"] if tc["steps"] else None}
+    return out
 
 
 def run_bench(scenario, backends=None, trials=None, seed: int = 0, echo=print,
@@ -172,9 +189,11 @@ def run_bench(scenario, backends=None, trials=None, seed: int = 0, echo=print,
             say(r_all)
             if counting is not None and echo:
                 u = lc["utilisation"]
+                tu = (lc["tile"] or {}).get("utilisation")
                 echo(f"  lanes    {label:<20} " + ("global order: runs on the walk, not on lanes" if u is None else
-                     f"utilisation {u:6.1%} of {lc['lane_w']}-lane slots, "
-                     f"{lc['events_per_step']:.1f} events/step, {lc['events_per_attempt']:,.0f} events/attempt"))
+                     f"utilisation {u:6.1%} of {lc['lane_w']}-lane slots (queues), "
+                     + (f"{tu:6.1%} (the device tile's schedule), " if tu is not None else "")
+                     + f"{lc['events_per_step']:.1f} events/step, {lc['events_per_attempt']:,.0f} events/attempt"))
         if "cupy" in engines:
             run_compiled(c, trials=min(trials or 1024, 1024), seed=seed, t0=10**9,
                          backend=engines["cupy"], progress=False)

@@ -54,6 +54,8 @@ timeout 120 $PY scripts/bench-rare.py --backend cupy --scenario window --checks 
 # The lane scheduler's predicted device figures (issue #10: lane utilisation, the device compile,
 # named assumptions), beside the measured ones in the summary's bench rows.
 timeout 150 $PY scripts/predict-device.py --trials-ref 5 --trials 200 > "$DEST/predict-device.json" 2> "$DEST/predict-device.log"
+# ... and the measured ones: one thread per trial, one warp per trial (the tile), native on every core.
+timeout 200 $PY scripts/gpu-profile.py tile > "$DEST/gpu-tile.json" 2> "$DEST/gpu-tile.log"
 
 timeout 240 $PY - "$DEST" "$TEST_RC" "$START" <<'PYEOF'
 import json, os, subprocess, sys, time

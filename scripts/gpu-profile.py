@@ -6,6 +6,9 @@
                                                   # set for thread-ref-short is written to OUTFILE
   python3 scripts/gpu-profile.py spec             # cupy throughput, generic module against one
                                                   # built for the case's strategy (MCX_DEVICE_SPEC)
+  python3 scripts/gpu-profile.py tile             # per thread-2018 strategy: cupy one thread per
+                                                  # trial, cupy one warp per trial (the tile), and
+                                                  # native on every core, in one call (issue #10)
 
 CASEs: thread-ref, thread-drop, thread-pte_wait (the shipped thread-2018 scenario), thread-ref-short
 (the same with max_attempts=50, for profiling), small-drop (4 PTEs, 3 tasks).
@@ -105,7 +108,50 @@ def spec():
     print(json.dumps(rows, indent=1))
 
 
+# (GPU trials, native trials) per thread-2018 strategy for `tile`: a few seconds each.
+TILE_CASES = {"ref": (8192, 1024), "drop": (200_000, 20_000), "ptl_pin": (1_000_000, 100_000),
+              "pte_wait": (1_000_000, 100_000), "flag_spin": (1_000_000, 50_000),
+              "lock_noref": (200_000, 20_000)}
+
+
+def tile():
+    """The thread-2018 strategies on the device, one thread per trial and one warp per trial (the
+    tile; lock_noref has global order and stays per trial), against the native engine on every
+    core, with the records' equality on a sample; JSON rows on stdout."""
+    from mcexplore.engines.cupy_engine import CupyEngine
+    from mcexplore.results import Aggregate
+
+    sc = load_scenario("thread-2018")
+    rows = []
+    for label, (n_gpu, n_cpu) in TILE_CASES.items():
+        c = sc.compile(label)
+        same = CupyEngine(sched="tile").run_records(c, 3, 0, 64).equals(get_engine("numpy").run_records(c, 3, 0, 64)) \
+            if label != "ref" else None
+        for sched in ("trial", "tile"):
+            eng = CupyEngine(sched=sched)
+            eng.run_aggregate(c, 0, 10**9, 10**9 + 512)
+            t = time.perf_counter()
+            agg = eng.run_aggregate(c, 0, 0, n_gpu)
+            w = time.perf_counter() - t
+            rows.append({"case": label, "backend": f"cupy/{sched}", "trials": n_gpu, "wall_s": w,
+                         "attempts_per_s": agg.sums["attempts"] / w, "trials_per_s": n_gpu / w,
+                         "tile_equals_numpy_64": same})
+        r = measure("native", c, n_cpu)
+        r.update(case=label, backend="native/all")
+        rows.append(r)
+        by = {x["backend"]: x for x in rows if x["case"] == label}
+        best = max(by["cupy/trial"]["attempts_per_s"], by["cupy/tile"]["attempts_per_s"])
+        by["native/all"]["cupy_best_over_native"] = best / by["native/all"]["attempts_per_s"]
+        print(f"{label:<11} trial {by['cupy/trial']['attempts_per_s']:.3g}  tile {by['cupy/tile']['attempts_per_s']:.3g}"
+              f"  native {by['native/all']['attempts_per_s']:.3g} attempts/s  best/native "
+              f"x{by['native/all']['cupy_best_over_native']:.0f}  tile==numpy {same}", file=sys.stderr, flush=True)
+    print(json.dumps(rows, indent=1))
+
+
 def main():
+    if sys.argv[1] == "tile":
+        tile()
+        return
     if sys.argv[1] == "variants":
         variants(sys.argv[2])
         return

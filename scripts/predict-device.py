@@ -4,7 +4,8 @@
 
 What it measures here, and what it assumes (docs/kernels.md, "Schedulers"):
 
-* The device compile: ptxas -v of simulate_records for sm_90 (registers, stack, spills) and the
+* The device compile: ptxas -v of simulate_records (one thread per trial) and of
+  simulate_records_tile (one warp per trial) for sm_90 (registers, stack, spills) and the
   static instruction count of each device function (SASS from cuobjdump where it is installed,
   else PTX lines from nvcc -ptx). Needs nvcc; without it this part is null.
 * The lane counters of the native lane scheduler on the shipped thread-2018 scenario (a build
@@ -60,11 +61,12 @@ def device_compile():
         src.write_text(kernel_source.assemble())
         r = subprocess.run([nvcc, "-cubin", "-arch=sm_90", "-std=c++17", "--fmad=false", "-Xptxas", "-v",
                             str(src), "-o", str(Path(d) / "all.cubin")], capture_output=True, text=True)
-        m = re.search(r"Function properties for simulate_records\s+(\d+) bytes stack frame, (\d+) bytes "
-                      r"spill stores, (\d+) bytes spill loads\s+ptxas info\s+: Used (\d+) registers", r.stderr)
-        if m:
-            out["simulate_records"] = {"stack_bytes": int(m[1]), "spill_stores": int(m[2]),
-                                       "spill_loads": int(m[3]), "registers": int(m[4])}
+        for kernel in ("simulate_records", "simulate_records_tile"):
+            m = re.search(rf"Function properties for {kernel}\s+(\d+) bytes stack frame, (\d+) bytes "
+                          r"spill stores, (\d+) bytes spill loads\s+ptxas info\s+: Used (\d+) registers", r.stderr)
+            if m:
+                out[kernel] = {"stack_bytes": int(m[1]), "spill_stores": int(m[2]),
+                               "spill_loads": int(m[3]), "registers": int(m[4])}
         cuobjdump = shutil.which("cuobjdump")
         counts = {}
         if cuobjdump:

@@ -155,7 +155,7 @@ class NativeLibrary:
         lib.mcx_simulate.argtypes = [P, ctypes.c_uint64, i64, i64, P, ctypes.c_int, ctypes.c_int,
                                      ctypes.c_int, P]
         lib.mcx_simulate_tile.restype = ctypes.c_int
-        lib.mcx_simulate_tile.argtypes = [P, ctypes.c_uint64, i64, i64, P, ctypes.c_int]
+        lib.mcx_simulate_tile.argtypes = [P, ctypes.c_uint64, i64, i64, P, ctypes.c_int, P]
         lib.mcx_simd_resolve.restype = ctypes.c_int
         lib.mcx_simd_resolve.argtypes = [ctypes.c_int]
         lib.mcx_philox_lanes.restype = ctypes.c_int
@@ -235,13 +235,17 @@ class NativeLibrary:
         return out
 
 
-    def simulate_tile(self, params: np.ndarray, seed: int, t0: int, t1: int, lanes: int = LANE_W) -> np.ndarray:
+    def simulate_tile(self, params: np.ndarray, seed: int, t0: int, t1: int, lanes: int = LANE_W,
+                      lane_stats: np.ndarray | None = None) -> np.ndarray:
         """Records (NFIELDS per row) of trials [t0, t1) by the device tile's code on the host: each
         trial run by ``lanes`` coroutines standing in for a tile's lanes (kernels/lanes.h; LANE_W, the
-        device's warp, or 4). Slow: for tests of the tile formulation without a GPU."""
+        device's warp, or 4). Slow: for tests of the tile formulation without a GPU, and for the
+        tile's lane counters (lane_stats, as in ``simulate``; a LANE_STATS_OPTION build)."""
         out = np.zeros((max(0, t1 - t0), NFIELDS), dtype=np.int64)
+        stats = lane_stats if lane_stats is not None else np.zeros(len(LaneStat), dtype=np.int64)
         rc = self.lib.mcx_simulate_tile(np.ascontiguousarray(params, dtype=np.int64),
-                                        int(seed) & 0xFFFFFFFFFFFFFFFF, int(t0), int(t1), out, int(lanes))
+                                        int(seed) & 0xFFFFFFFFFFFFFFFF, int(t0), int(t1), out, int(lanes),
+                                        stats)
         if rc == -4:
             raise ValueError("a tile runs page-level, untilted trials of a strategy without global order")
         if rc == -5:
