@@ -9,8 +9,8 @@
 // walk (every task's chain to the horizon in turn) is the cross-check, and tests/test_parity.py
 // runs both against the numpy engine.
 //
-// MCX_LANE_STATS (a build option: NativeEngine(lane_stats=True), `mcexplore bench --lanes`)
-// counts how well the steps would fill the lanes of a device tile of MCX_LANE_W lanes (a warp),
+// Lane counters (asked for at run time: mcx_simulate's lane_stats, NativeEngine(lane_stats=True),
+// `mcexplore bench --lanes`; nothing is counted, and nothing tested, otherwise) count how well the steps would fill the lanes of a device tile of MCX_LANE_W lanes (a warp),
 // each queue run in chunks of MCX_LANE_W lanes: useful lane-slots (events run) against all
 // lane-slots (the chunks' lanes) over a run.
 //
@@ -41,8 +41,9 @@ struct mcx_tile_emu {
     ucontext_t ctx[MCX_LANE_W];
     std::vector<char> stacks;
     mcx_i64 val[MCX_LANE_W];
-    // MCX_LANE_STATS builds: the tile's steps, events, lane-slots and (step, event kind) rounds
+    // When counting: the tile's steps, events, lane-slots and (step, event kind) rounds
     // (mcexplore.constants.LaneStat; page.h, advance_tile).
+    bool counting = false;
     mcx_i64 counts[MCX_NLANE_STATS] = {0, 0, 0, 0};
     void sync() {
         const int me = cur;
@@ -142,33 +143,26 @@ struct mcx_lane_tile {
     int cap;    // most tasks
     int* live;  // [cap] the tasks with an event to run in the next step
     int* q;     // [cap] this step's tasks, grouped by event kind
-#if defined(MCX_LANE_STATS)
+    bool counting;
     mcx_i64 steps, events, slots, queues;
-#endif
     // int64 words of memory for up to `tasks` tasks.
     static mcx_i64 words(mcx_i64 tasks) { return tasks + 1; }
-    void init(mcx_i64 tasks, mcx_i64* mem) {
+    void init(mcx_i64 tasks, mcx_i64* mem, bool count) {
         cap = (int)tasks;
         live = (int*)mem;
         q = live + tasks;
-#if defined(MCX_LANE_STATS)
+        counting = count;
         steps = events = slots = queues = 0;
-#endif
     }
-    // One step's queue of n tasks (MCX_LANE_STATS only).
+    // One step's queue of n tasks.
     void count_queue(int n) {
-#if defined(MCX_LANE_STATS)
+        if (!counting) return;
         queues += 1;
         events += n;
         slots += (mcx_i64)(n + MCX_LANE_W - 1) / MCX_LANE_W * MCX_LANE_W;
-#else
-        (void)n;
-#endif
     }
     void count_step() {
-#if defined(MCX_LANE_STATS)
-        steps += 1;
-#endif
+        if (counting) steps += 1;
     }
 };
 

@@ -278,8 +278,7 @@ extern "C" int mcx_philox_lanes(int simd, mcx_i64 n, mcx_u32 c0, mcx_u32 c1, con
 // template instance (mcx_trial_page<-1, false, MCX_LANE_W>, as simulate_records_tile runs it),
 // w = 4 the same code on a narrower tile (each lane then owns more tasks), cheaper to emulate.
 // For tests (the lanes take turns on the calling thread). lane_stats (null, or MCX_NLANE_STATS
-// words): the tile's lane counters in an MCX_LANE_STATS build (page.h, advance_tile), zeros in
-// any other. Returns 0, -1 if P is not a parameter block
+// words): the tile's lane counters (page.h, advance_tile), counted only when given. Returns 0, -1 if P is not a parameter block
 // of this version, -4 if P cannot run on a tile (block level, tilted, or a strategy with global
 // order), -5 for another w.
 template <int W>
@@ -288,6 +287,7 @@ static void mcx_tile_run(const mcx_i64* P, mcx_u64 seed, mcx_i64 t0, mcx_i64 t1,
     const mcx_i64 sw = P[MCX_H_SCRATCH_WORDS];
     std::vector<mcx_i64> buf((size_t)(sw > 0 ? sw : 1));
     mcx_tile_emu emu;
+    emu.counting = lane_stats != nullptr;
     // Each lane learns its number from the turn it starts in (emu.cur), as a warp lane reads its own.
     auto lane_fn = [&](int) {
         const int lane = emu.cur;
@@ -336,8 +336,8 @@ extern "C" void mcx_hist_buckets(const mcx_i64* v, mcx_i64 n, mcx_i64* out) {
 // the next, and the chunks shrink to one trial as the run ends: a long trial holds up one worker,
 // never the others); each record depends on
 // (P, seed, trial) only, so neither the split, simd nor sched ever changes a result. lane_stats
-// (null, or MCX_NLANE_STATS words) receives the lane counters of an MCX_LANE_STATS build (lanes.h),
-// summed over the workers; zeros in any other build. Returns 0, -1 if P is not a parameter block
+// (null, or MCX_NLANE_STATS words) receives the lane scheduler's counters (lanes.h), summed over
+// the workers; they are counted only when it is given. Returns 0, -1 if P is not a parameter block
 // of this version, -2 if simd cannot run here, -3 for an unknown sched.
 extern "C" int mcx_simulate(const mcx_i64* P, mcx_u64 seed, mcx_i64 t0, mcx_i64 t1, mcx_i64* out,
                             int nthreads, int simd, int sched, mcx_i64* lane_stats) {
@@ -372,7 +372,7 @@ extern "C" int mcx_simulate(const mcx_i64* P, mcx_u64 seed, mcx_i64 t0, mcx_i64 
         mcx_tls_pick_tree = &tree;
         std::vector<mcx_i64> tile_mem((size_t)mcx_lane_tile::words(lanes));
         mcx_lane_tile tile;
-        tile.init(lanes, tile_mem.data());
+        tile.init(lanes, tile_mem.data(), lane_stats != nullptr);
         mcx_tls_lane_tile = sched == MCX_SCHED_LANES ? &tile : nullptr;
         mcx_scratch s;
         s.base = buf.data();
@@ -391,7 +391,6 @@ extern "C" int mcx_simulate(const mcx_i64* P, mcx_u64 seed, mcx_i64 t0, mcx_i64 
         mcx_tls_draw_cache = nullptr;
         mcx_tls_pick_tree = nullptr;
         mcx_tls_lane_tile = nullptr;
-#if defined(MCX_LANE_STATS)
         if (lane_stats) {
             std::lock_guard<std::mutex> g(stats_lock);
             lane_stats[0] += tile.steps;
@@ -399,7 +398,6 @@ extern "C" int mcx_simulate(const mcx_i64* P, mcx_u64 seed, mcx_i64 t0, mcx_i64 
             lane_stats[2] += tile.slots;
             lane_stats[3] += tile.queues;
         }
-#endif
     };
     if (nthreads == 1) {
         worker();

@@ -191,7 +191,12 @@ struct mcx_sim_t {
     }
 
     // -- task state ------------------------------------------------------------------------------
-    MCX_M mcx_i64& tw(int c, int f) { return S.base[((mcx_i64)c * MCX_TW + f) * S.st()]; }
+    // Word f of task c. A tile (W > 1) keeps each word of all tasks together (word f of task c at
+    // f * A + c), so that neighbouring lanes, which own neighbouring tasks, read neighbouring words.
+    MCX_M mcx_i64& tw(int c, int f) {
+        if constexpr (W > 1) return S.base[(mcx_i64)f * A + c];
+        else return S.base[((mcx_i64)c * MCX_TW + f) * S.st()];
+    }
     MCX_M int ev(int c) { return (int)(tw(c, MCX_TW_EV) & TF_EVMASK); }
     MCX_M bool flag(int c, mcx_i64 f) { return (tw(c, MCX_TW_EV) & f) != 0; }
     MCX_M void set_flag(int c, mcx_i64 f, bool on) {
@@ -224,8 +229,7 @@ struct mcx_sim_t {
             return;
         }
         for (int c = 0; c < pt->n; ++c) {
-            pt->key[pt->n + c] = c < A ? pick_key(c) : MCX_PICK_NONE;
-            pt->sec[pt->n + c] = c < A ? tw(c, MCX_TW_STAMP) : MCX_PICK_NONE;
+            pt->put(c, c < A ? pick_key(c) : MCX_PICK_NONE, c < A ? tw(c, MCX_TW_STAMP) : MCX_PICK_NONE);
         }
         pt->build();
     }
@@ -493,8 +497,8 @@ struct mcx_sim_t {
             MCX_FOR_EACH_TASK_EVENT(MCX_TILE_KIND)
 #undef MCX_TILE_KIND
             const mcx_i64 all = tile_sum(ran);
-#if defined(MCX_HOST) && defined(MCX_LANE_STATS)
-            if (all && lc.lane == 0) lc.emu->counts[0] += 1;
+#if defined(MCX_HOST)
+            if (all && lc.lane == 0 && lc.emu->counting) lc.emu->counts[0] += 1;
 #endif
             if (all == 0) break;
             total += all;
@@ -513,9 +517,10 @@ struct mcx_sim_t {
                 ++n;
             }
         }
-#if defined(MCX_HOST) && defined(MCX_LANE_STATS)
+#if defined(MCX_HOST)
         // What the lanes did together: events run, and the lane-slots the step took (every lane
         // waits for the one with the most; lanes.h).
+        if (!lc.emu->counting) return n;
         const mcx_i64 most = tile_max(n), sum = tile_sum(n);
         if (lc.lane == 0 && most) {
             lc.emu->counts[1] += sum;

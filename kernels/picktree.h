@@ -12,56 +12,61 @@
 #define MCX_PICK_NONE MCX_I64_MAX  // key of a task with nothing to run
 
 struct mcx_pick_tree {
-    int n;          // leaves, a power of two
-    int cap;        // most tasks it can hold
-    mcx_i64* key;   // [2n]: node v's smallest (key, sec) below it; leaf of task j is n + j,
-    mcx_i64* sec;   // [2n]  its key the task's event time or MCX_PICK_NONE (also for j >= A),
-    int* idx;       // [2n]  sec the event's stamp, idx the task
+    int n;    // leaves, a power of two
+    int cap;  // most tasks it can hold
+    // Leaf j's key (task j's event time, or MCX_PICK_NONE, also for j >= A) and sec (its event's
+    // stamp) as one unsigned 128-bit word, key above sec: (key, sec) in lexicographic order is
+    // that word's order (both are >= 0), so one comparison ranks two leaves.
+    unsigned __int128* leaf;  // [n]
+    int* idx;                 // [2n] node v's winner, the leaf with the smallest word below it
+                              //      (the left one at a tie); the leaves' own are 0 .. n - 1
 
     static int leaves(mcx_i64 tasks) {
         int n = 1;
         while (n < tasks) n <<= 1;
         return n;
     }
+    static unsigned __int128 word(mcx_i64 k, mcx_i64 s) {
+        return ((unsigned __int128)(mcx_u64)k << 64) | (mcx_u64)s;
+    }
     // int64 words of memory for up to `tasks` tasks.
-    static mcx_i64 words(mcx_i64 tasks) { return 5 * (mcx_i64)leaves(tasks); }
+    static mcx_i64 words(mcx_i64 tasks) { return 3 * (mcx_i64)leaves(tasks) + 2; }
     void init(mcx_i64 tasks, mcx_i64* mem) {
         n = leaves(tasks);
         cap = (int)tasks;
-        key = mem;
-        sec = mem + 2 * n;
-        idx = (int*)(mem + 4 * n);
+        // 16-byte aligned for the 128-bit words.
+        mcx_i64* a = (mcx_i64*)(((unsigned long long)mem + 15) & ~15ull);
+        leaf = (unsigned __int128*)a;
+        idx = (int*)(a + 2 * n);
     }
-    // Node v from its children.
+    void put(int c, mcx_i64 k, mcx_i64 s) { leaf[c] = word(k, s); }
+    // Node v's winner from its children's; false if it did not change.
     bool pull(int v) {
-        const int a = 2 * v, b = 2 * v + 1;
-        const int w = (key[b] < key[a] || (key[b] == key[a] && sec[b] < sec[a])) ? b : a;
-        if (key[v] == key[w] && sec[v] == sec[w] && idx[v] == idx[w]) return false;
-        key[v] = key[w];
-        sec[v] = sec[w];
-        idx[v] = idx[w];
+        const int a = idx[2 * v], b = idx[2 * v + 1];
+        const int w = leaf[b] < leaf[a] ? b : a;
+        if (idx[v] == w) return false;
+        idx[v] = w;
         return true;
     }
-    // Call after setting the keys of leaves n .. 2n - 1.
+    // Call after put() of leaves 0 .. n - 1.
     void build() {
         for (int j = 0; j < n; ++j) idx[n + j] = j;
         for (int v = n - 1; v >= 1; --v) {
-            key[v] = MCX_PICK_NONE;
-            sec[v] = MCX_PICK_NONE;
-            idx[v] = -1;
-            pull(v);
+            const int a = idx[2 * v], b = idx[2 * v + 1];
+            idx[v] = leaf[b] < leaf[a] ? b : a;
         }
     }
     void set(int c, mcx_i64 k, mcx_i64 s) {
-        if (key[n + c] == k && sec[n + c] == s) return;
-        key[n + c] = k;
-        sec[n + c] = s;
-        // Stop where a node's winner did not change: nothing above it can.
-        for (int v = (n + c) >> 1; v >= 1 && pull(v); v >>= 1) {
-        }
+        const unsigned __int128 x = word(k, s);
+        if (leaf[c] == x) return;
+        leaf[c] = x;
+        // Up from the leaf: a node whose winner is still another leaf than c has an unchanged
+        // winner with an unchanged word, so nothing above it changes; where c wins, its word did.
+        for (int v = (n + c) >> 1; v >= 1; v >>= 1)
+            if (!pull(v) && idx[v] != c) break;
     }
     int top() const { return idx[1]; }
-    mcx_i64 top_key() const { return key[1]; }
+    mcx_i64 top_key() const { return (mcx_i64)(mcx_u64)(leaf[idx[1]] >> 64); }
 };
 
 static thread_local mcx_pick_tree* mcx_tls_pick_tree = nullptr;

@@ -401,9 +401,9 @@ Examples:
                                   "the same for native on one thread; more for the all-core and GPU runs).")
 @seed_option
 @click.option("--lanes", "lanes", is_flag=True,
-              help="Also count lane utilisation on native/1's trials: a second native build that "
-                   "counts how full the lane scheduler's steps would keep a 32-lane device tile "
-                   "(docs/kernels.md, \"Schedulers\"; compiles once, about 30 s).")
+              help="Also count lane utilisation on native/1's trials: how full the lane scheduler's "
+                   "steps and the device tile's schedule keep 32 lanes (docs/kernels.md, "
+                   "\"Schedulers\"; the tile's code runs on the host, lane by lane: slow for ref).")
 @json_option
 def bench(config, overrides, strategies, backends, trials, seed, lanes, as_json):
     """Measure throughput: trials/s, attempts/s and faults/s per backend and strategy.

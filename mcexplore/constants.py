@@ -307,7 +307,7 @@ class Sched(IntEnum):
 
 
 class LaneStat(IntEnum):
-    """The lane counters of an MCX_LANE_STATS build (kernels/lanes.h), as mcx_simulate returns them."""
+    """The lane counters (kernels/lanes.h), as mcx_simulate and mcx_simulate_tile return them."""
 
     STEPS = 0  # tile steps
     EVENTS = 1  # events run: the useful lane-slots

@@ -8,9 +8,10 @@ What it measures here, and what it assumes (docs/kernels.md, "Schedulers"):
   simulate_records_tile (one warp per trial) for sm_90 (registers, stack, spills) and the
   static instruction count of each device function (SASS from cuobjdump where it is installed,
   else PTX lines from nvcc -ptx). Needs nvcc; without it this part is null.
-* The lane counters of the native lane scheduler on the shipped thread-2018 scenario (a build
-  with MCX_LANE_STATS): events per attempt and the utilisation of a 32-lane tile (useful
-  lane-slots over all lane-slots when each step's queue of one event kind runs in chunks of 32).
+* The lane counters on the shipped thread-2018 scenario (counted at run time,
+  mcexplore.bench.lane_counts): events per attempt, and the utilisation of the device tile's own
+  schedule (simulate_records_tile's code run on the host with coroutines as its 32 lanes: useful
+  lane-slots over all, a (step, event kind) costing 32 x the events of its busiest lane).
 * Two predictions per strategy, both named approximations:
   - ``divergence``: the device engine of today (one thread per trial, the walk) measured on an
     H200 at WALK_MEASURED attempts/s with WALK_ACTIVE_LANES of 32 lanes active (ref and drop, the
@@ -127,11 +128,13 @@ def main(argv=None):
             r["prediction"] = "global order: stays on the walk (one thread per trial); no tile prediction"
             continue
         ope = per_event.get(strat, generic)
+        # The device tile's own schedule where counted (bench.lane_counts "tile"), else the queues'.
+        u = (lc.get("tile") or {}).get("utilisation") or lc["utilisation"]
         r["ops_per_event"] = ope
-        r["roofline_attempts_per_s"] = INT_OPS_PER_S * lc["utilisation"] / (lc["events_per_attempt"] * ope)
+        r["utilisation_used"] = u
+        r["roofline_attempts_per_s"] = INT_OPS_PER_S * u / (lc["events_per_attempt"] * ope)
         if strat in WALK_MEASURED:
-            r["divergence_attempts_per_s"] = (WALK_MEASURED[strat] * 32 * lc["utilisation"] / WALK_ACTIVE_LANES
-                                              / TILE_OVERHEAD)
+            r["divergence_attempts_per_s"] = WALK_MEASURED[strat] * 32 * u / WALK_ACTIVE_LANES / TILE_OVERHEAD
     json.dump({"scenario": "thread-2018", "tasks": tasks, "lane_w": 32, "device_compile": device_compile(),
                "assumptions": {"walk_measured_attempts_per_s": WALK_MEASURED,
                                "walk_active_lanes": WALK_ACTIVE_LANES, "tile_overhead": TILE_OVERHEAD,

@@ -66,10 +66,8 @@ SIMD_NAMES = {v: k for k, v in SIMD.items()}
 SCHED = {m.name.lower(): int(m) for m in Sched}
 # The walk: on one CPU core the lane scheduler's grouping runs 13% more instructions than the walk
 # (callgrind, thread-2018 ptl_pin, 300 trials: 73.9M against 65.5M) for no gain in time; its steps
-# are the device tile's formulation, and its counters (lane_stats) what a tile would do.
+# are one of the device tile's formulations, and its counters (lane_stats) what such a tile would do.
 DEFAULT_SCHED = "walk"
-# The build option that makes the library count lane utilisation (kernels/lanes.h).
-LANE_STATS_OPTION = "-DMCX_LANE_STATS"
 
 
 class CompileError(RuntimeError):
@@ -152,10 +150,11 @@ class NativeLibrary:
         lib.mcx_hist_buckets.restype = None
         lib.mcx_hist_buckets.argtypes = [P, i64, P]
         lib.mcx_simulate.restype = ctypes.c_int
+        # The lane counters' pointer may be null (counting nothing): a plain pointer.
         lib.mcx_simulate.argtypes = [P, ctypes.c_uint64, i64, i64, P, ctypes.c_int, ctypes.c_int,
-                                     ctypes.c_int, P]
+                                     ctypes.c_int, ctypes.c_void_p]
         lib.mcx_simulate_tile.restype = ctypes.c_int
-        lib.mcx_simulate_tile.argtypes = [P, ctypes.c_uint64, i64, i64, P, ctypes.c_int, P]
+        lib.mcx_simulate_tile.argtypes = [P, ctypes.c_uint64, i64, i64, P, ctypes.c_int, ctypes.c_void_p]
         lib.mcx_simd_resolve.restype = ctypes.c_int
         lib.mcx_simd_resolve.argtypes = [ctypes.c_int]
         lib.mcx_philox_lanes.restype = ctypes.c_int
@@ -219,14 +218,13 @@ class NativeLibrary:
                  simd: str = "auto", sched: str = DEFAULT_SCHED, lane_stats: np.ndarray | None = None):
         """Records of trials [t0, t1) as a matrix: NFIELDS fields per row, then a tilted P's
         P[Header.IS_NSLOT] statistics (params.TiltLayout). lane_stats: an int64 array of
-        len(LaneStat) that receives the lane counters (zeros unless the library was built with
-        LANE_STATS_OPTION)."""
+        len(LaneStat) that receives the lane scheduler's counters (kernels/lanes.h; counted only
+        when given, and only by sched "lanes")."""
         out = np.zeros((max(0, t1 - t0), NFIELDS + int(params[Header.IS_NSLOT])), dtype=np.int64)
-        stats = lane_stats if lane_stats is not None else np.zeros(len(LaneStat), dtype=np.int64)
         rc = self.lib.mcx_simulate(np.ascontiguousarray(params, dtype=np.int64),
                                    int(seed) & 0xFFFFFFFFFFFFFFFF, int(t0), int(t1), out,
                                    int(nthreads), -1 if simd == "auto" else SIMD[simd],
-                                   SCHED[sched], stats)
+                                   SCHED[sched], _counters(lane_stats))
         if rc == -2:
             raise RuntimeError(f"draw batching {simd!r} cannot run on this CPU")
         if rc != 0:
@@ -240,12 +238,11 @@ class NativeLibrary:
         """Records (NFIELDS per row) of trials [t0, t1) by the device tile's code on the host: each
         trial run by ``lanes`` coroutines standing in for a tile's lanes (kernels/lanes.h; LANE_W, the
         device's warp, or 4). Slow: for tests of the tile formulation without a GPU, and for the
-        tile's lane counters (lane_stats, as in ``simulate``; a LANE_STATS_OPTION build)."""
+        tile's lane counters (lane_stats, as in ``simulate``)."""
         out = np.zeros((max(0, t1 - t0), NFIELDS), dtype=np.int64)
-        stats = lane_stats if lane_stats is not None else np.zeros(len(LaneStat), dtype=np.int64)
         rc = self.lib.mcx_simulate_tile(np.ascontiguousarray(params, dtype=np.int64),
                                         int(seed) & 0xFFFFFFFFFFFFFFFF, int(t0), int(t1), out, int(lanes),
-                                        stats)
+                                        _counters(lane_stats))
         if rc == -4:
             raise ValueError("a tile runs page-level, untilted trials of a strategy without global order")
         if rc == -5:
@@ -254,6 +251,15 @@ class NativeLibrary:
             raise RuntimeError(f"mcx_simulate_tile failed ({rc}): parameter block of another version?")
         check_no_progress(out, t0)
         return out
+
+
+def _counters(a: np.ndarray | None):
+    """The address of a lane-counter array for the C side (None: count nothing)."""
+    if a is None:
+        return None
+    if a.dtype != np.int64 or a.shape != (len(LaneStat),) or not a.flags.c_contiguous:
+        raise ValueError(f"lane_stats: an int64 array of {len(LaneStat)} (got {a.dtype} {a.shape})")
+    return a.ctypes.data
 
 
 def check_no_progress(mat: np.ndarray, t0: int) -> None:
@@ -273,16 +279,13 @@ log = logging.getLogger("mcexplore.engines.native")
 COMPILE_NOTICE = "compiling the native engine (first use, cached afterwards)"
 
 
-def build(overrides: dict | None = None, cxx: str | None = None,
-          lane_stats: bool = False) -> NativeLibrary:
-    """Compile (or find in the cache) and load the native library of the current sources
-    (lane_stats: the build that counts lane utilisation, LANE_STATS_OPTION)."""
+def build(overrides: dict | None = None, cxx: str | None = None) -> NativeLibrary:
+    """Compile (or find in the cache) and load the native library of the current sources."""
     cxx = cxx or find_compiler()
     if cxx is None:
         raise CompileError("no C++ compiler found (set $CXX or install g++)")
     extra = shlex.split(os.environ.get("CXX", ""))[1:] if os.environ.get("CXX") else []
-    options = (tuple(extra) + CXX_OPTIONS + (GCC_OPTIONS if is_gcc(cxx) else ())
-               + ((LANE_STATS_OPTION,) if lane_stats else ()))
+    options = tuple(extra) + CXX_OPTIONS + (GCC_OPTIONS if is_gcc(cxx) else ())
     src = kernel_source.load(options=options, compiler_id=compiler_id(cxx), overrides=overrides)
     with _lock:
         if src.key in _loaded:
@@ -309,8 +312,8 @@ class NativeEngine(Engine):
                  lane_stats: bool = False):
         """overrides: kernel source name -> text replacing it in the build (tests: a library built
         from modified sources, e.g. a planted bug or a toy strategy; kernel_source.source_files).
-        sched: the task scheduler (SCHED; default $MCEXPLORE_SCHED, else DEFAULT_SCHED). lane_stats: run
-        the build that counts lane utilisation; each run_records adds its counters to
+        sched: the task scheduler (SCHED; default $MCEXPLORE_SCHED, else DEFAULT_SCHED). lane_stats: count
+        lane utilisation (kernels/lanes.h; sched "lanes"): each run_records adds its counters to
         ``self.lane_counts`` (LaneStat order)."""
         self.nthreads = nthreads if nthreads is not None else _env_threads()
         if isinstance(self.nthreads, bool) or not isinstance(self.nthreads, int) or self.nthreads < 1:
@@ -343,7 +346,7 @@ class NativeEngine(Engine):
     @property
     def lib(self) -> NativeLibrary:
         if self._lib is None:
-            self._lib = build(overrides=self.overrides, lane_stats=self.lane_stats)
+            self._lib = build(overrides=self.overrides)
         return self._lib
 
     def prepare(self) -> None:
@@ -352,9 +355,10 @@ class NativeEngine(Engine):
 
     def run_records(self, compiled: Compiled, seed: int, t0: int, t1: int) -> Records:
         P = pack(compiled)
-        counts = np.zeros(len(LaneStat), dtype=np.int64)
+        counts = np.zeros(len(LaneStat), dtype=np.int64) if self.lane_stats else None
         mat = self.lib.simulate(P, seed, t0, t1, self.nthreads, self.simd, self.sched, counts)
-        self.lane_counts += counts
+        if counts is not None:
+            self.lane_counts += counts
         return Records.from_matrix(t0, mat, int(P[Header.IS_NSLOT]))
 
     def default_batch(self, compiled: Compiled) -> int:
