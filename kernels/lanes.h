@@ -93,7 +93,7 @@ struct mcx_tile_emu {
 };
 #endif
 
-// A lane of a tile: its number and, on the host, the threads standing in for the others.
+// A lane of a tile: its number and, on the host, the coroutines standing in for the others.
 struct mcx_lane_ctx {
     int lane;
 #if defined(MCX_HOST)
@@ -101,40 +101,37 @@ struct mcx_lane_ctx {
 #endif
 };
 
-template <int W>
-MCX_FN bool mcx_lanes_any(const mcx_lane_ctx& lc, bool v) {
+// The tile's fold of every lane's v (OP 0 sum, 1 max, 2 or): on the device a butterfly of warp
+// shuffles (a vote for or), on the host the coroutines' turn (mcx_tile_emu::reduce).
+template <int W, int OP>
+MCX_FN mcx_i64 mcx_lanes_fold(const mcx_lane_ctx& lc, mcx_i64 v) {
 #if defined(MCX_CUDA)
     static_assert(W == 32, "a device tile is a warp");
     (void)lc;
-    return __any_sync(0xffffffffu, v ? 1 : 0) != 0;
+    if constexpr (OP == 2) {
+        return __any_sync(0xffffffffu, v != 0 ? 1 : 0) != 0;
+    } else {
+        for (int o = W / 2; o; o >>= 1) {
+            const mcx_i64 u = __shfl_xor_sync(0xffffffffu, v, o);
+            v = OP == 0 ? v + u : (u > v ? u : v);
+        }
+        return v;
+    }
 #else
-    return lc.emu->reduce(lc.lane, v ? 1 : 0, 2) != 0;
+    return lc.emu->reduce(lc.lane, v, OP);
 #endif
+}
+template <int W>
+MCX_FN bool mcx_lanes_any(const mcx_lane_ctx& lc, bool v) {
+    return mcx_lanes_fold<W, 2>(lc, v ? 1 : 0) != 0;
 }
 template <int W>
 MCX_FN mcx_i64 mcx_lanes_sum(const mcx_lane_ctx& lc, mcx_i64 v) {
-#if defined(MCX_CUDA)
-    static_assert(W == 32, "a device tile is a warp");
-    (void)lc;
-    for (int o = W / 2; o; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-#else
-    return lc.emu->reduce(lc.lane, v, 0);
-#endif
+    return mcx_lanes_fold<W, 0>(lc, v);
 }
 template <int W>
 MCX_FN mcx_i64 mcx_lanes_max(const mcx_lane_ctx& lc, mcx_i64 v) {
-#if defined(MCX_CUDA)
-    static_assert(W == 32, "a device tile is a warp");
-    (void)lc;
-    for (int o = W / 2; o; o >>= 1) {
-        const mcx_i64 u = __shfl_xor_sync(0xffffffffu, v, o);
-        v = u > v ? u : v;
-    }
-    return v;
-#else
-    return lc.emu->reduce(lc.lane, v, 1);
-#endif
+    return mcx_lanes_fold<W, 1>(lc, v);
 }
 
 #if defined(MCX_HOST)
