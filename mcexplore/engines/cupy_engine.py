@@ -113,7 +113,7 @@ def installed_cupy_wheels() -> list[str]:
 # tile is checked bit for bit on the host (tests/test_lanes.py runs its code with 32 threads as
 # lanes) and by tests/test_gpu.py on a device; it becomes the default once a device has measured it.
 GPU_SCHEDS = ("trial", "tile")
-TILE_WARPS_PER_SM = 24  # persistent tiles resident per multiprocessor (74 registers a lane at sm_90)
+TILE_WARPS_PER_SM = 24  # persistent tiles per multiprocessor (at 64 registers a lane, 32 warps would fit)
 TILE_BLOCK = 128  # threads per block of simulate_records_tile: 4 warps
 
 
