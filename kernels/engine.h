@@ -27,7 +27,7 @@ MCX_FN void mcx_trial(const mcx_i64* MCX_RESTRICT P, mcx_u64 seed, mcx_i64 trial
 #if defined(MCX_HOST)
     // One page-level trial per strategy, each compiled with its handler known (SPEC = the code)
     // and counting nothing (TILT false, mcx_sim_t); a tilted run takes the generic trial.
-    if (!P[MCX_H_IS_NSLOT]) {
+    if (!P[MCX_H_IS_NSLOT] && !mcx_tls_lane_tile) {
         switch ((int)P[MCX_H_STRATEGY]) {
 #define MCX_TRIAL_CASE(S)                                        \
     case S:                                                      \

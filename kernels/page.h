@@ -466,9 +466,13 @@ struct mcx_sim_t {
             advance_tile(horizon);
         } else {
 #if defined(MCX_HOST)
-            if (lt) {
-                advance_lanes(horizon);
-                return;
+            // Only the generic simulation has the lane scheduler (mcx_trial takes it for sched
+            // "lanes"): compiled into every per-strategy trial it cost the build 10 s.
+            if constexpr (SPEC < 0) {
+                if (lt) {
+                    advance_lanes(horizon);
+                    return;
+                }
             }
 #endif
             // The walk: every task's chain to the horizon in turn.

@@ -236,8 +236,8 @@ class NativeLibrary:
     def simulate_tile(self, params: np.ndarray, seed: int, t0: int, t1: int, lanes: int = LANE_W,
                       lane_stats: np.ndarray | None = None) -> np.ndarray:
         """Records (NFIELDS per row) of trials [t0, t1) by the device tile's code on the host: each
-        trial run by ``lanes`` coroutines standing in for a tile's lanes (kernels/lanes.h; LANE_W, the
-        device's warp, or 4). Slow: for tests of the tile formulation without a GPU, and for the
+        trial run by ``lanes`` (LANE_W, the device's warp) coroutines standing in for a tile's lanes
+        (kernels/lanes.h). Slow: for tests of the tile formulation without a GPU, and for the
         tile's lane counters (lane_stats, as in ``simulate``)."""
         out = np.zeros((max(0, t1 - t0), NFIELDS), dtype=np.int64)
         rc = self.lib.mcx_simulate_tile(np.ascontiguousarray(params, dtype=np.int64),
@@ -246,7 +246,7 @@ class NativeLibrary:
         if rc == -4:
             raise ValueError("a tile runs page-level, untilted trials of a strategy without global order")
         if rc == -5:
-            raise ValueError(f"lanes: {lanes!r} is not valid: choose {LANE_W} or 4")
+            raise ValueError(f"lanes: {lanes!r} is not valid: the device's tile has {LANE_W}")
         if rc != 0:
             raise RuntimeError(f"mcx_simulate_tile failed ({rc}): parameter block of another version?")
         check_no_progress(out, t0)
