@@ -1,4 +1,5 @@
-// lanes.h: the lane scheduler's working memory on the host (native backend only).
+// lanes.h: a trial's tasks across lanes: the host lane scheduler's memory and counters, and the
+// device tile's collectives (a warp's shuffles and votes; coroutines standing in on the host).
 //
 // The lane scheduler (page.h, mcx_sim_t::advance_lanes) runs a page's tasks as the lanes of one
 // tile: each tile step, every task with an event before the horizon runs exactly one event, the
@@ -10,9 +11,9 @@
 // runs both against the numpy engine.
 //
 // Lane counters (asked for at run time: mcx_simulate's lane_stats, NativeEngine(lane_stats=True),
-// `mcexplore bench --lanes`; nothing is counted, and nothing tested, otherwise) count how well the steps would fill the lanes of a device tile of MCX_LANE_W lanes (a warp),
-// each queue run in chunks of MCX_LANE_W lanes: useful lane-slots (events run) against all
-// lane-slots (the chunks' lanes) over a run.
+// `mcexplore bench --lanes`; otherwise nothing is counted) count how well the steps would fill
+// the lanes of a device tile of MCX_LANE_W lanes (a warp), each queue run in chunks of
+// MCX_LANE_W lanes: useful lane-slots (events run) against all lane-slots (the chunks' lanes).
 //
 // The tile (page.h, mcx_sim_t<SPEC, TILT, W> with W > 1): W lanes share one trial, each owning
 // the tasks c with c % W == its lane, every lane running the migrator identically. The lanes meet
