@@ -101,7 +101,7 @@ def lane_counts(compiled, trials: int, seed: int, engine=None) -> dict:
         # The device tile's own schedule (page.h, advance_tile) on coroutines standing in for its
         # lanes: each (step, event kind) costs LANE_W lane-slots per event of its busiest lane.
         t = np.zeros(len(LaneStat), dtype=np.int64)
-        eng.lib.simulate_tile(pack(compiled), seed, 0, trials, LANE_W, lane_stats=t)
+        eng.lib.simulate_tile(pack(compiled), seed, 0, trials, lane_stats=t)
         tc = {m.name.lower(): int(t[m]) for m in LaneStat}
         out["tile"] = {**tc, "utilisation": tc["events"] / tc["slots"] if tc["slots"] else None,
                        "events_per_step": tc["events"] / tc["steps"] if tc["steps"] else None}

@@ -282,6 +282,7 @@ def test_sweep_and_plot_out_checked_before_anything(tmp_bits):
 @pytest.mark.skipif(not _native_ok(), reason="no C++ compiler")
 @pytest.mark.parametrize("var,value,says", [
     ("MCEXPLORE_SIMD", "bogus", "choose one of auto, off, scalar"),
+    ("MCEXPLORE_SCHED", "tile", "choose one of walk, lanes"),
     ("MCEXPLORE_THREADS", "abc", "must be an integer >= 1"),
     ("MCEXPLORE_THREADS", "0", "must be an integer >= 1"),
     ("MCEXPLORE_THREADS", "-3", "must be an integer >= 1"),
@@ -310,6 +311,22 @@ def test_native_engine_arguments_are_checked():
         NativeEngine(nthreads=0)
     with pytest.raises(ValueError, match="MCEXPLORE_SIMD / simd: 'avx9' is not valid"):
         NativeEngine(simd="avx9")
+    with pytest.raises(EngineConfigError, match="MCEXPLORE_SCHED / sched: 'warp' is not valid: choose one of walk, lanes"):
+        NativeEngine(sched="warp")
+
+
+def test_gpu_scheduler_setting_is_checked(monkeypatch):
+    """Checked where the engine is made, whether or not cupy is installed."""
+    from mcexplore.engines.cupy_engine import CupyEngine
+    from mcexplore.engines.native import EngineConfigError
+
+    with pytest.raises(EngineConfigError, match="MCEXPLORE_GPU_SCHED / sched: 'warp' is not valid: choose one of trial, tile"):
+        CupyEngine(sched="warp")
+    monkeypatch.setenv("MCEXPLORE_GPU_SCHED", "lanes")
+    with pytest.raises(EngineConfigError, match="MCEXPLORE_GPU_SCHED: 'lanes' is not valid"):
+        CupyEngine()
+    monkeypatch.setenv("MCEXPLORE_GPU_SCHED", "tile")
+    assert CupyEngine().sched == "tile"
 
 
 @pytest.mark.parametrize("sets,field,value", [

@@ -51,10 +51,10 @@ def test_tile_matches_numpy(native, case):
     j = tp.CASES.index(case)
     c = tp.make(strategy, opts, **tp.SCENARIOS[scen])
     seed, t0 = 0x5EED0000 + j * 7919 + (1 << 40), 1000 * j
-    n, lanes = 32, LANE_W
+    n = 32
     ref = tp.reference(case)
-    got = Records.from_matrix(t0, plain.lib.simulate_tile(pack(c), seed, t0, t0 + n, lanes))
-    tp.assert_same(Records.from_matrix(t0, ref.matrix()[:n]), got, f"tile/{lanes} {tp._case_id(case)}")
+    got = Records.from_matrix(t0, plain.lib.simulate_tile(pack(c), seed, t0, t0 + n))
+    tp.assert_same(Records.from_matrix(t0, ref.matrix()[:n]), got, f"tile {tp._case_id(case)}")
 
 
 @pytest.mark.parametrize("label", ["ref", "drop", "ptl_pin", "flag_spin", "pte_wait", "pte_wait_norecheck"])
@@ -67,7 +67,7 @@ def test_tile_matches_numpy_on_the_shipped_scenario(native, label):
     plain, _ = native
     c = load_scenario("thread-2018", SHRUNK).compile(label)
     ref = NumpyEngine().run_records(c, 7, 0, 12)
-    assert Records.from_matrix(0, plain.lib.simulate_tile(pack(c), 7, 0, 12, LANE_W)).equals(ref)
+    assert Records.from_matrix(0, plain.lib.simulate_tile(pack(c), 7, 0, 12)).equals(ref)
 
 
 def test_tile_refuses_what_it_cannot_run(native):
@@ -81,8 +81,6 @@ def test_tile_refuses_what_it_cannot_run(native):
     tilted = tilt.tilted_compiled(sc, "ref", {"timing.ptl_hold.components.1.weight": 0.2})
     with pytest.raises(ValueError, match="untilted"):
         plain.lib.simulate_tile(pack(tilted), 1, 0, 2)
-    with pytest.raises(ValueError, match="lanes: 4"):
-        plain.lib.simulate_tile(pack(sc.compile("ref")), 1, 0, 2, 4)
 
 
 @pytest.mark.parametrize("label", ["ref", "drop", "ptl_pin", "lock_noref", "flag_spin", "pte_wait",

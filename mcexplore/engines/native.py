@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..constants import ABI_VERSION, LANE_W, NFIELDS, Header, LaneStat, Sched, Simd
+from ..constants import ABI_VERSION, NFIELDS, Header, LaneStat, Sched, Simd
 from ..params import Compiled
 from ..results import Records
 from . import kernel_source
@@ -65,8 +65,9 @@ SIMD_NAMES = {v: k for k, v in SIMD.items()}
 # How it runs the tasks of a strategy without global order (kernels/lanes.h); never changes a result.
 SCHED = {m.name.lower(): int(m) for m in Sched}
 # The walk: on one CPU core the lane scheduler's grouping runs 13% more instructions than the walk
-# (callgrind, thread-2018 ptl_pin, 300 trials: 73.9M against 65.5M) for no gain in time; its steps
-# are one of the device tile's formulations, and its counters (lane_stats) what such a tile would do.
+# (callgrind, thread-2018 ptl_pin, 300 trials: 73.9M against 65.5M, both in the per-strategy trial)
+# for no gain in time; it now runs in the generic trial only (kernels/page.h), and is kept for its
+# counters (lane_stats: what a tile that compacts its queues would do) and as a cross-check.
 DEFAULT_SCHED = "walk"
 
 
@@ -154,7 +155,7 @@ class NativeLibrary:
         lib.mcx_simulate.argtypes = [P, ctypes.c_uint64, i64, i64, P, ctypes.c_int, ctypes.c_int,
                                      ctypes.c_int, ctypes.c_void_p]
         lib.mcx_simulate_tile.restype = ctypes.c_int
-        lib.mcx_simulate_tile.argtypes = [P, ctypes.c_uint64, i64, i64, P, ctypes.c_int, ctypes.c_void_p]
+        lib.mcx_simulate_tile.argtypes = [P, ctypes.c_uint64, i64, i64, P, ctypes.c_void_p]
         lib.mcx_simd_resolve.restype = ctypes.c_int
         lib.mcx_simd_resolve.argtypes = [ctypes.c_int]
         lib.mcx_philox_lanes.restype = ctypes.c_int
@@ -227,30 +228,29 @@ class NativeLibrary:
                                    SCHED[sched], _counters(lane_stats))
         if rc == -2:
             raise RuntimeError(f"draw batching {simd!r} cannot run on this CPU")
-        if rc != 0:
-            raise RuntimeError(f"mcx_simulate failed ({rc}): parameter block of another version?")
-        check_no_progress(out, t0)
-        return out
+        return _records(rc, "mcx_simulate", out, t0)
 
-
-    def simulate_tile(self, params: np.ndarray, seed: int, t0: int, t1: int, lanes: int = LANE_W,
+    def simulate_tile(self, params: np.ndarray, seed: int, t0: int, t1: int,
                       lane_stats: np.ndarray | None = None) -> np.ndarray:
         """Records (NFIELDS per row) of trials [t0, t1) by the device tile's code on the host: each
-        trial run by ``lanes`` (LANE_W, the device's warp) coroutines standing in for a tile's lanes
-        (kernels/lanes.h). Slow: for tests of the tile formulation without a GPU, and for the
-        tile's lane counters (lane_stats, as in ``simulate``)."""
+        trial run by LANE_W coroutines standing in for a warp's lanes (kernels/lanes.h). Slow: for
+        tests of the tile formulation without a GPU, and for the tile's lane counters (lane_stats,
+        as in ``simulate``)."""
         out = np.zeros((max(0, t1 - t0), NFIELDS), dtype=np.int64)
         rc = self.lib.mcx_simulate_tile(np.ascontiguousarray(params, dtype=np.int64),
-                                        int(seed) & 0xFFFFFFFFFFFFFFFF, int(t0), int(t1), out, int(lanes),
+                                        int(seed) & 0xFFFFFFFFFFFFFFFF, int(t0), int(t1), out,
                                         _counters(lane_stats))
         if rc == -4:
             raise ValueError("a tile runs page-level, untilted trials of a strategy without global order")
-        if rc == -5:
-            raise ValueError(f"lanes: {lanes!r} is not valid: the device's tile has {LANE_W}")
-        if rc != 0:
-            raise RuntimeError(f"mcx_simulate_tile failed ({rc}): parameter block of another version?")
-        check_no_progress(out, t0)
-        return out
+        return _records(rc, "mcx_simulate_tile", out, t0)
+
+
+def _records(rc: int, entry: str, out: np.ndarray, t0: int) -> np.ndarray:
+    """``out``, the records an entry point wrote, once its return code says it ran."""
+    if rc != 0:
+        raise RuntimeError(f"{entry} failed ({rc}): parameter block of another version?")
+    check_no_progress(out, t0)
+    return out
 
 
 def _counters(a: np.ndarray | None):
