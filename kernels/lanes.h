@@ -41,7 +41,7 @@ struct mcx_tile_emu {
     ucontext_t main_ctx;
     ucontext_t ctx[MCX_LANE_W];
     std::vector<char> stacks;
-    mcx_i64 val[MCX_LANE_W];
+    mcx_i64 val[MCX_LANE_W], val2[MCX_LANE_W], val3[MCX_LANE_W];
     // When counting: the tile's steps, events, lane-slots and (step, event kind) rounds
     // (mcexplore.constants.LaneStat; page.h, advance_tile).
     bool counting = false;
@@ -62,6 +62,27 @@ struct mcx_tile_emu {
         sync();
         mcx_i64 r = val[0];
         for (int j = 1; j < w; ++j) r = op == 0 ? r + val[j] : op == 1 ? (val[j] > r ? val[j] : r) : (r | val[j]);
+        sync();
+        return r;
+    }
+    // Lane src's v, to every lane.
+    mcx_i64 bcast(int lane, mcx_i64 v, int src) {
+        val[lane] = v;
+        sync();
+        const mcx_i64 r = val[src];
+        sync();
+        return r;
+    }
+    // The smallest (t, s) of every lane's (t, s, c), and its c.
+    mcx_i64 argmin(int lane, mcx_i64 t, mcx_i64 s, mcx_i64 c) {
+        val[lane] = t;
+        val2[lane] = s;
+        val3[lane] = c;
+        sync();
+        int b = 0;
+        for (int j = 1; j < w; ++j)
+            if (val[j] < val[b] || (val[j] == val[b] && val2[j] < val2[b])) b = j;
+        const mcx_i64 r = val3[b];
         sync();
         return r;
     }
@@ -120,6 +141,42 @@ MCX_FN mcx_i64 mcx_lanes_fold(const mcx_lane_ctx& lc, mcx_i64 v) {
     }
 #else
     return lc.emu->reduce(lc.lane, v, OP);
+#endif
+}
+// Lane src's v, to every lane of the tile. On the device the warp's memory writes before it are
+// seen by every lane after it (__syncwarp), so a lane that ran an event for all of them can hand
+// over its state with it.
+template <int W>
+MCX_FN mcx_i64 mcx_lanes_bcast(const mcx_lane_ctx& lc, mcx_i64 v, int src) {
+#if defined(MCX_CUDA)
+    static_assert(W == 32, "a device tile is a warp");
+    (void)lc;
+    __syncwarp();
+    return __shfl_sync(0xffffffffu, v, src);
+#else
+    return lc.emu->bcast(lc.lane, v, src);
+#endif
+}
+// The c of the smallest (t, s) over the lanes' (t, s, c) (the s are distinct where the t tie,
+// so the winner is one lane's, whatever the order of the fold).
+template <int W>
+MCX_FN mcx_i64 mcx_lanes_argmin(const mcx_lane_ctx& lc, mcx_i64 t, mcx_i64 s, mcx_i64 c) {
+#if defined(MCX_CUDA)
+    static_assert(W == 32, "a device tile is a warp");
+    (void)lc;
+    for (int o = W / 2; o; o >>= 1) {
+        const mcx_i64 ut = __shfl_xor_sync(0xffffffffu, t, o);
+        const mcx_i64 us = __shfl_xor_sync(0xffffffffu, s, o);
+        const mcx_i64 uc = __shfl_xor_sync(0xffffffffu, c, o);
+        if (ut < t || (ut == t && us < s)) {
+            t = ut;
+            s = us;
+            c = uc;
+        }
+    }
+    return c;
+#else
+    return lc.emu->argmin(lc.lane, t, s, c);
 #endif
 }
 template <int W>

@@ -123,7 +123,7 @@ extern "C" __global__ void simulate_records(const mcx_i64* P, mcx_u64 seed, mcx_
 }
 
 // The same records, one warp per trial (a tile of 32 lanes: page.h, lanes.h), for a page-level,
-// untilted P whose strategy has no global order (the Python side checks). Persistent tiles: each
+// untilted P (the Python side checks). Persistent tiles: each
 // warp takes the next trial from *next (zero at launch) until none is left, so a long trial
 // holds up its own warp only. scratch: P[MCX_H_SCRATCH_WORDS] words per warp of the launch.
 extern "C" __global__ void simulate_records_tile(const mcx_i64* P, mcx_u64 seed, mcx_i64 t0, mcx_i64 n,
@@ -277,9 +277,9 @@ extern "C" int mcx_philox_lanes(int simd, mcx_i64 n, mcx_u32 c0, mcx_u32 c1, con
 // run by MCX_LANE_W coroutines standing in for the lanes of a tile (lanes.h), the device's
 // own template instance (mcx_trial_page<-1, false, MCX_LANE_W>, as simulate_records_tile runs it).
 // For tests (the lanes take turns on the calling thread). lane_stats (null, or MCX_NLANE_STATS
-// words): the tile's lane counters (page.h, advance_tile), counted only when given. Returns 0,
-// -1 if P is not a parameter block of this version, -4 if P cannot run on a tile (block level,
-// tilted, or a strategy with global order).
+// words): the tile's lane counters (page.h, advance_tile and run_global), counted only when
+// given. Returns 0, -1 if P is not a parameter block of this version, -4 if P cannot run on a
+// tile (block level, or tilted).
 template <int W>
 static void mcx_tile_run(const mcx_i64* P, mcx_u64 seed, mcx_i64 t0, mcx_i64 t1, mcx_i64* out,
                          mcx_i64* lane_stats) {
@@ -312,7 +312,7 @@ static void mcx_tile_run(const mcx_i64* P, mcx_u64 seed, mcx_i64 t0, mcx_i64 t1,
 extern "C" int mcx_simulate_tile(const mcx_i64* P, mcx_u64 seed, mcx_i64 t0, mcx_i64 t1, mcx_i64* out,
                                  mcx_i64* lane_stats) {
     if (P[MCX_H_MAGIC] != MCX_PARAMS_MAGIC || P[MCX_H_VERSION] != MCX_PARAMS_VERSION) return -1;
-    if (P[MCX_H_LEVEL] || P[MCX_H_IS_NSLOT] || MCX_GLOBAL_ORDER((int)P[MCX_H_STRATEGY])) return -4;
+    if (P[MCX_H_LEVEL] || P[MCX_H_IS_NSLOT]) return -4;
     mcx_tile_run<MCX_LANE_W>(P, seed, t0, t1, out, lane_stats);
     return 0;
 }

@@ -106,7 +106,12 @@ struct mcx_dispatch;
 // to touch their words, so lanes never read each other's task state; the sums of the task events
 // (faults, waits, spin, last_t, uaf) are each lane's own and are combined by the tile collectives
 // where the migrator or the record needs them (kernels/lanes.h). A strategy with global order
-// never runs with W > 1 (its tasks interact), nor does block level or a tilted run.
+// (lock_noref: its tasks interact through the page lock) runs one event at a time on a tile too:
+// the lanes share the pick (each scans its own tasks, a tile argmin takes the smallest (time,
+// stamp)), the task's lane runs the event, and the others take from it the trial's state a task
+// event can change (tile_take_from); its sums stay the lane's own, as above. Block level and
+// tilted runs never run with W > 1 (block level keeps pages in scratch between attempts, and a
+// tilted run counts per trial).
 template <int SPEC, bool TILT = false, int W = 1>
 struct mcx_sim_t {
     const mcx_i64* P;
@@ -189,6 +194,20 @@ struct mcx_sim_t {
         if constexpr (W == 1) return v;
         else return mcx_lanes_max<W>(lc, v);
     }
+    // Global order on a tile: one lane runs an event (its task's owner), the others take the
+    // trial's state it may change from that lane (see run_global).
+    MCX_M void tile_take_from(int src) {
+        if constexpr (W > 1) {
+            holder = mcx_lanes_bcast<W>(lc, holder, src);
+            mig_t = mcx_lanes_bcast<W>(lc, mig_t, src);
+            mig_w = mcx_lanes_bcast<W>(lc, mig_w, src);
+            nstamp = mcx_lanes_bcast<W>(lc, nstamp, src);
+            n_sleep_lock = (int)mcx_lanes_bcast<W>(lc, n_sleep_lock, src);
+            mig_sleeping = mcx_lanes_bcast<W>(lc, mig_sleeping ? 1 : 0, src) != 0;
+        } else {
+            (void)src;
+        }
+    }
 
     // -- task state ------------------------------------------------------------------------------
     // Word f of task c. A tile (W > 1) keeps each word of all tasks together (word f of task c at
@@ -203,7 +222,8 @@ struct mcx_sim_t {
         mcx_i64& w = tw(c, MCX_TW_EV);
         w = on ? (w | f) : (w & ~f);
 #if defined(MCX_HOST)
-        if (global_order() && pt) pick_touch(c);
+        // Of the flags only TF_PARKED is in the pick's key (pick_key).
+        if (global_order() && pt && (f & TF_PARKED)) pick_touch(c);
 #endif
     }
     MCX_M void schedule(int c, int e, mcx_i64 t) {
@@ -430,9 +450,10 @@ struct mcx_sim_t {
             if (pt->top_key() < horizon) return pt->top();
         }
 #endif
+        // On a tile each lane scans its own tasks and the lanes take the smallest of theirs.
         int best = -1;
         mcx_i64 bt = MCX_INF, bs = 0;
-        for (int c = 0; c < A; ++c) {
+        for (int c = c0(); c < A; c += W) {
             if (!eligible(c, horizon)) continue;
             const mcx_i64 t = tw(c, MCX_TW_T), st = tw(c, MCX_TW_STAMP);
             if (best < 0 || t < bt || (t == bt && st < bs)) {
@@ -440,6 +461,9 @@ struct mcx_sim_t {
                 bt = t;
                 bs = st;
             }
+        }
+        if constexpr (W > 1) {
+            return (int)mcx_lanes_argmin<W>(lc, best < 0 ? MCX_I64_MAX : bt, best < 0 ? MCX_I64_MAX : bs, best);
         }
         return best;
     }
@@ -595,7 +619,22 @@ struct mcx_sim_t {
         for (;;) {
             const int c = global_pick(until_mig ? mcx_min64(mig_t, timeout) : horizon);
             if (c < 0) break;
-            process(c);
+            if constexpr (W > 1) {
+                // The pick is the tile's; the event runs on its task's lane only (it may write
+                // other tasks' words: the sleepers it wakes), which hands the trial's state over.
+                if (mine(c)) process(c);
+                tile_take_from(c % W);
+#if defined(MCX_HOST)
+                if (lc.lane == 0 && lc.emu->counting) {
+                    lc.emu->counts[0] += 1;
+                    lc.emu->counts[1] += 1;
+                    lc.emu->counts[2] += W;
+                    lc.emu->counts[3] += 1;
+                }
+#endif
+            } else {
+                process(c);
+            }
             if (++steps > MCX_MAX_EVENTS) {
                 error = true;
                 break;

@@ -75,8 +75,10 @@ def lane_counts(compiled, trials: int, seed: int, engine=None) -> dict:
     step, per attempt and per trial. A strategy whose tasks run in global order (lock_noref) does
     not use the lane scheduler: its counters are zero and ``utilisation`` is None. ``tile``: the
     same counters of the device tile's schedule (one warp per trial, each lane its own tasks; the
-    slots of a (step, event kind) are LANE_W x the most events any lane ran in it), counted on the
-    tile's code run on the host; None where a run cannot take the tile.
+    slots of a (step, event kind) are LANE_W x the most events any lane ran in it; in global order
+    a step is one pick, whose event runs on one lane: LANE_W slots for one event, while the pick's
+    scan is shared, A / LANE_W tasks a lane), counted on the tile's code run on the host, with its
+    events per attempt; None where a run cannot take the tile (block level, tilted).
     """
     from .constants import LANE_W, LaneStat
     from .engines.native import NativeEngine
@@ -97,14 +99,17 @@ def lane_counts(compiled, trials: int, seed: int, engine=None) -> dict:
            "events_per_step": ev / counts["steps"] if counts["steps"] else None,
            "events_per_attempt": ev / attempts if attempts else None,
            "events_per_trial": ev / max(sr.aggregate.trials, 1), "tile": None}
-    if compiled.block is None and compiled.tilt is None and not strategies.by_code(compiled.strategy).global_order:
-        # The device tile's own schedule (page.h, advance_tile) on coroutines standing in for its
-        # lanes: each (step, event kind) costs LANE_W lane-slots per event of its busiest lane.
+    if compiled.block is None and compiled.tilt is None:
+        # The device tile's own schedule (page.h, advance_tile; run_global in global order) on
+        # coroutines standing in for its lanes: each (step, event kind) costs LANE_W lane-slots
+        # per event of its busiest lane.
         t = np.zeros(len(LaneStat), dtype=np.int64)
         eng.lib.simulate_tile(pack(compiled), seed, 0, trials, lane_stats=t)
         tc = {m.name.lower(): int(t[m]) for m in LaneStat}
         out["tile"] = {**tc, "utilisation": tc["events"] / tc["slots"] if tc["slots"] else None,
-                       "events_per_step": tc["events"] / tc["steps"] if tc["steps"] else None}
+                       "events_per_step": tc["events"] / tc["steps"] if tc["steps"] else None,
+                       "events_per_attempt": tc["events"] / attempts if attempts else None,
+                       "global_order": bool(strategies.by_code(compiled.strategy).global_order)}
     return out
 
 
@@ -190,10 +195,17 @@ def run_bench(scenario, backends=None, trials=None, seed: int = 0, echo=print,
             if counting is not None and echo:
                 u = lc["utilisation"]
                 tu = (lc["tile"] or {}).get("utilisation")
-                echo(f"  lanes    {label:<20} " + ("global order: runs on the walk, not on lanes" if u is None else
-                     f"utilisation {u:6.1%} of {lc['lane_w']}-lane slots (queues), "
-                     + (f"{tu:6.1%} (the device tile's schedule), " if tu is not None else "")
-                     + f"{lc['events_per_step']:.1f} events/step, {lc['events_per_attempt']:,.0f} events/attempt"))
+                if u is None:
+                    # Global order: one event at a time on the host; the tile shares each pick.
+                    line = "global order: the walk on the host" + (
+                        f"; the device tile runs each event on one lane ({tu:6.1%} of its slots), "
+                        f"its pick's scan on all, {lc['tile']['events_per_attempt']:,.0f} events/attempt"
+                        if tu is not None else "")
+                else:
+                    line = (f"utilisation {u:6.1%} of {lc['lane_w']}-lane slots (queues), "
+                            + (f"{tu:6.1%} (the device tile's schedule), " if tu is not None else "")
+                            + f"{lc['events_per_step']:.1f} events/step, {lc['events_per_attempt']:,.0f} events/attempt")
+                echo(f"  lanes    {label:<20} " + line)
         if "cupy" in engines:
             run_compiled(c, trials=min(trials or 1024, 1024), seed=seed, t0=10**9,
                          backend=engines["cupy"], progress=False)

@@ -116,7 +116,7 @@ TILE_CASES = {"ref": (8192, 1024), "drop": (200_000, 20_000), "ptl_pin": (1_000_
 
 def tile():
     """The thread-2018 strategies on the device, one thread per trial and one warp per trial (the
-    tile; lock_noref has global order and stays per trial), against the native engine on every
+    tile; lock_noref's lanes share each pick of its global order), against the native engine on every
     core, with the records' equality on a sample; JSON rows on stdout."""
     from mcexplore.engines.cupy_engine import CupyEngine
     from mcexplore.results import Aggregate

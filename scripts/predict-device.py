@@ -21,6 +21,14 @@ What it measures here, and what it assumes (docs/kernels.md, "Schedulers"):
   - ``roofline``: an upper bound, INT_OPS_PER_S x utilisation / (events per attempt x
     OPS_PER_EVENT), with OPS_PER_EVENT from the issue's integer operations per task-attempt
     of ref and drop divided by their events per task-attempt, the mean of the two for the others.
+  - lock_noref (global order) on the tile: one event per pick, run by one lane while the warp
+    waits; each pick costs every lane a scan of its A / 32 tasks (SCAN_OPS_PER_TASK each) and the
+    tile's argmin and state hand-over (PICK_COLLECTIVE_OPS). Its roofline counts warp issue
+    slots: INT_OPS_PER_S / 32 / (events per attempt x (ceil(A / 32) x SCAN_OPS_PER_TASK +
+    PICK_COLLECTIVE_OPS + OPS_PER_EVENT)). Beside it the same bound for one thread per trial
+    (32 trials a warp, the scan of all A tasks alike in every lane, the event without
+    divergence: a best case): INT_OPS_PER_S / (events per attempt x (A x SCAN_OPS_PER_TASK +
+    OPS_PER_EVENT)), and the bytes a pick reads (4 words a task), the same for both.
 Compare with the measurement (scripts/gpu-check.sh) when a device comes. A benchmark-style
 script: it asserts nothing.
 """
@@ -46,6 +54,11 @@ TILE_OVERHEAD = 73.9 / 65.5
 # operations per task-attempt (midpoints of 155-215 for ref, 520-740 for drop).
 INT_OPS_PER_S = 3.5e8 * 201 * 185
 OPS_PER_TASK_ATTEMPT = {"ref": 185.0, "drop": 630.0}
+# lock_noref's pick on the tile (assumptions, from the code's shape, not measured): an eligibility
+# test and (time, stamp) comparison of one task (four loads, a mask, four compares, two selects),
+# and the argmin (5 butterfly rounds of 3 shuffles and 4 compare/selects) plus 6 broadcasts.
+SCAN_OPS_PER_TASK = 12
+PICK_COLLECTIVE_OPS = 5 * 7 + 6 + 2
 TARGETS = {"ref": 1e8, "pte_wait": 1e8, "ptl_pin": 1e8, "drop": 5e7, "flag_spin": 3e7,
            "lock_noref": 1e7}
 
@@ -124,10 +137,20 @@ def main(argv=None):
         lc = r["lanes"]
         strat = label.split("_norecheck")[0]
         r["target_attempts_per_s"] = TARGETS.get(strat)
-        if lc["utilisation"] is None:
-            r["prediction"] = "global order: stays on the walk (one thread per trial); no tile prediction"
-            continue
         ope = per_event.get(strat, generic)
+        if lc["utilisation"] is None:
+            t = lc.get("tile") or {}
+            if not t.get("events_per_attempt"):
+                r["prediction"] = "global order without a tile count: no prediction"
+                continue
+            per_pick = -(-tasks // 32) * SCAN_OPS_PER_TASK + PICK_COLLECTIVE_OPS + ope
+            r["ops_per_event"] = ope
+            r["warp_ops_per_pick"] = per_pick
+            r["roofline_attempts_per_s"] = INT_OPS_PER_S / 32 / (t["events_per_attempt"] * per_pick)
+            r["per_trial_roofline_attempts_per_s"] = INT_OPS_PER_S / (
+                t["events_per_attempt"] * (tasks * SCAN_OPS_PER_TASK + ope))
+            r["bytes_per_pick"] = tasks * 4 * 8
+            continue
         # The device tile's own schedule where counted (bench.lane_counts "tile"), else the queues'.
         u = (lc.get("tile") or {}).get("utilisation") or lc["utilisation"]
         r["ops_per_event"] = ope
@@ -139,6 +162,8 @@ def main(argv=None):
                "assumptions": {"walk_measured_attempts_per_s": WALK_MEASURED,
                                "walk_active_lanes": WALK_ACTIVE_LANES, "tile_overhead": TILE_OVERHEAD,
                                "int_ops_per_s": INT_OPS_PER_S, "ops_per_task_attempt": OPS_PER_TASK_ATTEMPT,
+                               "scan_ops_per_task": SCAN_OPS_PER_TASK,
+                               "pick_collective_ops": PICK_COLLECTIVE_OPS,
                                "ops_per_event_generic": generic},
                "strategies": rows}, sys.stdout, indent=2)
     print()

@@ -96,8 +96,8 @@ def test_cupy_matches_numpy_and_native_page(gpu, ref_engines):
 
 def test_cupy_tile_matches_numpy(ref_engines):
     """The tile kernel (one warp per trial, kernels/lanes.h) over the whole page-level parity
-    matrix (global-order strategies fall back to one thread per trial), the shipped scenario and
-    the device-side aggregate, each against the numpy engine."""
+    matrix (lock_noref's global order included), the shipped scenario and the device-side
+    aggregate, each against the numpy engine."""
     import test_parity as tp
 
     from mcexplore.results import Aggregate

@@ -33,9 +33,7 @@ def native():
 def _tile_cases():
     import test_parity as tp
 
-    from mcexplore import strategies
-
-    return [c for c in tp.CASES if not strategies.get(c[0]).global_order]
+    return tp.CASES  # the page-level matrix, every strategy (block level never runs on a tile)
 
 
 @pytest.mark.parametrize("case", _tile_cases(), ids=lambda c: __import__("test_parity")._case_id(c))
@@ -57,10 +55,11 @@ def test_tile_matches_numpy(native, case):
     tp.assert_same(Records.from_matrix(t0, ref.matrix()[:n]), got, f"tile {tp._case_id(case)}")
 
 
-@pytest.mark.parametrize("label", ["ref", "drop", "ptl_pin", "flag_spin", "pte_wait", "pte_wait_norecheck"])
+@pytest.mark.parametrize("label", ["ref", "drop", "ptl_pin", "lock_noref", "flag_spin", "pte_wait",
+                                   "pte_wait_norecheck"])
 def test_tile_matches_numpy_on_the_shipped_scenario(native, label):
     """thread-2018 shrunk to 40 tasks: more tasks than lanes, several attempts, every outcome path
-    of the shipped timings."""
+    of the shipped timings (lock_noref: the tile's shared pick, sleepers woken across lanes)."""
     from mcexplore.engines.pack import pack
     from mcexplore.results import Records
 
@@ -76,8 +75,9 @@ def test_tile_refuses_what_it_cannot_run(native):
 
     plain, _ = native
     sc = load_scenario("thread-2018", SHRUNK)
-    with pytest.raises(ValueError, match="global order"):
-        plain.lib.simulate_tile(pack(sc.compile("lock_noref")), 1, 0, 2)
+    block = load_scenario("thread-2018-block", ["budget.max_attempts=3"]).compile("ref")
+    with pytest.raises(ValueError, match="page-level"):
+        plain.lib.simulate_tile(pack(block), 1, 0, 2)
     tilted = tilt.tilted_compiled(sc, "ref", {"timing.ptl_hold.components.1.weight": 0.2})
     with pytest.raises(ValueError, match="untilted"):
         plain.lib.simulate_tile(pack(tilted), 1, 0, 2)
@@ -119,7 +119,11 @@ def test_bench_reports_lane_utilisation(native):
     assert set(lanes) == {"ptl_pin", "lock_noref"}
     u = lanes["ptl_pin"]
     assert u["utilisation"] == pytest.approx(u["events"] / u["slots"]) and 0 < u["utilisation"] <= 1
-    assert lanes["lock_noref"]["utilisation"] is None and lanes["lock_noref"]["tile"] is None
+    assert lanes["lock_noref"]["utilisation"] is None
+    # Global order on the tile: every pick runs one event on one lane, LANE_W slots for it.
+    g = lanes["lock_noref"]["tile"]
+    assert g["global_order"] and g["events"] > 0
+    assert g["steps"] == g["events"] == g["queues"] and g["slots"] == LANE_W * g["events"]
     # The device tile's own schedule: every (step, event kind) costs LANE_W slots per event of its
     # busiest lane, so at least one full lane of events and at most LANE_W x those.
     t = u["tile"]
@@ -127,7 +131,7 @@ def test_bench_reports_lane_utilisation(native):
     assert t["steps"] <= t["queues"] and 0 < t["utilisation"] <= 1
     assert t["events"] == u["events"]  # the same events, in another order
     assert any("utilisation" in ln and "ptl_pin" in ln for ln in lines)
-    assert any("global order" in ln and "lock_noref" in ln for ln in lines)
+    assert any("global order" in ln and "lock_noref" in ln and "one lane" in ln for ln in lines)
 
 
 @pytest.mark.parametrize("label", ["ref", "flag_spin", "lock_noref", "pte_wait_norecheck"])

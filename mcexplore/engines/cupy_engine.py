@@ -108,10 +108,11 @@ def installed_cupy_wheels() -> list[str]:
 
 # How the device runs a trial (``CupyEngine(sched=...)``, ``$MCEXPLORE_GPU_SCHED``; never changes a
 # result): "trial", one thread per trial (every trial; the default), or "tile", one warp per trial,
-# the trial's tasks split over the 32 lanes (kernels/lanes.h, simulate_records_tile) for the
-# page-level, untilted trials of a strategy without global order, every other run per trial. The
-# tile is checked bit for bit on the host (tests/test_lanes.py runs its code with 32 threads as
-# lanes) and by tests/test_gpu.py on a device; it becomes the default once a device has measured it.
+# the trial's tasks split over the 32 lanes (kernels/lanes.h, simulate_records_tile) for
+# page-level, untilted trials (lock_noref's global order too: the lanes share each pick), block
+# level and tilted runs per trial. The tile is checked bit for bit on the host (tests/test_lanes.py
+# runs its code with 32 coroutines as lanes) and by tests/test_gpu.py on a device; it becomes the
+# default once a device has measured it.
 GPU_SCHEDS = ("trial", "tile")
 TILE_WARPS_PER_SM = 24  # persistent tiles per multiprocessor (at 64 registers a lane, 32 warps would fit)
 TILE_BLOCK = 128  # threads per block of simulate_records_tile: 4 warps
@@ -168,10 +169,7 @@ class CupyEngine(Engine):
 
     def _tiled(self, compiled: Compiled, P) -> bool:
         """Whether this run takes the tile kernel (see GPU_SCHEDS)."""
-        from .. import strategies
-
-        return (self.sched == "tile" and not int(P[Header.LEVEL]) and not int(P[Header.IS_NSLOT])
-                and not strategies.by_code(compiled.strategy).global_order)
+        return self.sched == "tile" and not int(P[Header.LEVEL]) and not int(P[Header.IS_NSLOT])
 
     def _simulate(self, mod, compiled: Compiled, P, dP, seed: int, t0: int, m: int, out) -> None:
         """Records of trials [t0, t0 + m) into the device array out, by the kernel GPU_SCHEDS picks."""

@@ -241,7 +241,7 @@ class NativeLibrary:
                                         int(seed) & 0xFFFFFFFFFFFFFFFF, int(t0), int(t1), out,
                                         _counters(lane_stats))
         if rc == -4:
-            raise ValueError("a tile runs page-level, untilted trials of a strategy without global order")
+            raise ValueError("a tile runs page-level, untilted trials")
         return _records(rc, "mcx_simulate_tile", out, t0)
 
 
