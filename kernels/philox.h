@@ -58,6 +58,7 @@ MCX_FN mcx_words mcx_philox4x32_10(mcx_u32 c0, mcx_u32 c1, mcx_u32 c2, mcx_u32 c
 // The words of the draw named by (seed, trial, purpose, page, k, i, sub).
 MCX_FN mcx_words mcx_draw(mcx_u64 seed, mcx_i64 trial, int purpose, mcx_i64 page, mcx_i64 k,
                           mcx_i64 i, mcx_i64 sub) {
+    MCX_COUNT(0, 1);
     const mcx_u32 c0 = (mcx_u32)(mcx_u64)trial;
     const mcx_u32 c1 = (mcx_u32)(((mcx_u64)purpose << MCX_PAGE_BITS) | ((mcx_u64)page & ((1ull << MCX_PAGE_BITS) - 1)));
     const mcx_u32 c2 = (mcx_u32)(mcx_u64)k;

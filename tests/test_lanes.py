@@ -164,3 +164,32 @@ def test_numpy_compaction_keeps_tilted_statistics(monkeypatch):
     compacted = NumpyEngine().run_records(c, 11, 0, 48)
     assert whole.stats is not None and whole.stats.any()
     assert compacted.equals(whole) and np.array_equal(compacted.stats, whole.stats)
+
+
+def test_draw_counting_build_counts_and_changes_nothing(monkeypatch, tmp_path):
+    """scripts/draw-floor.py's build (-DMCX_COUNT_DRAWS): the same records, and its event counter
+    agrees with the lane scheduler's, event for event."""
+    import ctypes
+
+    from mcexplore.engines import native
+    from mcexplore.engines.pack import pack
+
+    cxx = native.find_compiler()
+    if cxx is None:
+        pytest.skip("no C++ compiler")
+    plain = native.build()
+    monkeypatch.setenv("CXX", f"{cxx} -DMCX_COUNT_DRAWS")
+    monkeypatch.setenv("MCEXPLORE_CACHE", str(tmp_path))
+    counting = native.build()
+    assert counting.path != plain.path
+    counts = (ctypes.c_int64 * 68).in_dll(counting.lib, "mcx_draw_counts")
+    P = pack(load_scenario("thread-2018", SHRUNK).compile("ptl_pin"))
+    for j in range(68):
+        counts[j] = 0
+    lanes = np.zeros(len(LaneStat), dtype=np.int64)
+    got = counting.simulate(P, 7, 0, 12, 1, sched="lanes", lane_stats=lanes)
+    assert np.array_equal(got, plain.simulate(P, 7, 0, 12, 1))
+    assert counts[3] == lanes[LaneStat.EVENTS] > 0
+    # Every sample draws: a batched lane or a draw of its own (a row's lanes may go unused).
+    samples = sum(counts[4 + d] for d in range(64))
+    assert 0 < samples <= counts[0] + counts[1] and counts[2] > 0
