@@ -8,6 +8,8 @@
 #define MCX_ABI_VERSION 5  // mcx_abi_version() returns it
 #define MCX_NLANE_STATS 4  // lane counters (mcexplore.constants.LaneStat)
 #define MCX_LANE_W 32  // lanes of the device tile the lane counters measure against
+#define MCX_DRAW_COUNT_DISTS 64  // distributions the draw counters tell apart
+#define MCX_DRAW_COUNTERS 68  // mcx_draw_counts words
 #define MCX_HDR_WORDS 32
 #define MCX_CLASS_WORDS 8
 #define MCX_DIST_WORDS 8
@@ -194,6 +196,13 @@
 // Task schedulers of the native engine (mcexplore.constants.Sched).
 #define MCX_SCHED_WALK 0
 #define MCX_SCHED_LANES 1
+
+// Draw counters of a -DMCX_COUNT_DRAWS build (mcexplore.constants.DrawCount).
+#define MCX_CNT_SCALAR 0
+#define MCX_CNT_LANES 1
+#define MCX_CNT_ROWS 2
+#define MCX_CNT_EVENTS 3
+#define MCX_CNT_SAMPLES 4
 #define MCX_NEV 12  // task events: codes 0 .. MCX_NEV - 1
 // X(code) for every task event that runs (not NONE): the event dispatch and the lane scheduler (page.h).
 #define MCX_FOR_EACH_TASK_EVENT(X) X(MCX_EV_ACCESS) X(MCX_EV_FAULT) X(MCX_EV_PTL) X(MCX_EV_DROPB) X(MCX_EV_WAKE) X(MCX_EV_WAKE_RES) X(MCX_EV_SPIN_RES) X(MCX_EV_PTE_RES) X(MCX_EV_RET) X(MCX_EV_TOUCH) X(MCX_EV_UNLOCK)

@@ -290,8 +290,8 @@ struct mcx_draw_cache {
                 c2[j] = (mcx_u32)(mcx_u64)k;
                 c3[j] = (mcx_u32)(((mcx_u64)(j + 1) << MCX_SUB_BITS) | c3sub);
             }
-            MCX_COUNT(1, m);
-            MCX_COUNT(2, 1);
+            MCX_COUNT(MCX_CNT_LANES, m);
+            MCX_COUNT(MCX_CNT_ROWS, 1);
             lanes(m, (mcx_u32)(mcx_u64)trial, c1, c2, c3, (mcx_u32)seed,
                   (mcx_u32)(seed >> 32), row, row + cap, row + 2 * cap, row + 3 * cap);
         }
@@ -314,8 +314,8 @@ struct mcx_draw_cache {
         const mcx_i64 m = padded(n);
         for (mcx_i64 j = n; j < m; ++j) c2[j] = c3[j] = 0;
         const mcx_u32 c1 = (mcx_u32)(((mcx_u64)MCX_P_WAKE << MCX_PAGE_BITS) | ((mcx_u64)page & ((1ull << MCX_PAGE_BITS) - 1)));
-        MCX_COUNT(1, m);
-        MCX_COUNT(2, 1);
+        MCX_COUNT(MCX_CNT_LANES, m);
+        MCX_COUNT(MCX_CNT_ROWS, 1);
         lanes(m, (mcx_u32)(mcx_u64)trial, c1, c2, c3, (mcx_u32)seed, (mcx_u32)(seed >> 32), own_w,
               own_w + cap, own_w + 2 * cap, own_w + 3 * cap);
         own_trial = trial;

@@ -386,7 +386,7 @@ struct mcx_sim_t {
     // the walk's dispatch; the lane scheduler calls it with E known for a whole queue).
     template <int E>
     MCX_M void run_event(int c, mcx_i64 t) {
-        MCX_COUNT(3, 1);
+        MCX_COUNT(MCX_CNT_EVENTS, 1);
         // The last event that changes state (an idle task's access after the restore is not one).
         last_t = mcx_max64(last_t, (E == MCX_EV_NONE || E == MCX_EV_ACCESS) ? 0 : t);
         if constexpr (E == MCX_EV_ACCESS) {

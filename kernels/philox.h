@@ -12,6 +12,18 @@
 #include "portability.h"
 #include "constants.h"
 
+// What a run draws (mcexplore.constants.DrawCount), counted only in a host build with
+// -DMCX_COUNT_DRAWS (scripts/draw-floor.py builds one); every other build compiles MCX_COUNT to
+// nothing. One process-wide array: the script runs one thread.
+#if defined(MCX_HOST) && defined(MCX_COUNT_DRAWS)
+extern "C" {
+mcx_i64 mcx_draw_counts[MCX_DRAW_COUNTERS];
+}
+#define MCX_COUNT(j, n) __atomic_fetch_add(&mcx_draw_counts[(j)], (mcx_i64)(n), __ATOMIC_RELAXED)
+#else
+#define MCX_COUNT(j, n) ((void)0)
+#endif
+
 
 struct mcx_words {
     mcx_u32 x0, x1, x2, x3;
@@ -58,7 +70,7 @@ MCX_FN mcx_words mcx_philox4x32_10(mcx_u32 c0, mcx_u32 c1, mcx_u32 c2, mcx_u32 c
 // The words of the draw named by (seed, trial, purpose, page, k, i, sub).
 MCX_FN mcx_words mcx_draw(mcx_u64 seed, mcx_i64 trial, int purpose, mcx_i64 page, mcx_i64 k,
                           mcx_i64 i, mcx_i64 sub) {
-    MCX_COUNT(0, 1);
+    MCX_COUNT(MCX_CNT_SCALAR, 1);
     const mcx_u32 c0 = (mcx_u32)(mcx_u64)trial;
     const mcx_u32 c1 = (mcx_u32)(((mcx_u64)purpose << MCX_PAGE_BITS) | ((mcx_u64)page & ((1ull << MCX_PAGE_BITS) - 1)));
     const mcx_u32 c2 = (mcx_u32)(mcx_u64)k;

@@ -83,18 +83,4 @@ MCX_FN mcx_i64 mcx_sar64(mcx_i64 v, int s) {
 }
 
 MCX_FN mcx_i64 mcx_min64(mcx_i64 a, mcx_i64 b) { return a < b ? a : b; }
-
-// What a run draws, counted only in a host build with -DMCX_COUNT_DRAWS (scripts/draw-floor.py
-// builds one; every other build compiles MCX_COUNT to nothing): [0] draws computed one at a time
-// (Philox words of one key), [1] lanes of batched rows, [2] rows, [3] task events, [4 + d] samples
-// of distribution d (d < 64). One process-wide array (the script runs one thread).
-#if defined(MCX_HOST) && defined(MCX_COUNT_DRAWS)
-#define MCX_DRAW_COUNTERS 68
-extern "C" {
-mcx_i64 mcx_draw_counts[MCX_DRAW_COUNTERS];
-}
-#define MCX_COUNT(j, n) __atomic_fetch_add(&mcx_draw_counts[(j)], (mcx_i64)(n), __ATOMIC_RELAXED)
-#else
-#define MCX_COUNT(j, n) ((void)0)
-#endif
 MCX_FN mcx_i64 mcx_max64(mcx_i64 a, mcx_i64 b) { return a > b ? a : b; }

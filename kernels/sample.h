@@ -62,7 +62,7 @@ MCX_SAMPLE_FN mcx_i64 mcx_sample_leaf(const mcx_i64* MCX_RESTRICT P, int d, mcx_
 }
 
 MCX_FN mcx_i64 mcx_sample(const mcx_i64* MCX_RESTRICT P, int d, mcx_words w) {
-    MCX_COUNT(4 + (d & 63), 1);
+    MCX_COUNT(MCX_CNT_SAMPLES + (d & (MCX_DRAW_COUNT_DISTS - 1)), 1);
     mcx_i64 leaf;
     return mcx_sample_leaf(P, d, w, &leaf);
 }

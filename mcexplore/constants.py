@@ -318,6 +318,20 @@ class LaneStat(IntEnum):
 LANE_W = 32  # the lanes of a device tile (a warp) that the counters measure against
 
 
+class DrawCount(IntEnum):
+    """What a host build with -DMCX_COUNT_DRAWS counts (kernels/philox.h, scripts/draw-floor.py)."""
+
+    SCALAR = 0  # draws computed one at a time (the Philox words of one key)
+    LANES = 1  # lanes of batched rows
+    ROWS = 2  # batched rows
+    EVENTS = 3  # task events
+    SAMPLES = 4  # samples of distribution d at SAMPLES + d, d < DRAW_COUNT_DISTS
+
+
+DRAW_COUNT_DISTS = 64
+DRAW_COUNTERS = DrawCount.SAMPLES + DRAW_COUNT_DISTS
+
+
 # ---------------------------------------------------------------------------------------------
 # The generated header.
 
@@ -349,6 +363,7 @@ _TABLES = (
     (TaskWord, "TW", "Per-task words in scratch"),
     (Simd, "SIMD", "Draw batching implementations"),
     (Sched, "SCHED", "Task schedulers of the native engine"),
+    (DrawCount, "CNT", "Draw counters of a -DMCX_COUNT_DRAWS build"),
 )
 
 # (C name, value, comment) scalars.
@@ -358,6 +373,8 @@ _SCALARS = (
     ("ABI_VERSION", ABI_VERSION, "mcx_abi_version() returns it"),
     ("NLANE_STATS", len(LaneStat), "lane counters (mcexplore.constants.LaneStat)"),
     ("LANE_W", LANE_W, "lanes of the device tile the lane counters measure against"),
+    ("DRAW_COUNT_DISTS", DRAW_COUNT_DISTS, "distributions the draw counters tell apart"),
+    ("DRAW_COUNTERS", int(DRAW_COUNTERS), "mcx_draw_counts words"),
     ("HDR_WORDS", HDR_WORDS, ""),
     ("CLASS_WORDS", CLASS_WORDS, ""),
     ("DIST_WORDS", DIST_WORDS, ""),

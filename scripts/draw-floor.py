@@ -6,7 +6,7 @@ Every engine must produce the same bits, so every engine computes the same Philo
 samples them the same way: that work is fixed by the model (docs/model.md, "Randomness"), whatever
 the scheduler. This script measures it on thread-2018, per strategy, on one thread:
 
-* counts: a build of the native library with -DMCX_COUNT_DRAWS (kernels/portability.h) runs trials
+* counts: a build of the native library with -DMCX_COUNT_DRAWS (kernels/philox.h) runs trials
   [0, n) and counts the draws computed one at a time, the lanes of batched rows, the samples of
   each distribution and the task events;
 * unit costs, timed here on the normal library's own entry points: a scalar draw (mcx_philox, one
@@ -33,7 +33,6 @@ import time
 
 import numpy as np
 
-COUNTERS = 68  # MCX_DRAW_COUNTERS (kernels/portability.h)
 TARGET = 2.5
 
 
@@ -97,12 +96,13 @@ def main(argv=None):
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
 
+    from mcexplore.constants import DRAW_COUNT_DISTS, DRAW_COUNTERS, DrawCount as K
     from mcexplore.engines import native
     from mcexplore.engines.pack import pack
     from mcexplore.scenario import load_scenario
 
     counting = counting_library()
-    counts_arr = (ctypes.c_int64 * COUNTERS).in_dll(counting.lib, "mcx_draw_counts")
+    counts_arr = (ctypes.c_int64 * DRAW_COUNTERS).in_dll(counting.lib, "mcx_draw_counts")
     plain = native.build()
     sc = load_scenario("thread-2018")
     rows = []
@@ -110,24 +110,24 @@ def main(argv=None):
         c = sc.compile(label)
         P = pack(c)
         n = a.trials_ref if label == "ref" else a.trials
-        for j in range(COUNTERS):
+        for j in range(DRAW_COUNTERS):
             counts_arr[j] = 0
         rec = counting.simulate(P, 0, 0, n, 1)
-        cnt = [int(counts_arr[j]) for j in range(COUNTERS)]
-        samples = {d: cnt[4 + d] for d in range(COUNTERS - 4) if cnt[4 + d]}
+        cnt = [int(counts_arr[j]) for j in range(DRAW_COUNTERS)]
+        samples = {d: cnt[K.SAMPLES + d] for d in range(DRAW_COUNT_DISTS) if cnt[K.SAMPLES + d]}
         units = unit_costs(plain, P, sorted(samples), a.min_time)
         trial_s = _cpu(lambda: plain.simulate(P, 0, 0, n, 1), a.min_time) / n
         if not np.array_equal(plain.simulate(P, 0, 0, n, 1), rec):
             raise SystemExit(f"{label}: the counting build's records differ from the library's")
-        draw_s = (cnt[0] * units["scalar_draw_s"] + cnt[1] * units["lane_s"]
+        draw_s = (cnt[K.SCALAR] * units["scalar_draw_s"] + cnt[K.LANES] * units["lane_s"]
                   + sum(v * units["sample_s"][d] for d, v in samples.items())) / n
-        events = cnt[3] / n
+        events = cnt[K.EVENTS] / n
         attempts = float(rec[:, 1].sum()) / n
         budget = (trial_s / TARGET - draw_s) / events
         today = (trial_s - draw_s) / events
         row = {"strategy": label, "trials": n, "attempts_per_trial": attempts,
-               "events_per_trial": events, "scalar_draws_per_trial": cnt[0] / n,
-               "lanes_per_trial": cnt[1] / n, "rows_per_trial": cnt[2] / n,
+               "events_per_trial": events, "scalar_draws_per_trial": cnt[K.SCALAR] / n,
+               "lanes_per_trial": cnt[K.LANES] / n, "rows_per_trial": cnt[K.ROWS] / n,
                "samples_per_trial": sum(samples.values()) / n,
                "trial_cpu_s": trial_s, "draw_cpu_s": draw_s, "draw_share": draw_s / trial_s,
                "ns_per_event_besides_draws_today": today * 1e9,
@@ -138,7 +138,7 @@ def main(argv=None):
         rows.append(row)
         if not a.json:
             print(f"{label:<11} {1 / trial_s:>10,.1f} trials/cpu-s  draws {draw_s / trial_s:6.1%} of the time "
-                  f"({cnt[0] / n:,.0f} scalar, {cnt[1] / n:,.0f} lanes, {sum(samples.values()) / n:,.0f} samples "
+                  f"({cnt[K.SCALAR] / n:,.0f} scalar, {cnt[K.LANES] / n:,.0f} lanes, {sum(samples.values()) / n:,.0f} samples "
                   f"a trial); {events:,.0f} events a trial: {today * 1e9:5.1f} ns an event besides the "
                   f"draws today, {budget * 1e9:5.1f} ns left at {TARGET}x (units: scalar draw "
                   f"{units['scalar_draw_s'] * 1e9:.1f} ns, lane {units['lane_s'] * 1e9:.1f} ns "

@@ -182,14 +182,16 @@ def test_draw_counting_build_counts_and_changes_nothing(monkeypatch, tmp_path):
     monkeypatch.setenv("MCEXPLORE_CACHE", str(tmp_path))
     counting = native.build()
     assert counting.path != plain.path
-    counts = (ctypes.c_int64 * 68).in_dll(counting.lib, "mcx_draw_counts")
+    from mcexplore.constants import DRAW_COUNT_DISTS, DRAW_COUNTERS, DrawCount as K
+
+    counts = (ctypes.c_int64 * DRAW_COUNTERS).in_dll(counting.lib, "mcx_draw_counts")
     P = pack(load_scenario("thread-2018", SHRUNK).compile("ptl_pin"))
-    for j in range(68):
+    for j in range(DRAW_COUNTERS):
         counts[j] = 0
     lanes = np.zeros(len(LaneStat), dtype=np.int64)
     got = counting.simulate(P, 7, 0, 12, 1, sched="lanes", lane_stats=lanes)
     assert np.array_equal(got, plain.simulate(P, 7, 0, 12, 1))
-    assert counts[3] == lanes[LaneStat.EVENTS] > 0
+    assert counts[K.EVENTS] == lanes[LaneStat.EVENTS] > 0
     # Every sample draws: a batched lane or a draw of its own (a row's lanes may go unused).
-    samples = sum(counts[4 + d] for d in range(64))
-    assert 0 < samples <= counts[0] + counts[1] and counts[2] > 0
+    samples = sum(counts[K.SAMPLES + d] for d in range(DRAW_COUNT_DISTS))
+    assert 0 < samples <= counts[K.SCALAR] + counts[K.LANES] and counts[K.ROWS] > 0

@@ -167,7 +167,7 @@ class CupyEngine(Engine):
         self._P_cache = (P, d)
         return P, d
 
-    def _tiled(self, compiled: Compiled, P) -> bool:
+    def _tiled(self, P) -> bool:
         """Whether this run takes the tile kernel (see GPU_SCHEDS)."""
         return self.sched == "tile" and not int(P[Header.LEVEL]) and not int(P[Header.IS_NSLOT])
 
@@ -177,7 +177,7 @@ class CupyEngine(Engine):
 
         sw = int(P[Header.SCRATCH_WORDS])
         seed = np.uint64(int(seed) & 0xFFFFFFFFFFFFFFFF)
-        if self._tiled(compiled, P):
+        if self._tiled(P):
             sms = int(cupy.cuda.Device().attributes["MultiProcessorCount"])
             warps = max(1, min(m, sms * TILE_WARPS_PER_SM))
             per_block = TILE_BLOCK // 32
