@@ -18,7 +18,8 @@
 // The tile (page.h, mcx_sim_t<SPEC, TILT, W> with W > 1): W lanes share one trial, each owning
 // the tasks c with c % W == its lane, every lane running the migrator identically. The lanes meet
 // only in the collectives below (any, sum, max over the tile): on the device a warp's shuffles and
-// votes (W == 32, the kernel simulate_records_tile of mcexplore.cu); on the host W coroutines
+// votes within the tile (W = 32, or 4, 8, 16 lanes of a warp for a small page: the kernel
+// simulate_records_tile<W> of mcexplore.cu); on the host W coroutines
 // taking turns (mcx_tile_emu, mcx_simulate_tile of mcexplore.cu), which run exactly the device's
 // code path lane by lane, so tests/test_lanes.py holds the tile to the numpy engine's bits
 // without a GPU.
@@ -123,18 +124,34 @@ struct mcx_lane_ctx {
 #endif
 };
 
+#if defined(MCX_CUDA)
+// The lanes of this lane's tile within its warp: W consecutive lanes, W a power of two up to 32.
+// Tiles narrower than a warp run their own trials and so diverge from each other: every
+// collective names its own tile's lanes only, and a shuffle of width W stays inside them.
+template <int W>
+static __device__ __forceinline__ unsigned mcx_tile_mask() {
+    static_assert(W >= 2 && W <= 32 && (W & (W - 1)) == 0, "a device tile is a warp or a power-of-two part of one");
+    if constexpr (W == 32) {
+        return 0xffffffffu;
+    } else {
+        return ((1u << W) - 1u) << ((threadIdx.x & 31u) & ~(unsigned)(W - 1));
+    }
+}
+#endif
+
 // The tile's fold of every lane's v (OP 0 sum, 1 max, 2 or): on the device a butterfly of warp
-// shuffles (a vote for or), on the host the coroutines' turn (mcx_tile_emu::reduce).
+// shuffles within the tile (a vote for or), on the host the coroutines' turn
+// (mcx_tile_emu::reduce).
 template <int W, int OP>
 MCX_FN mcx_i64 mcx_lanes_fold(const mcx_lane_ctx& lc, mcx_i64 v) {
 #if defined(MCX_CUDA)
-    static_assert(W == 32, "a device tile is a warp");
     (void)lc;
+    const unsigned m = mcx_tile_mask<W>();
     if constexpr (OP == 2) {
-        return __any_sync(0xffffffffu, v != 0 ? 1 : 0) != 0;
+        return __any_sync(m, v != 0 ? 1 : 0) != 0;
     } else {
         for (int o = W / 2; o; o >>= 1) {
-            const mcx_i64 u = __shfl_xor_sync(0xffffffffu, v, o);
+            const mcx_i64 u = __shfl_xor_sync(m, v, o, W);
             v = OP == 0 ? v + u : (u > v ? u : v);
         }
         return v;
@@ -143,16 +160,16 @@ MCX_FN mcx_i64 mcx_lanes_fold(const mcx_lane_ctx& lc, mcx_i64 v) {
     return lc.emu->reduce(lc.lane, v, OP);
 #endif
 }
-// Lane src's v, to every lane of the tile. On the device the warp's memory writes before it are
-// seen by every lane after it (__syncwarp), so a lane that ran an event for all of them can hand
-// over its state with it.
+// Lane src's v, to every lane of the tile. On the device the tile's memory writes before it are
+// seen by every lane of it after it (__syncwarp), so a lane that ran an event for all of them can
+// hand over its state with it.
 template <int W>
 MCX_FN mcx_i64 mcx_lanes_bcast(const mcx_lane_ctx& lc, mcx_i64 v, int src) {
 #if defined(MCX_CUDA)
-    static_assert(W == 32, "a device tile is a warp");
     (void)lc;
-    __syncwarp();
-    return __shfl_sync(0xffffffffu, v, src);
+    const unsigned m = mcx_tile_mask<W>();
+    __syncwarp(m);
+    return __shfl_sync(m, v, src, W);
 #else
     return lc.emu->bcast(lc.lane, v, src);
 #endif
@@ -162,12 +179,12 @@ MCX_FN mcx_i64 mcx_lanes_bcast(const mcx_lane_ctx& lc, mcx_i64 v, int src) {
 template <int W>
 MCX_FN mcx_i64 mcx_lanes_argmin(const mcx_lane_ctx& lc, mcx_i64 t, mcx_i64 s, mcx_i64 c) {
 #if defined(MCX_CUDA)
-    static_assert(W == 32, "a device tile is a warp");
     (void)lc;
+    const unsigned m = mcx_tile_mask<W>();
     for (int o = W / 2; o; o >>= 1) {
-        const mcx_i64 ut = __shfl_xor_sync(0xffffffffu, t, o);
-        const mcx_i64 us = __shfl_xor_sync(0xffffffffu, s, o);
-        const mcx_i64 uc = __shfl_xor_sync(0xffffffffu, c, o);
+        const mcx_i64 ut = __shfl_xor_sync(m, t, o, W);
+        const mcx_i64 us = __shfl_xor_sync(m, s, o, W);
+        const mcx_i64 uc = __shfl_xor_sync(m, c, o, W);
         if (ut < t || (ut == t && us < s)) {
             t = ut;
             s = us;

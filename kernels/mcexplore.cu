@@ -109,6 +109,9 @@ extern "C" __global__ void hist_buckets(const mcx_i64* v, mcx_i64 n, mcx_i64* ou
 
 // Per-trial records of trials [t0, t0 + n): out is n x (MCX_NFIELDS + nslot) int64, row-major,
 // nslot = P[MCX_H_IS_NSLOT] <= MCX_IS_MAX_SLOTS (a tilted run's statistics; the caller checks).
+// Not in a module built for one tile width (-DMCX_TILE_ONLY, cupy_engine.get_module): it is the
+// largest kernel to compile, and the main module has it.
+#if !defined(MCX_TILE_ONLY)
 extern "C" __global__ void simulate_records(const mcx_i64* P, mcx_u64 seed, mcx_i64 t0, mcx_i64 n,
                                             mcx_i64* out, mcx_i64* scratch) {
     const mcx_i64 j = (mcx_i64)blockIdx.x * blockDim.x + threadIdx.x;
@@ -121,33 +124,46 @@ extern "C" __global__ void simulate_records(const mcx_i64* P, mcx_u64 seed, mcx_
     const int width = MCX_NFIELDS + (int)P[MCX_H_IS_NSLOT];
     for (int f = 0; f < width; ++f) out[j * width + f] = rec[f];
 }
+#endif
 
-// The same records, one warp per trial (a tile of 32 lanes: page.h, lanes.h), for a page-level,
-// untilted P (the Python side checks). Persistent tiles: each
-// warp takes the next trial from *next (zero at launch) until none is left, so a long trial
-// holds up its own warp only. scratch: P[MCX_H_SCRATCH_WORDS] words per warp of the launch.
-extern "C" __global__ void simulate_records_tile(const mcx_i64* P, mcx_u64 seed, mcx_i64 t0, mcx_i64 n,
-                                                 mcx_i64* out, mcx_i64* scratch,
-                                                 unsigned long long* next) {
-    const int lane = (int)(threadIdx.x & 31);
-    const mcx_i64 warp = ((mcx_i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+// The same records, one tile of W lanes per trial (page.h, lanes.h): W = 32, a warp, or a
+// power-of-two part of one for pages with few tasks (cupy_engine.py picks W from the page's
+// tasks; each W is requested by name, simulate_records_tile<W>), for a page-level, untilted P
+// (the Python side checks). Persistent tiles: each tile takes the next trial from *next (zero at
+// launch) until none is left, so a long trial holds up its own tile only. scratch:
+// P[MCX_H_SCRATCH_WORDS] words per tile of the launch.
+template <int W>
+__global__ void simulate_records_tile(const mcx_i64* P, mcx_u64 seed, mcx_i64 t0, mcx_i64 n,
+                                      mcx_i64* out, mcx_i64* scratch, unsigned long long* next) {
+    const int lane = (int)(threadIdx.x & (W - 1));
+    const mcx_i64 tile = ((mcx_i64)blockIdx.x * blockDim.x + threadIdx.x) / W;
+    const unsigned m = mcx_tile_mask<W>();
     mcx_scratch s;
-    s.base = scratch + warp * P[MCX_H_SCRATCH_WORDS];
+    s.base = scratch + tile * P[MCX_H_SCRATCH_WORDS];
     s.stride = 1;
     mcx_lane_ctx lc;
     lc.lane = lane;
     for (;;) {
         unsigned long long j = 0;
         if (lane == 0) j = atomicAdd(next, 1ull);
-        j = __shfl_sync(0xffffffffu, j, 0);
+        j = __shfl_sync(m, j, 0, W);
         if ((mcx_i64)j >= n) break;
         mcx_i64 rec[MCX_NFIELDS];
-        mcx_trial_page<-1, false, 32>(P, seed, t0 + (mcx_i64)j, rec, s, lc);
+        mcx_trial_page<-1, false, W>(P, seed, t0 + (mcx_i64)j, rec, s, lc);
         if (lane == 0)
             for (int f = 0; f < MCX_NFIELDS; ++f) out[(mcx_i64)j * MCX_NFIELDS + f] = rec[f];
-        __syncwarp();
+        __syncwarp(m);
     }
 }
+#if defined(MCX_TILE_INSTANCES)
+// Every width at once, for nvcc (tests/test_kernels_infra.py, scripts/predict-device.py); the
+// engine's NVRTC module instantiates only the width it runs.
+#define MCX_TILE_INSTANCE(W)                                                                    \
+    template __global__ void simulate_records_tile<W>(const mcx_i64*, mcx_u64, mcx_i64, mcx_i64, \
+                                                      mcx_i64*, mcx_i64*, unsigned long long*);
+MCX_FOR_EACH_TILE_LANES(MCX_TILE_INSTANCE)
+#undef MCX_TILE_INSTANCE
+#endif
 
 // Records of n trials (recs: n x MCX_NFIELDS, from simulate_records of an untilted P) reduced on
 // the device:
@@ -274,12 +290,14 @@ extern "C" int mcx_philox_lanes(int simd, mcx_i64 n, mcx_u32 c0, mcx_u32 c1, con
 }
 
 // The device tile's code on the host: trials [t0, t1) into out ((t1 - t0) x MCX_NFIELDS), each
-// run by MCX_LANE_W coroutines standing in for the lanes of a tile (lanes.h), the device's
-// own template instance (mcx_trial_page<-1, false, MCX_LANE_W>, as simulate_records_tile runs it).
-// For tests (the lanes take turns on the calling thread). lane_stats (null, or MCX_NLANE_STATS
-// words): the tile's lane counters (page.h, advance_tile and run_global), counted only when
-// given. Returns 0, -1 if P is not a parameter block of this version, -4 if P cannot run on a
-// tile (block level, or tilted).
+// run by `lanes` coroutines standing in for the lanes of a tile (lanes.h), the device's own
+// template instance (mcx_trial_page<-1, false, W>, as simulate_records_tile<W> runs it): the
+// warp's 32 lanes, or in a build with -DMCX_HOST_SUBWARP_TILE also the 8 of a sub-warp tile (the
+// other device widths differ from it only in a constant; the instance adds about 8 s to a build,
+// so only the tests that run it ask for it). For tests (the lanes take turns on the calling thread). lane_stats (null, or
+// MCX_NLANE_STATS words): the tile's lane counters (page.h, advance_tile and run_global), counted
+// only when given. Returns 0, -1 if P is not a parameter block of this version, -4 if P cannot
+// run on a tile (block level, or tilted), -5 for a lane count this build does not run.
 template <int W>
 static void mcx_tile_run(const mcx_i64* P, mcx_u64 seed, mcx_i64 t0, mcx_i64 t1, mcx_i64* out,
                          mcx_i64* lane_stats) {
@@ -310,10 +328,17 @@ static void mcx_tile_run(const mcx_i64* P, mcx_u64 seed, mcx_i64 t0, mcx_i64 t1,
 }
 
 extern "C" int mcx_simulate_tile(const mcx_i64* P, mcx_u64 seed, mcx_i64 t0, mcx_i64 t1, mcx_i64* out,
-                                 mcx_i64* lane_stats) {
+                                 int lanes, mcx_i64* lane_stats) {
     if (P[MCX_H_MAGIC] != MCX_PARAMS_MAGIC || P[MCX_H_VERSION] != MCX_PARAMS_VERSION) return -1;
     if (P[MCX_H_LEVEL] || P[MCX_H_IS_NSLOT]) return -4;
-    mcx_tile_run<MCX_LANE_W>(P, seed, t0, t1, out, lane_stats);
+    if (lanes == MCX_LANE_W)
+        mcx_tile_run<MCX_LANE_W>(P, seed, t0, t1, out, lane_stats);
+#if defined(MCX_HOST_SUBWARP_TILE)
+    else if (lanes == 8)
+        mcx_tile_run<8>(P, seed, t0, t1, out, lane_stats);
+#endif
+    else
+        return -5;
     return 0;
 }
 

@@ -33,7 +33,7 @@ from . import strategies
 
 PARAMS_MAGIC = 0x314D524150584D43  # b"CMXPARM1" read as a little-endian int64
 PARAMS_VERSION = 3  # 3: the importance-sampling statistics map (2: leaf lists with 64-bit thresholds)
-ABI_VERSION = 5  # of the native library's entry points (native.py refuses a library of another)
+ABI_VERSION = 6  # of the native library's entry points (native.py refuses a library of another)
 # The model's version: what a (config, seed, trial) gives. Bumped whenever any engine's results for
 # the same inputs change (tests/test_model_version.py holds a digest of reference trials to it), so
 # a sweep never mixes cells of two models when it resumes (its resume key includes it).
@@ -316,6 +316,13 @@ class LaneStat(IntEnum):
 
 
 LANE_W = 32  # the lanes of a device tile (a warp) that the counters measure against
+# Widths of a device tile (simulate_records_tile<W>, each requested by name): a warp, or a
+# power-of-two part of one for a page with few tasks (cupy_engine.tile_lanes picks it). The host
+# runs the tile's code at two of them (mcx_simulate_tile): the warp, and one sub-warp width in a
+# build that asks for it (-DMCX_HOST_SUBWARP_TILE: the instance adds about 8 s to a build); the
+# other widths differ from 8 only in a constant.
+TILE_LANES = (4, 8, 16, 32)
+HOST_TILE_LANES = (8, 32)
 
 
 class DrawCount(IntEnum):
@@ -429,6 +436,8 @@ def header_text() -> str:
     out.append(f"#define MCX_NEV {len(Ev)}  // task events: codes 0 .. MCX_NEV - 1")
     out.append("// X(code) for every task event that runs (not NONE): the event dispatch and the lane scheduler (page.h).")
     out.append("#define MCX_FOR_EACH_TASK_EVENT(X) " + " ".join(f"X(MCX_EV_{e.name})" for e in Ev if e != Ev.NONE))
+    out.append("// X(W) for every device tile width (TILE_LANES; mcexplore.cu's instances under MCX_TILE_INSTANCES).")
+    out.append("#define MCX_FOR_EACH_TILE_LANES(X) " + " ".join(f"X({w})" for w in TILE_LANES))
     reg = strategies.registry()
     out += ["", "// Strategies (mcexplore.strategies: the registry's codes)."]
     out += [f"#define MCX_S_{s.name.upper()} {s.code}" for s in reg.rows]

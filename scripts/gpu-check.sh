@@ -8,8 +8,9 @@
 # the budget (less what the summary needs); a step the budget no longer allows is skipped, and
 # every step's exit status, duration and cap (or "skipped") is listed in $OUT/gpu-steps.txt and in
 # the summary:
-#   1. scripts/gpu-profile.py tile: issue #10's figures, per thread-2018 strategy the per-trial
-#      kernel, the tile kernel (checked against numpy) and native on every core -> gpu-tile.json;
+#   1. scripts/gpu-profile.py tile: issue #10's figures, per thread-2018 strategy (and 3 small
+#      pages on sub-warp tiles) the per-trial kernel, the tile kernel (checked against numpy) and
+#      native on every core -> gpu-tile.json;
 #   2. tests/test_gpu.py and tests/test_exact_scale.py (cupy == numpy == native bit for bit,
 #      tilted runs' statistics, the device reduction, chunking, 10^8 trials against the exact
 #      solution) -> gpu-tests.log, gpu-tests.xml;
@@ -63,12 +64,12 @@ step() {
 }
 
 # 1. Issue #10's figures: one thread per trial, one warp per trial (the tile), native on every core.
-step tile 110 $PY scripts/gpu-profile.py tile > "$DEST/gpu-tile.json" 2> "$DEST/gpu-tile.log"
+step tile 140 $PY scripts/gpu-profile.py tile > "$DEST/gpu-tile.json" 2> "$DEST/gpu-tile.log"
 
 # 2. The GPU tests.
 MARK="gpu"
 [ "${GPU_CHECK_SKIP_SLOW:-0}" = "1" ] && MARK="gpu and not slow"
-step tests 150 $PY -m pytest -q -rA -p no:cacheprovider -m "$MARK" tests/test_gpu.py tests/test_exact_scale.py \
+step tests 120 $PY -m pytest -q -rA -p no:cacheprovider -m "$MARK" tests/test_gpu.py tests/test_exact_scale.py \
     --junitxml="$DEST/gpu-tests.xml" > "$DEST/gpu-tests.log" 2>&1
 TEST_RC=$?
 tail -n 25 "$DEST/gpu-tests.log"

@@ -6,9 +6,11 @@
                                                   # set for thread-ref-short is written to OUTFILE
   python3 scripts/gpu-profile.py spec             # cupy throughput, generic module against one
                                                   # built for the case's strategy (MCX_DEVICE_SPEC)
-  python3 scripts/gpu-profile.py tile             # per thread-2018 strategy: cupy one thread per
-                                                  # trial, cupy one warp per trial (the tile), and
-                                                  # native on every core, in one call (issue #10)
+  python3 scripts/gpu-profile.py tile             # per thread-2018 strategy and 3 small pages:
+                                                  # cupy one thread per trial, cupy one tile per
+                                                  # trial (a warp, or 4-16 lanes for a small
+                                                  # page), and native on every core, in one call
+                                                  # (issue #10)
 
 CASEs: thread-ref, thread-drop, thread-pte_wait (the shipped thread-2018 scenario), thread-ref-short
 (the same with max_attempts=50, for profiling), small-drop (4 PTEs, 3 tasks).
@@ -112,19 +114,28 @@ def spec():
 TILE_CASES = {"ref": (8192, 1024), "drop": (200_000, 20_000), "ptl_pin": (1_000_000, 100_000),
               "pte_wait": (1_000_000, 100_000), "flag_spin": (1_000_000, 50_000),
               "lock_noref": (200_000, 20_000)}
+# Small pages, where the tile is narrower than a warp (cupy_engine.tile_lanes): (sets, strategy,
+# GPU trials, native trials).
+TILE_SMALL = {"drop M=4 A=3 (4 lanes)": (["page.mapcount=4", "page.active=3"], "drop", 4_000_000, 200_000),
+              "ptl_pin M=8 A=8 (8 lanes)": (["page.mapcount=8", "page.active=8"], "ptl_pin", 2_000_000, 100_000),
+              "ref M=12 A=12 (16 lanes)": (["page.mapcount=12", "page.active=12", "budget.max_attempts=50"],
+                                           "ref", 1_000_000, 50_000)}
 
 
 def tile():
-    """The thread-2018 strategies on the device, one thread per trial and one warp per trial (the
-    tile; lock_noref's lanes share each pick of its global order), against the native engine on every
-    core, with the records' equality on a sample; JSON rows on stdout."""
-    from mcexplore.engines.cupy_engine import CupyEngine
-    from mcexplore.results import Aggregate
+    """The thread-2018 strategies on the device, one thread per trial and one tile per trial (a
+    warp at 201 tasks; lock_noref's lanes share each pick of its global order), and small pages on
+    sub-warp tiles, against the native engine on every core, with the records' equality on a
+    sample; JSON rows on stdout (a summary line per case on stderr as it goes)."""
+    from mcexplore.engines.cupy_engine import CupyEngine, tile_lanes
+    from mcexplore.engines.pack import pack
 
-    sc = load_scenario("thread-2018")
+    cases = [(label, load_scenario("thread-2018").compile(label), n_gpu, n_cpu)
+             for label, (n_gpu, n_cpu) in TILE_CASES.items()]
+    cases += [(label, load_scenario("thread-2018", sets).compile(strat), n_gpu, n_cpu)
+              for label, (sets, strat, n_gpu, n_cpu) in TILE_SMALL.items()]
     rows = []
-    for label, (n_gpu, n_cpu) in TILE_CASES.items():
-        c = sc.compile(label)
+    for label, c, n_gpu, n_cpu in cases:
         same = CupyEngine(sched="tile").run_records(c, 3, 0, 64).equals(get_engine("numpy").run_records(c, 3, 0, 64)) \
             if label != "ref" else None
         for sched in ("trial", "tile"):
@@ -135,6 +146,7 @@ def tile():
             w = time.perf_counter() - t
             rows.append({"case": label, "backend": f"cupy/{sched}", "trials": n_gpu, "wall_s": w,
                          "attempts_per_s": agg.sums["attempts"] / w, "trials_per_s": n_gpu / w,
+                         "tile_lanes": tile_lanes(pack(c)) if sched == "tile" else 1,
                          "tile_equals_numpy_64": same})
         r = measure("native", c, n_cpu)
         r.update(case=label, backend="native/all")
@@ -142,7 +154,7 @@ def tile():
         by = {x["backend"]: x for x in rows if x["case"] == label}
         best = max(by["cupy/trial"]["attempts_per_s"], by["cupy/tile"]["attempts_per_s"])
         by["native/all"]["cupy_best_over_native"] = best / by["native/all"]["attempts_per_s"]
-        print(f"{label:<11} trial {by['cupy/trial']['attempts_per_s']:.3g}  tile {by['cupy/tile']['attempts_per_s']:.3g}"
+        print(f"{label:<26} trial {by['cupy/trial']['attempts_per_s']:.3g}  tile {by['cupy/tile']['attempts_per_s']:.3g}"
               f"  native {by['native/all']['attempts_per_s']:.3g} attempts/s  best/native "
               f"x{by['native/all']['cupy_best_over_native']:.0f}  tile==numpy {same}", file=sys.stderr, flush=True)
     print(json.dumps(rows, indent=1))

@@ -5,7 +5,9 @@
 What it measures here, and what it assumes (docs/kernels.md, "Schedulers"):
 
 * The device compile: ptxas -v of simulate_records (one thread per trial) and of
-  simulate_records_tile (one warp per trial) for sm_90 (registers, stack, spills) and the
+  simulate_records_tile<W> (one tile of W lanes per trial, at every width of TILE_LANES; the
+  predictions below are for thread-2018's 201 tasks, hence W = 32) for sm_90 (registers, stack,
+  spills) and the
   static instruction count of each device function (SASS from cuobjdump where it is installed,
   else PTX lines from nvcc -ptx). Needs nvcc; without it this part is null.
 * The lane counters on the shipped thread-2018 scenario (counted at run time,
@@ -67,16 +69,22 @@ def device_compile():
     nvcc = shutil.which("nvcc") or ("/usr/local/cuda/bin/nvcc" if Path("/usr/local/cuda/bin/nvcc").exists() else None)
     if not nvcc:
         return None
+    from mcexplore.constants import TILE_LANES
     from mcexplore.engines import kernel_source
 
     out = {}
     with tempfile.TemporaryDirectory() as d:
         src = Path(d) / "all.cu"
         src.write_text(kernel_source.assemble())
+        # Every tile width instantiated (the engine's modules instantiate one each, by name).
         r = subprocess.run([nvcc, "-cubin", "-arch=sm_90", "-std=c++17", "--fmad=false", "-Xptxas", "-v",
-                            str(src), "-o", str(Path(d) / "all.cubin")], capture_output=True, text=True)
-        for kernel in ("simulate_records", "simulate_records_tile"):
-            m = re.search(rf"Function properties for {kernel}\s+(\d+) bytes stack frame, (\d+) bytes "
+                            "-DMCX_TILE_INSTANCES", str(src), "-o", str(Path(d) / "all.cubin")],
+                           capture_output=True, text=True)
+        kernels = {"simulate_records": "simulate_records"}
+        for w in TILE_LANES:
+            kernels[f"simulate_records_tile<{w}>"] = rf"_Z21simulate_records_tileILi{w}EE\w*"
+        for kernel, pattern in kernels.items():
+            m = re.search(rf"Function properties for {pattern}\s+(\d+) bytes stack frame, (\d+) bytes "
                           r"spill stores, (\d+) bytes spill loads\s+ptxas info\s+: Used (\d+) registers", r.stderr)
             if m:
                 out[kernel] = {"stack_bytes": int(m[1]), "spill_stores": int(m[2]),
@@ -96,7 +104,8 @@ def device_compile():
                     counts[name] += 1
             out["static_count"] = "SASS instructions (cuobjdump -sass, sm_90)"
         else:
-            subprocess.run([nvcc, "-ptx", "-arch=compute_90", "-std=c++17", "--fmad=false", str(src),
+            subprocess.run([nvcc, "-ptx", "-arch=compute_90", "-std=c++17", "--fmad=false",
+                            "-DMCX_TILE_INSTANCES", str(src),
                             "-o", str(Path(d) / "all.ptx")], check=True, capture_output=True)
             name = None
             for line in (Path(d) / "all.ptx").read_text().splitlines():

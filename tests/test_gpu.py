@@ -95,27 +95,36 @@ def test_cupy_matches_numpy_and_native_page(gpu, ref_engines):
 
 
 def test_cupy_tile_matches_numpy(ref_engines):
-    """The tile kernel (one warp per trial, kernels/lanes.h) over the whole page-level parity
-    matrix (lock_noref's global order included), the shipped scenario and the device-side
-    aggregate, each against the numpy engine."""
+    """The tile kernel (one tile of lanes per trial, kernels/lanes.h) over the whole page-level
+    parity matrix (lock_noref's global order included; its small pages run on 4- and 8-lane
+    tiles, several a warp), thread-2018 at 12 tasks (16 lanes) and as shipped (a warp), and the
+    device-side aggregate, each against the numpy engine."""
     import test_parity as tp
 
+    from mcexplore.constants import TILE_LANES
+    from mcexplore.engines.cupy_engine import tile_lanes
+    from mcexplore.engines.pack import pack
     from mcexplore.results import Aggregate
     from mcexplore.scenario import load_scenario
 
     numpy_engine, _ = ref_engines
     tile = CupyEngine(sched="tile")
+    widths = set()
     for j, (cid, (strategy, opts, scen)) in enumerate(_page_cases()):
         c = tp.make(strategy, opts, **tp.SCENARIOS[scen])
+        widths.add(tile_lanes(pack(c)))
         seed = 0x711E + j * 31337
         ref = numpy_engine.run_records(c, seed, 7000 + j, 7000 + j + 64)
         tp.assert_same(ref, tile.run_records(c, seed, 7000 + j, 7000 + j + 64), f"cupy tile {cid}")
-    sc = load_scenario("thread-2018", ["budget.max_attempts=30"])
-    for label in sc.labels():
-        c = sc.compile(label)
-        ref = numpy_engine.run_records(c, 5, 0, 48)
-        tp.assert_same(ref, tile.run_records(c, 5, 0, 48), f"cupy tile thread-2018 {label}")
-        _agg_equal(Aggregate.from_records(ref), tile.run_aggregate(c, 5, 0, 48))
+    for sets in (["page.mapcount=12", "page.active=12"], []):
+        sc = load_scenario("thread-2018", ["budget.max_attempts=30", *sets])
+        for label in sc.labels():
+            c = sc.compile(label)
+            widths.add(tile_lanes(pack(c)))
+            ref = numpy_engine.run_records(c, 5, 0, 48)
+            tp.assert_same(ref, tile.run_records(c, 5, 0, 48), f"cupy tile thread-2018 {sets} {label}")
+            _agg_equal(Aggregate.from_records(ref), tile.run_aggregate(c, 5, 0, 48))
+    assert widths == set(TILE_LANES), widths
 
 
 def test_cupy_matches_numpy_and_native_block(gpu, ref_engines):

@@ -6,6 +6,7 @@ against mcexplore.rng, the parameter block, #line directives, the cache key, a P
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -455,10 +456,13 @@ def _nvcc():
     return shutil.which("nvcc") or (os.path.exists("/usr/local/cuda/bin/nvcc") and "/usr/local/cuda/bin/nvcc")
 
 
-@pytest.mark.parametrize("arch,defines", [("compute_80", ()), ("compute_90", ()),
-                                          ("compute_90", ("-DMCX_DEVICE_SPEC=1",))])
+@pytest.mark.parametrize("arch,defines", [("compute_80", ()), ("compute_90", ("-DMCX_TILE_INSTANCES",)),
+                                          ("compute_90", ("-DMCX_DEVICE_SPEC=1",)),
+                                          ("compute_90", ("-DMCX_TILE_ONLY", "-DMCX_TILE_INSTANCES"))])
 def test_device_code_compiles_to_ptx(tmp_path, arch, defines):
-    """Device-only code compiles (also a module specialised for one strategy, MCX_DEVICE_SPEC)."""
+    """Device-only code compiles (also a module specialised for one strategy, MCX_DEVICE_SPEC, the
+    tile kernel at every width, which the engine instantiates one by one by name, and a tile
+    width's own module, MCX_TILE_ONLY, without the per-trial kernel)."""
     nvcc = _nvcc()
     if not nvcc:
         pytest.skip("nvcc not installed")
@@ -473,7 +477,11 @@ def test_device_code_compiles_to_ptx(tmp_path, arch, defines):
     from mcexplore.engines.cupy_engine import KERNELS
 
     for k in KERNELS:
-        assert f".entry {k}(" in ptx, k
+        assert (f".entry {k}(" in ptx) == (k != "simulate_records" or "-DMCX_TILE_ONLY" not in defines), k
+    from mcexplore.constants import TILE_LANES
+
+    tiles = sorted(int(w) for w in re.findall(r"\.entry _Z21simulate_records_tileILi(\d+)EE", ptx))
+    assert tiles == (sorted(TILE_LANES) if "-DMCX_TILE_INSTANCES" in defines else []), tiles
 
 
 # -- lazy imports ------------------------------------------------------------------------------

@@ -1,9 +1,9 @@
 """The lanes (issue #10): the device tile's code, the lane scheduler's counters, numpy's compaction.
 
 None may change a result. The tile's code (one trial split over the lanes of a tile, the
-migrator run by every lane, the lanes meeting only in collectives) runs here on threads standing
-in for the lanes, with the device's width and a narrower one, against the numpy engine over the
-parity matrix. Counting lane utilisation leaves the records those of the numpy engine, and a numpy batch gives the same records whether or not its finished
+migrator run by every lane, the lanes meeting only in collectives) runs here on coroutines standing
+in for the lanes, at a warp's width and at a sub-warp tile's (8 lanes, in a build that asks for
+it), against the numpy engine over the parity matrix. Counting lane utilisation leaves the records those of the numpy engine, and a numpy batch gives the same records whether or not its finished
 trials are compacted out. The counters themselves obey the tile arithmetic of kernels/lanes.h."""
 
 from __future__ import annotations
@@ -36,23 +36,25 @@ def _tile_cases():
     return tp.CASES  # the page-level matrix, every strategy (block level never runs on a tile)
 
 
-@pytest.mark.parametrize("case", _tile_cases(), ids=lambda c: __import__("test_parity")._case_id(c))
-def test_tile_matches_numpy(native, case):
-    """The device tile's template instance on coroutines standing in for its lanes, bit for bit."""
+def _tile_against_numpy(lib, case, lanes, n):
     import test_parity as tp
 
     from mcexplore.engines.pack import pack
     from mcexplore.results import Records
 
-    plain, _ = native
     strategy, opts, scen = case
     j = tp.CASES.index(case)
     c = tp.make(strategy, opts, **tp.SCENARIOS[scen])
     seed, t0 = 0x5EED0000 + j * 7919 + (1 << 40), 1000 * j
-    n = 32
     ref = tp.reference(case)
-    got = Records.from_matrix(t0, plain.lib.simulate_tile(pack(c), seed, t0, t0 + n))
-    tp.assert_same(Records.from_matrix(t0, ref.matrix()[:n]), got, f"tile {tp._case_id(case)}")
+    got = Records.from_matrix(t0, lib.simulate_tile(pack(c), seed, t0, t0 + n, lanes=lanes))
+    tp.assert_same(Records.from_matrix(t0, ref.matrix()[:n]), got, f"tile/{lanes} {tp._case_id(case)}")
+
+
+@pytest.mark.parametrize("case", _tile_cases(), ids=lambda c: __import__("test_parity")._case_id(c))
+def test_tile_matches_numpy(native, case):
+    """The device tile's template instance on coroutines standing in for its lanes, bit for bit."""
+    _tile_against_numpy(native[0].lib, case, 32, 32)
 
 
 @pytest.mark.parametrize("label", ["ref", "drop", "ptl_pin", "lock_noref", "flag_spin", "pte_wait",
@@ -67,6 +69,66 @@ def test_tile_matches_numpy_on_the_shipped_scenario(native, label):
     c = load_scenario("thread-2018", SHRUNK).compile(label)
     ref = NumpyEngine().run_records(c, 7, 0, 12)
     assert Records.from_matrix(0, plain.lib.simulate_tile(pack(c), 7, 0, 12)).equals(ref)
+
+
+@pytest.fixture(scope="module")
+def subwarp(tmp_path_factory):
+    """A library with the host instance of the 8-lane tile (-DMCX_HOST_SUBWARP_TILE)."""
+    from mcexplore.engines import native as nat
+
+    cxx = nat.find_compiler()
+    if cxx is None:
+        pytest.skip("no C++ compiler")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CXX", f"{cxx} -DMCX_HOST_SUBWARP_TILE")
+        return nat.build()
+
+
+@pytest.mark.parametrize("case", _tile_cases(), ids=lambda c: __import__("test_parity")._case_id(c))
+def test_subwarp_tile_matches_numpy(subwarp, case):
+    """The 8-lane tile (a quarter of a warp: the device runs four trials a warp so) over the
+    parity matrix, whose pages have 0 to 9 tasks: one task a lane, idle lanes, a lane with two."""
+    _tile_against_numpy(subwarp, case, 8, 16)
+
+
+@pytest.mark.parametrize("label", ["ref", "drop", "lock_noref", "flag_spin", "pte_wait"])
+def test_subwarp_tile_matches_numpy_with_several_tasks_a_lane(subwarp, label):
+    """thread-2018 at 40 tasks on 8 lanes: five tasks a lane."""
+    from mcexplore.engines.pack import pack
+    from mcexplore.results import Records
+
+    c = load_scenario("thread-2018", SHRUNK).compile(label)
+    ref = NumpyEngine().run_records(c, 7, 0, 6)
+    assert Records.from_matrix(0, subwarp.simulate_tile(pack(c), 7, 0, 6, lanes=8)).equals(ref)
+
+
+def test_tile_widths_the_host_runs(native, subwarp):
+    from mcexplore.engines.pack import pack
+
+    plain, _ = native
+    P = pack(load_scenario("thread-2018", SHRUNK).compile("drop"))
+    with pytest.raises(ValueError, match=r"lanes: 8 needs a library built with -DMCX_HOST_SUBWARP_TILE"):
+        plain.lib.simulate_tile(P, 1, 0, 2, lanes=8)
+    with pytest.raises(ValueError, match=r"lanes: 5 is not a tile width the host runs; valid: 8, 32"):
+        subwarp.simulate_tile(P, 1, 0, 2, lanes=5)
+    # The sub-warp build runs the warp's tile too, to the same records.
+    assert np.array_equal(subwarp.simulate_tile(P, 1, 0, 3), plain.lib.simulate_tile(P, 1, 0, 3))
+
+
+@pytest.mark.parametrize("sets, lanes", [(["page.mapcount=4", "page.active=3"], 4),
+                                         (["page.mapcount=8", "page.active=4"], 4),
+                                         (["page.mapcount=9", "page.active=5"], 8),
+                                         (["page.mapcount=16", "page.active=16"], 16),
+                                         (["page.mapcount=40", "page.active=17"], 32),
+                                         ([], 32)])
+def test_device_tile_width_follows_the_active_tasks(sets, lanes):
+    """cupy's tile width (importable without cupy): a lane for every active task, at most a warp."""
+    from mcexplore.constants import TILE_LANES
+    from mcexplore.engines.cupy_engine import tile_lanes
+    from mcexplore.engines.pack import pack
+
+    w = tile_lanes(pack(load_scenario("thread-2018", sets).compile("drop")))
+    assert w == lanes and w in TILE_LANES
 
 
 def test_tile_refuses_what_it_cannot_run(native):

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..params import Compiled
 from ..constants import (EXAMPLE_OUTCOMES, EXAMPLES, HIST_BINS, HIST_METRICS, IS_MAX_SLOTS, NFIELDS, OUTCOMES,
-                         REDUCE_BLOCK, SUMS, Header)
+                         CLASS_WORDS, REDUCE_BLOCK, SUMS, TILE_LANES, ClassWord, Header)
 from ..results import Aggregate, Records
 from . import kernel_source
 from .base import Engine
@@ -37,7 +37,7 @@ from .pack import pack
 # scripts/gpu-profile.py variants). Integer-only code: the cap cannot change a result.
 NVRTC_OPTIONS = ("-std=c++17", "--fmad=false", "--maxrregcount=64")
 KERNELS = ("mcx_philox_kernel", "sample_draws", "sample_words", "hist_buckets", "simulate_records",
-           "simulate_records_tile", "reduce_records")
+           "reduce_records")  # and the tile kernels, tile_kernel(W) for W in TILE_LANES
 RECORDS_BLOCK = 128
 TILTED_AGG_CHUNK = 1 << 20  # trials per host reduction of a tilted run_aggregate
 NEX = len(EXAMPLE_OUTCOMES)
@@ -75,20 +75,29 @@ def nvrtc_options() -> tuple:
     return NVRTC_OPTIONS + tuple(shlex.split(os.environ.get("MCEXPLORE_NVRTC_OPTIONS", "")))
 
 
-def get_module(overrides: dict | None = None):
-    """The compiled cupy.RawModule of the current sources (cached per process by the cache key)."""
+def tile_kernel(lanes: int) -> str:
+    """The name of the tile kernel of ``lanes`` lanes (a template instance, requested by name)."""
+    return f"simulate_records_tile<{lanes}>"
+
+
+def get_module(overrides: dict | None = None, tile_lanes: int | None = None):
+    """The compiled cupy.RawModule of the current sources (cached per process by the cache key),
+    or with ``tile_lanes`` the module of that width's tile kernel (each width is a module of its
+    own, without the per-trial kernel, -DMCX_TILE_ONLY: NVRTC compiles only the instances a module
+    names, and a run uses one width)."""
     import cupy
 
-    options = nvrtc_options()
+    options = nvrtc_options() + (("-DMCX_TILE_ONLY",) if tile_lanes else ())
     src = kernel_source.load(options=options, compiler_id=f"nvrtc|cupy {cupy.__version__}",
                              overrides=overrides)
     dev = cupy.cuda.Device().id
     with _lock:
-        mod = _modules.get((src.key, dev))
+        mod = _modules.get((src.key, dev, tile_lanes))
         if mod is None:
-            mod = cupy.RawModule(code=src.code, options=options, name_expressions=None)
+            names = [tile_kernel(tile_lanes)] if tile_lanes else None
+            mod = cupy.RawModule(code=src.code, options=options, name_expressions=names)
             mod.compile()
-            _modules[(src.key, dev)] = mod
+            _modules[(src.key, dev, tile_lanes)] = mod
         return mod
 
 
@@ -107,15 +116,25 @@ def installed_cupy_wheels() -> list[str]:
 
 
 # How the device runs a trial (``CupyEngine(sched=...)``, ``$MCEXPLORE_GPU_SCHED``; never changes a
-# result): "trial", one thread per trial (every trial; the default), or "tile", one warp per trial,
-# the trial's tasks split over the 32 lanes (kernels/lanes.h, simulate_records_tile) for
-# page-level, untilted trials (lock_noref's global order too: the lanes share each pick), block
-# level and tilted runs per trial. The tile is checked bit for bit on the host (tests/test_lanes.py
-# runs its code with 32 coroutines as lanes) and by tests/test_gpu.py on a device; it becomes the
-# default once a device has measured it.
+# result): "trial", one thread per trial (every trial; the default), or "tile", one tile of lanes
+# per trial, the trial's tasks split over its lanes (kernels/lanes.h, simulate_records_tile<W>):
+# a warp, or for a page of few tasks the narrowest power-of-two part of one that gives each task
+# a lane (tile_lanes), so that a warp runs several trials. The tile runs page-level, untilted
+# trials (lock_noref's global order too: the lanes share each pick); block level and tilted runs
+# stay per trial. The tile is checked bit for bit on the host (tests/test_lanes.py runs its code
+# with coroutines as lanes, at 32 and 8 lanes) and by tests/test_gpu.py on a device; it becomes
+# the default once a device has measured it.
 GPU_SCHEDS = ("trial", "tile")
-TILE_WARPS_PER_SM = 24  # persistent tiles per multiprocessor (at 64 registers a lane, 32 warps would fit)
+TILE_WARPS_PER_SM = 24  # persistent warps per multiprocessor (at 64 registers a lane, 32 would fit)
 TILE_BLOCK = 128  # threads per block of simulate_records_tile: 4 warps
+
+
+def tile_lanes(P) -> int:
+    """The tile width for P's page: the narrowest of TILE_LANES with a lane for each of its active
+    tasks, a warp from 17 tasks on (lanes then own several tasks each)."""
+    off, n = int(P[Header.CLASS_OFF]), int(P[Header.NCLASSES])
+    tasks = max((int(P[off + k * CLASS_WORDS + ClassWord.ACTIVE]) for k in range(n)), default=0)
+    return next((w for w in TILE_LANES if w >= tasks), TILE_LANES[-1])
 
 
 class CupyEngine(Engine):
@@ -178,13 +197,15 @@ class CupyEngine(Engine):
         sw = int(P[Header.SCRATCH_WORDS])
         seed = np.uint64(int(seed) & 0xFFFFFFFFFFFFFFFF)
         if self._tiled(P):
+            w = tile_lanes(P)
             sms = int(cupy.cuda.Device().attributes["MultiProcessorCount"])
-            warps = max(1, min(m, sms * TILE_WARPS_PER_SM))
-            per_block = TILE_BLOCK // 32
-            blocks = (warps + per_block - 1) // per_block
+            # Persistent tiles: enough warps to fill the device, no more tiles than trials.
+            tiles = max(1, min(m, sms * TILE_WARPS_PER_SM * (32 // w)))
+            per_block = TILE_BLOCK // w
+            blocks = (tiles + per_block - 1) // per_block
             scratch = cupy.empty(max(1, blocks * per_block * sw), dtype=cupy.int64)
             nxt = cupy.zeros(1, dtype=cupy.uint64)
-            mod.get_function("simulate_records_tile")(
+            get_module(tile_lanes=w).get_function(tile_kernel(w))(
                 (blocks,), (TILE_BLOCK,), (dP, seed, np.int64(t0), np.int64(m), out, scratch, nxt))
         else:
             scratch = cupy.empty(max(1, m * sw), dtype=cupy.int64)

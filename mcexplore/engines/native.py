@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..constants import ABI_VERSION, NFIELDS, Header, LaneStat, Sched, Simd
+from ..constants import ABI_VERSION, HOST_TILE_LANES, LANE_W, NFIELDS, Header, LaneStat, Sched, Simd
 from ..params import Compiled
 from ..results import Records
 from . import kernel_source
@@ -155,7 +155,7 @@ class NativeLibrary:
         lib.mcx_simulate.argtypes = [P, ctypes.c_uint64, i64, i64, P, ctypes.c_int, ctypes.c_int,
                                      ctypes.c_int, ctypes.c_void_p]
         lib.mcx_simulate_tile.restype = ctypes.c_int
-        lib.mcx_simulate_tile.argtypes = [P, ctypes.c_uint64, i64, i64, P, ctypes.c_void_p]
+        lib.mcx_simulate_tile.argtypes = [P, ctypes.c_uint64, i64, i64, P, ctypes.c_int, ctypes.c_void_p]
         lib.mcx_simd_resolve.restype = ctypes.c_int
         lib.mcx_simd_resolve.argtypes = [ctypes.c_int]
         lib.mcx_philox_lanes.restype = ctypes.c_int
@@ -230,18 +230,26 @@ class NativeLibrary:
             raise RuntimeError(f"draw batching {simd!r} cannot run on this CPU")
         return _records(rc, "mcx_simulate", out, t0)
 
-    def simulate_tile(self, params: np.ndarray, seed: int, t0: int, t1: int,
+    def simulate_tile(self, params: np.ndarray, seed: int, t0: int, t1: int, lanes: int = LANE_W,
                       lane_stats: np.ndarray | None = None) -> np.ndarray:
         """Records (NFIELDS per row) of trials [t0, t1) by the device tile's code on the host: each
-        trial run by LANE_W coroutines standing in for a warp's lanes (kernels/lanes.h). Slow: for
-        tests of the tile formulation without a GPU, and for the tile's lane counters (lane_stats,
-        as in ``simulate``)."""
+        trial run by ``lanes`` coroutines standing in for the lanes of a tile (kernels/lanes.h):
+        LANE_W, a warp, or 8, a sub-warp tile, in a library built with -DMCX_HOST_SUBWARP_TILE
+        (``CXX="g++ -DMCX_HOST_SUBWARP_TILE"``; HOST_TILE_LANES). Slow: for tests of the tile
+        formulation without a GPU, and for the tile's lane counters (lane_stats, as in
+        ``simulate``)."""
+        if lanes not in HOST_TILE_LANES:
+            raise ValueError(f"lanes: {lanes!r} is not a tile width the host runs; valid: "
+                             f"{', '.join(map(str, HOST_TILE_LANES))}")
         out = np.zeros((max(0, t1 - t0), NFIELDS), dtype=np.int64)
         rc = self.lib.mcx_simulate_tile(np.ascontiguousarray(params, dtype=np.int64),
                                         int(seed) & 0xFFFFFFFFFFFFFFFF, int(t0), int(t1), out,
-                                        _counters(lane_stats))
+                                        int(lanes), _counters(lane_stats))
         if rc == -4:
             raise ValueError("a tile runs page-level, untilted trials")
+        if rc == -5:
+            raise ValueError(f"lanes: {lanes} needs a library built with -DMCX_HOST_SUBWARP_TILE "
+                             f"(CXX=\"g++ -DMCX_HOST_SUBWARP_TILE\"); this one runs {LANE_W}")
         return _records(rc, "mcx_simulate_tile", out, t0)
 
 
