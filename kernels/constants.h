@@ -8,6 +8,7 @@
 #define MCX_ABI_VERSION 6  // mcx_abi_version() returns it
 #define MCX_NLANE_STATS 4  // lane counters (mcexplore.constants.LaneStat)
 #define MCX_LANE_W 32  // lanes of the device tile the lane counters measure against
+#define MCX_TILE_MAX_LANES 128  // the widest tile (TILE_LANES)
 #define MCX_DRAW_COUNT_DISTS 64  // distributions the draw counters tell apart
 #define MCX_DRAW_COUNTERS 68  // mcx_draw_counts words
 #define MCX_HDR_WORDS 32
@@ -207,7 +208,7 @@
 // X(code) for every task event that runs (not NONE): the event dispatch and the lane scheduler (page.h).
 #define MCX_FOR_EACH_TASK_EVENT(X) X(MCX_EV_ACCESS) X(MCX_EV_FAULT) X(MCX_EV_PTL) X(MCX_EV_DROPB) X(MCX_EV_WAKE) X(MCX_EV_WAKE_RES) X(MCX_EV_SPIN_RES) X(MCX_EV_PTE_RES) X(MCX_EV_RET) X(MCX_EV_TOUCH) X(MCX_EV_UNLOCK)
 // X(W) for every device tile width (TILE_LANES; mcexplore.cu's instances under MCX_TILE_INSTANCES).
-#define MCX_FOR_EACH_TILE_LANES(X) X(4) X(8) X(16) X(32)
+#define MCX_FOR_EACH_TILE_LANES(X) X(4) X(8) X(16) X(32) X(64) X(128)
 
 // Strategies (mcexplore.strategies: the registry's codes).
 #define MCX_S_REF 0

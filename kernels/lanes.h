@@ -40,9 +40,9 @@ struct mcx_tile_emu {
     int cur = 0;      // the lane running
     int arrived = 0;  // lanes parked at the collective being gathered
     ucontext_t main_ctx;
-    ucontext_t ctx[MCX_LANE_W];
+    ucontext_t ctx[MCX_TILE_MAX_LANES];
     std::vector<char> stacks;
-    mcx_i64 val[MCX_LANE_W], val2[MCX_LANE_W], val3[MCX_LANE_W];
+    mcx_i64 val[MCX_TILE_MAX_LANES], val2[MCX_TILE_MAX_LANES], val3[MCX_TILE_MAX_LANES];
     // When counting: the tile's steps, events, lane-slots and (step, event kind) rounds
     // (mcexplore.constants.LaneStat; page.h, advance_tile).
     bool counting = false;
@@ -125,29 +125,60 @@ struct mcx_lane_ctx {
 };
 
 #if defined(MCX_CUDA)
-// The lanes of this lane's tile within its warp: W consecutive lanes, W a power of two up to 32.
-// Tiles narrower than a warp run their own trials and so diverge from each other: every
-// collective names its own tile's lanes only, and a shuffle of width W stays inside them.
+// The lanes of this lane's tile within its warp: W consecutive lanes, W a power of two up to 32,
+// or the whole warp for a tile of several warps. Tiles narrower than a warp run their own trials
+// and so diverge from each other: every collective names its own tile's lanes only, and a shuffle
+// of width W stays inside them.
 template <int W>
 static __device__ __forceinline__ unsigned mcx_tile_mask() {
-    static_assert(W >= 2 && W <= 32 && (W & (W - 1)) == 0, "a device tile is a warp or a power-of-two part of one");
-    if constexpr (W == 32) {
+    static_assert(W >= 2 && W <= MCX_TILE_MAX_LANES && (W & (W - 1)) == 0,
+                  "a device tile is a power-of-two part of a warp, a warp, or a power of two of warps");
+    if constexpr (W >= 32) {
         return 0xffffffffu;
     } else {
         return ((1u << W) - 1u) << ((threadIdx.x & 31u) & ~(unsigned)(W - 1));
     }
 }
+// A tile of several warps is a block of its own (W threads; cupy_engine launches it so). Its
+// collectives fold within each warp, then across the warps through shared memory between two
+// __syncthreads; the first also makes every write before it, task words of other lanes included,
+// seen by the whole tile.
+template <int OP>
+static __device__ __forceinline__ mcx_i64 mcx_warp_fold(mcx_i64 v) {
+    if constexpr (OP == 2) {
+        return __any_sync(0xffffffffu, v != 0 ? 1 : 0) != 0;
+    } else {
+        for (int o = 16; o; o >>= 1) {
+            const mcx_i64 u = __shfl_xor_sync(0xffffffffu, v, o);
+            v = OP == 0 ? v + u : (u > v ? u : v);
+        }
+        return v;
+    }
+}
+template <int OP>
+static __device__ __forceinline__ mcx_i64 mcx_fold_op(mcx_i64 a, mcx_i64 b) {
+    return OP == 0 ? a + b : OP == 1 ? (b > a ? b : a) : (a | b);
+}
 #endif
 
 // The tile's fold of every lane's v (OP 0 sum, 1 max, 2 or): on the device a butterfly of warp
-// shuffles within the tile (a vote for or), on the host the coroutines' turn
-// (mcx_tile_emu::reduce).
+// shuffles within the tile (a vote for or), across the warps of a wider tile through shared
+// memory; on the host the coroutines' turn (mcx_tile_emu::reduce).
 template <int W, int OP>
 MCX_FN mcx_i64 mcx_lanes_fold(const mcx_lane_ctx& lc, mcx_i64 v) {
 #if defined(MCX_CUDA)
     (void)lc;
     const unsigned m = mcx_tile_mask<W>();
-    if constexpr (OP == 2) {
+    if constexpr (W > 32) {
+        __shared__ mcx_i64 part[W / 32];
+        v = mcx_warp_fold<OP>(v);
+        __syncthreads();
+        if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = v;
+        __syncthreads();
+        mcx_i64 r = part[0];
+        for (int j = 1; j < W / 32; ++j) r = mcx_fold_op<OP>(r, part[j]);
+        return r;
+    } else if constexpr (OP == 2) {
         return __any_sync(m, v != 0 ? 1 : 0) != 0;
     } else {
         for (int o = W / 2; o; o >>= 1) {
@@ -161,15 +192,23 @@ MCX_FN mcx_i64 mcx_lanes_fold(const mcx_lane_ctx& lc, mcx_i64 v) {
 #endif
 }
 // Lane src's v, to every lane of the tile. On the device the tile's memory writes before it are
-// seen by every lane of it after it (__syncwarp), so a lane that ran an event for all of them can
-// hand over its state with it.
+// seen by every lane of it after it (__syncwarp, or __syncthreads for several warps), so a lane
+// that ran an event for all of them can hand over its state with it.
 template <int W>
 MCX_FN mcx_i64 mcx_lanes_bcast(const mcx_lane_ctx& lc, mcx_i64 v, int src) {
 #if defined(MCX_CUDA)
     (void)lc;
-    const unsigned m = mcx_tile_mask<W>();
-    __syncwarp(m);
-    return __shfl_sync(m, v, src, W);
+    if constexpr (W > 32) {
+        __shared__ mcx_i64 b;
+        __syncthreads();
+        if ((int)threadIdx.x == src) b = v;
+        __syncthreads();
+        return b;
+    } else {
+        const unsigned m = mcx_tile_mask<W>();
+        __syncwarp(m);
+        return __shfl_sync(m, v, src, W);
+    }
 #else
     return lc.emu->bcast(lc.lane, v, src);
 #endif
@@ -181,15 +220,31 @@ MCX_FN mcx_i64 mcx_lanes_argmin(const mcx_lane_ctx& lc, mcx_i64 t, mcx_i64 s, mc
 #if defined(MCX_CUDA)
     (void)lc;
     const unsigned m = mcx_tile_mask<W>();
-    for (int o = W / 2; o; o >>= 1) {
-        const mcx_i64 ut = __shfl_xor_sync(m, t, o, W);
-        const mcx_i64 us = __shfl_xor_sync(m, s, o, W);
-        const mcx_i64 uc = __shfl_xor_sync(m, c, o, W);
+    constexpr int WW = W > 32 ? 32 : W;  // the butterfly's width: the tile, or each of its warps
+    for (int o = WW / 2; o; o >>= 1) {
+        const mcx_i64 ut = __shfl_xor_sync(m, t, o, WW);
+        const mcx_i64 us = __shfl_xor_sync(m, s, o, WW);
+        const mcx_i64 uc = __shfl_xor_sync(m, c, o, WW);
         if (ut < t || (ut == t && us < s)) {
             t = ut;
             s = us;
             c = uc;
         }
+    }
+    if constexpr (W > 32) {
+        __shared__ mcx_i64 pt[W / 32], ps[W / 32], pc[W / 32];
+        __syncthreads();
+        if ((threadIdx.x & 31) == 0) {
+            const int w = threadIdx.x >> 5;
+            pt[w] = t;
+            ps[w] = s;
+            pc[w] = c;
+        }
+        __syncthreads();
+        int b = 0;
+        for (int j = 1; j < W / 32; ++j)
+            if (pt[j] < pt[b] || (pt[j] == pt[b] && ps[j] < ps[b])) b = j;
+        c = pc[b];
     }
     return c;
 #else

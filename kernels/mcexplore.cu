@@ -126,18 +126,18 @@ extern "C" __global__ void simulate_records(const mcx_i64* P, mcx_u64 seed, mcx_
 }
 #endif
 
-// The same records, one tile of W lanes per trial (page.h, lanes.h): W = 32, a warp, or a
-// power-of-two part of one for pages with few tasks (cupy_engine.py picks W from the page's
-// tasks; each W is requested by name, simulate_records_tile<W>), for a page-level, untilted P
-// (the Python side checks). Persistent tiles: each tile takes the next trial from *next (zero at
-// launch) until none is left, so a long trial holds up its own tile only. scratch:
-// P[MCX_H_SCRATCH_WORDS] words per tile of the launch.
+// The same records, one tile of W lanes per trial (page.h, lanes.h): W = 32, a warp; a
+// power-of-two part of one for pages with few tasks; or W / 32 warps, a block of W threads, for
+// pages with more than 32 tasks a lane (cupy_engine.py picks W from the page's tasks and
+// launches so; each W is requested by name, simulate_records_tile<W>), for a page-level,
+// untilted P (the Python side checks). Persistent tiles: each tile takes the next trial from
+// *next (zero at launch) until none is left, so a long trial holds up its own tile only.
+// scratch: P[MCX_H_SCRATCH_WORDS] words per tile of the launch.
 template <int W>
 __global__ void simulate_records_tile(const mcx_i64* P, mcx_u64 seed, mcx_i64 t0, mcx_i64 n,
                                       mcx_i64* out, mcx_i64* scratch, unsigned long long* next) {
     const int lane = (int)(threadIdx.x & (W - 1));
     const mcx_i64 tile = ((mcx_i64)blockIdx.x * blockDim.x + threadIdx.x) / W;
-    const unsigned m = mcx_tile_mask<W>();
     mcx_scratch s;
     s.base = scratch + tile * P[MCX_H_SCRATCH_WORDS];
     s.stride = 1;
@@ -146,13 +146,13 @@ __global__ void simulate_records_tile(const mcx_i64* P, mcx_u64 seed, mcx_i64 t0
     for (;;) {
         unsigned long long j = 0;
         if (lane == 0) j = atomicAdd(next, 1ull);
-        j = __shfl_sync(m, j, 0, W);
+        // Also the tile's barrier between trials: the last trial's lane-0 record is written.
+        j = (unsigned long long)mcx_lanes_bcast<W>(lc, (mcx_i64)j, 0);
         if ((mcx_i64)j >= n) break;
         mcx_i64 rec[MCX_NFIELDS];
         mcx_trial_page<-1, false, W>(P, seed, t0 + (mcx_i64)j, rec, s, lc);
         if (lane == 0)
             for (int f = 0; f < MCX_NFIELDS; ++f) out[(mcx_i64)j * MCX_NFIELDS + f] = rec[f];
-        __syncwarp(m);
     }
 }
 #if defined(MCX_TILE_INSTANCES)
@@ -333,9 +333,11 @@ extern "C" int mcx_simulate_tile(const mcx_i64* P, mcx_u64 seed, mcx_i64 t0, mcx
     if (P[MCX_H_LEVEL] || P[MCX_H_IS_NSLOT]) return -4;
     if (lanes == MCX_LANE_W)
         mcx_tile_run<MCX_LANE_W>(P, seed, t0, t1, out, lane_stats);
-#if defined(MCX_HOST_SUBWARP_TILE)
+#if defined(MCX_HOST_TILE_WIDTHS)
     else if (lanes == 8)
         mcx_tile_run<8>(P, seed, t0, t1, out, lane_stats);
+    else if (lanes == 64)
+        mcx_tile_run<64>(P, seed, t0, t1, out, lane_stats);
 #endif
     else
         return -5;

@@ -316,13 +316,14 @@ class LaneStat(IntEnum):
 
 
 LANE_W = 32  # the lanes of a device tile (a warp) that the counters measure against
-# Widths of a device tile (simulate_records_tile<W>, each requested by name): a warp, or a
-# power-of-two part of one for a page with few tasks (cupy_engine.tile_lanes picks it). The host
-# runs the tile's code at two of them (mcx_simulate_tile): the warp, and one sub-warp width in a
-# build that asks for it (-DMCX_HOST_SUBWARP_TILE: the instance adds about 8 s to a build); the
-# other widths differ from 8 only in a constant.
-TILE_LANES = (4, 8, 16, 32)
-HOST_TILE_LANES = (8, 32)
+# Widths of a device tile (simulate_records_tile<W>, each requested by name): a warp; a
+# power-of-two part of one for a page with few tasks; several warps (a block) for a page of more
+# than 32 tasks a lane (cupy_engine.tile_lanes picks it). The host runs the tile's code at three
+# of them (mcx_simulate_tile): the warp, and in a build that asks for them (-DMCX_HOST_TILE_WIDTHS:
+# each instance adds about 8 s to a build) one sub-warp width and one of two warps; the other
+# widths differ from those only in a constant.
+TILE_LANES = (4, 8, 16, 32, 64, 128)
+HOST_TILE_LANES = (8, 32, 64)
 
 
 class DrawCount(IntEnum):
@@ -380,6 +381,7 @@ _SCALARS = (
     ("ABI_VERSION", ABI_VERSION, "mcx_abi_version() returns it"),
     ("NLANE_STATS", len(LaneStat), "lane counters (mcexplore.constants.LaneStat)"),
     ("LANE_W", LANE_W, "lanes of the device tile the lane counters measure against"),
+    ("TILE_MAX_LANES", max(TILE_LANES), "the widest tile (TILE_LANES)"),
     ("DRAW_COUNT_DISTS", DRAW_COUNT_DISTS, "distributions the draw counters tell apart"),
     ("DRAW_COUNTERS", int(DRAW_COUNTERS), "mcx_draw_counts words"),
     ("HDR_WORDS", HDR_WORDS, ""),

@@ -65,6 +65,7 @@ step() {
 
 # 1. Issue #10's figures: one thread per trial, one warp per trial (the tile), native on every core.
 step tile 140 $PY scripts/gpu-profile.py tile > "$DEST/gpu-tile.json" 2> "$DEST/gpu-tile.log"
+TILE_RC=$?
 
 # 2. The GPU tests.
 MARK="gpu"
@@ -207,5 +208,6 @@ if [ "${GPU_CHECK_SPEC:-0}" = "1" ]; then
     # docs/kernels.md).
     timeout 240 $PY scripts/gpu-profile.py spec > "$DEST/gpu-spec.json" 2> "$DEST/gpu-spec.log" || true
 fi
-echo "gpu-check: tests rc=$TEST_RC summary rc=$BENCH_RC, $(($(date +%s) - START)) s of a $BUDGET s budget; summary in $DEST/gpu-check.json"
-[ "$TEST_RC" = "0" ] && [ "$BENCH_RC" = "0" ]
+echo "gpu-check: tile rc=$TILE_RC tests rc=$TEST_RC summary rc=$BENCH_RC, $(($(date +%s) - START)) s of a $BUDGET s budget; summary in $DEST/gpu-check.json"
+# Success is steps 1 to 3 run to their end (a step cut short or skipped by the budget fails it).
+[ "$TILE_RC" = "0" ] && [ "$TEST_RC" = "0" ] && [ "$BENCH_RC" = "0" ]

@@ -6,11 +6,11 @@
                                                   # set for thread-ref-short is written to OUTFILE
   python3 scripts/gpu-profile.py spec             # cupy throughput, generic module against one
                                                   # built for the case's strategy (MCX_DEVICE_SPEC)
-  python3 scripts/gpu-profile.py tile             # per thread-2018 strategy and 3 small pages:
-                                                  # cupy one thread per trial, cupy one tile per
-                                                  # trial (a warp, or 4-16 lanes for a small
-                                                  # page), and native on every core, in one call
-                                                  # (issue #10)
+  python3 scripts/gpu-profile.py tile             # per thread-2018 strategy, 3 small pages and 2
+                                                  # of 2048 tasks: cupy one thread per trial, cupy
+                                                  # one tile per trial (a warp; 4-16 lanes for a
+                                                  # small page, 64 for a large one), and native
+                                                  # on every core, in one call (issue #10)
 
 CASEs: thread-ref, thread-drop, thread-pte_wait (the shipped thread-2018 scenario), thread-ref-short
 (the same with max_attempts=50, for profiling), small-drop (4 PTEs, 3 tasks).
@@ -114,30 +114,34 @@ def spec():
 TILE_CASES = {"ref": (8192, 1024), "drop": (200_000, 20_000), "ptl_pin": (1_000_000, 100_000),
               "pte_wait": (1_000_000, 100_000), "flag_spin": (1_000_000, 50_000),
               "lock_noref": (200_000, 20_000)}
-# Small pages, where the tile is narrower than a warp (cupy_engine.tile_lanes): (sets, strategy,
-# GPU trials, native trials).
-TILE_SMALL = {"drop M=4 A=3 (4 lanes)": (["page.mapcount=4", "page.active=3"], "drop", 4_000_000, 200_000),
-              "ptl_pin M=8 A=8 (8 lanes)": (["page.mapcount=8", "page.active=8"], "ptl_pin", 2_000_000, 100_000),
+# Small pages, where the tile is narrower than a warp, and large ones, where it is two warps
+# (cupy_engine.tile_lanes): (sets, strategy, GPU trials, native trials, trials checked against
+# numpy).
+TILE_OTHER = {"drop M=4 A=3 (4 lanes)": (["page.mapcount=4", "page.active=3"], "drop", 4_000_000, 200_000, 64),
+              "ptl_pin M=8 A=8 (8 lanes)": (["page.mapcount=8", "page.active=8"], "ptl_pin", 2_000_000, 100_000, 64),
               "ref M=12 A=12 (16 lanes)": (["page.mapcount=12", "page.active=12", "budget.max_attempts=50"],
-                                           "ref", 1_000_000, 50_000)}
+                                           "ref", 1_000_000, 50_000, 64),
+              "drop M=2048 (64 lanes)": (["page.mapcount=2048"], "drop", 4096, 2_000, 4),
+              "lock_noref M=2048 (64 lanes)": (["page.mapcount=2048"], "lock_noref", 4096, 4_000, 1)}
 
 
 def tile():
     """The thread-2018 strategies on the device, one thread per trial and one tile per trial (a
-    warp at 201 tasks; lock_noref's lanes share each pick of its global order), and small pages on
-    sub-warp tiles, against the native engine on every core, with the records' equality on a
-    sample; JSON rows on stdout (a summary line per case on stderr as it goes)."""
+    warp at 201 tasks; lock_noref's lanes share each pick of its global order), small pages on
+    sub-warp tiles and large ones on two warps, against the native engine on every core, with
+    the records' equality on a sample; JSON rows on stdout (a summary line per case on stderr as
+    it goes)."""
     from mcexplore.engines.cupy_engine import CupyEngine, tile_lanes
     from mcexplore.engines.pack import pack
 
-    cases = [(label, load_scenario("thread-2018").compile(label), n_gpu, n_cpu)
+    cases = [(label, load_scenario("thread-2018").compile(label), n_gpu, n_cpu, 0 if label == "ref" else 64)
              for label, (n_gpu, n_cpu) in TILE_CASES.items()]
-    cases += [(label, load_scenario("thread-2018", sets).compile(strat), n_gpu, n_cpu)
-              for label, (sets, strat, n_gpu, n_cpu) in TILE_SMALL.items()]
+    cases += [(label, load_scenario("thread-2018", sets).compile(strat), n_gpu, n_cpu, check)
+              for label, (sets, strat, n_gpu, n_cpu, check) in TILE_OTHER.items()]
     rows = []
-    for label, c, n_gpu, n_cpu in cases:
-        same = CupyEngine(sched="tile").run_records(c, 3, 0, 64).equals(get_engine("numpy").run_records(c, 3, 0, 64)) \
-            if label != "ref" else None
+    for label, c, n_gpu, n_cpu, check in cases:
+        same = CupyEngine(sched="tile").run_records(c, 3, 0, check).equals(
+            get_engine("numpy").run_records(c, 3, 0, check)) if check else None
         for sched in ("trial", "tile"):
             eng = CupyEngine(sched=sched)
             eng.run_aggregate(c, 0, 10**9, 10**9 + 512)
@@ -147,7 +151,7 @@ def tile():
             rows.append({"case": label, "backend": f"cupy/{sched}", "trials": n_gpu, "wall_s": w,
                          "attempts_per_s": agg.sums["attempts"] / w, "trials_per_s": n_gpu / w,
                          "tile_lanes": tile_lanes(pack(c)) if sched == "tile" else 1,
-                         "tile_equals_numpy_64": same})
+                         "tile_equals_numpy": same, "trials_checked": check})
         r = measure("native", c, n_cpu)
         r.update(case=label, backend="native/all")
         rows.append(r)

@@ -97,8 +97,9 @@ def test_cupy_matches_numpy_and_native_page(gpu, ref_engines):
 def test_cupy_tile_matches_numpy(ref_engines):
     """The tile kernel (one tile of lanes per trial, kernels/lanes.h) over the whole page-level
     parity matrix (lock_noref's global order included; its small pages run on 4- and 8-lane
-    tiles, several a warp), thread-2018 at 12 tasks (16 lanes) and as shipped (a warp), and the
-    device-side aggregate, each against the numpy engine."""
+    tiles, several a warp), thread-2018 at 12 tasks (16 lanes), as shipped (a warp), at 1100
+    tasks (two warps) and 4100 (four), and the device-side aggregate, each against the numpy
+    engine."""
     import test_parity as tp
 
     from mcexplore.constants import TILE_LANES
@@ -116,14 +117,17 @@ def test_cupy_tile_matches_numpy(ref_engines):
         seed = 0x711E + j * 31337
         ref = numpy_engine.run_records(c, seed, 7000 + j, 7000 + j + 64)
         tp.assert_same(ref, tile.run_records(c, seed, 7000 + j, 7000 + j + 64), f"cupy tile {cid}")
-    for sets in (["page.mapcount=12", "page.active=12"], []):
+    big = ["budget.max_attempts=4", 'strategies=["drop", "lock_noref"]']
+    for sets, n in ((["page.mapcount=12", "page.active=12"], 48), ([], 48),
+                    (["page.mapcount=1100", *big], 4), (["page.mapcount=4100", 'strategies=["drop"]',
+                                                         "budget.max_attempts=4"], 2)):
         sc = load_scenario("thread-2018", ["budget.max_attempts=30", *sets])
         for label in sc.labels():
             c = sc.compile(label)
             widths.add(tile_lanes(pack(c)))
-            ref = numpy_engine.run_records(c, 5, 0, 48)
-            tp.assert_same(ref, tile.run_records(c, 5, 0, 48), f"cupy tile thread-2018 {sets} {label}")
-            _agg_equal(Aggregate.from_records(ref), tile.run_aggregate(c, 5, 0, 48))
+            ref = numpy_engine.run_records(c, 5, 0, n)
+            tp.assert_same(ref, tile.run_records(c, 5, 0, n), f"cupy tile thread-2018 {sets} {label}")
+            _agg_equal(Aggregate.from_records(ref), tile.run_aggregate(c, 5, 0, n))
     assert widths == set(TILE_LANES), widths
 
 

@@ -2,8 +2,8 @@
 
 None may change a result. The tile's code (one trial split over the lanes of a tile, the
 migrator run by every lane, the lanes meeting only in collectives) runs here on coroutines standing
-in for the lanes, at a warp's width and at a sub-warp tile's (8 lanes, in a build that asks for
-it), against the numpy engine over the parity matrix. Counting lane utilisation leaves the records those of the numpy engine, and a numpy batch gives the same records whether or not its finished
+in for the lanes, at a warp's width, a sub-warp tile's (8 lanes) and a two-warp tile's (64), the
+last two in a build that asks for them, against the numpy engine over the parity matrix. Counting lane utilisation leaves the records those of the numpy engine, and a numpy batch gives the same records whether or not its finished
 trials are compacted out. The counters themselves obey the tile arithmetic of kernels/lanes.h."""
 
 from __future__ import annotations
@@ -72,47 +72,51 @@ def test_tile_matches_numpy_on_the_shipped_scenario(native, label):
 
 
 @pytest.fixture(scope="module")
-def subwarp(tmp_path_factory):
-    """A library with the host instance of the 8-lane tile (-DMCX_HOST_SUBWARP_TILE)."""
+def widths(tmp_path_factory):
+    """A library with the host instances of the 8- and 64-lane tiles (-DMCX_HOST_TILE_WIDTHS)."""
     from mcexplore.engines import native as nat
 
     cxx = nat.find_compiler()
     if cxx is None:
         pytest.skip("no C++ compiler")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CXX", f"{cxx} -DMCX_HOST_SUBWARP_TILE")
+        mp.setenv("CXX", f"{cxx} -DMCX_HOST_TILE_WIDTHS")
         return nat.build()
 
 
 @pytest.mark.parametrize("case", _tile_cases(), ids=lambda c: __import__("test_parity")._case_id(c))
-def test_subwarp_tile_matches_numpy(subwarp, case):
+def test_subwarp_tile_matches_numpy(widths, case):
     """The 8-lane tile (a quarter of a warp: the device runs four trials a warp so) over the
     parity matrix, whose pages have 0 to 9 tasks: one task a lane, idle lanes, a lane with two."""
-    _tile_against_numpy(subwarp, case, 8, 16)
+    _tile_against_numpy(widths, case, 8, 16)
 
 
 @pytest.mark.parametrize("label", ["ref", "drop", "lock_noref", "flag_spin", "pte_wait"])
-def test_subwarp_tile_matches_numpy_with_several_tasks_a_lane(subwarp, label):
-    """thread-2018 at 40 tasks on 8 lanes: five tasks a lane."""
+@pytest.mark.parametrize("lanes, sets", [(8, []), (64, []),
+                                         (64, ["page.mapcount=150", "budget.max_attempts=6"])],
+                         ids=["8 lanes 40 tasks", "64 lanes 40 tasks", "64 lanes 150 tasks"])
+def test_tile_matches_numpy_at_other_widths(widths, label, lanes, sets):
+    """thread-2018 shrunk, on 8 lanes (five tasks a lane), on two warps' 64 lanes with idle lanes,
+    and with two or three tasks a lane (lock_noref: the pick over two warps)."""
     from mcexplore.engines.pack import pack
     from mcexplore.results import Records
 
-    c = load_scenario("thread-2018", SHRUNK).compile(label)
+    c = load_scenario("thread-2018", SHRUNK + sets).compile(label)
     ref = NumpyEngine().run_records(c, 7, 0, 6)
-    assert Records.from_matrix(0, subwarp.simulate_tile(pack(c), 7, 0, 6, lanes=8)).equals(ref)
+    assert Records.from_matrix(0, widths.simulate_tile(pack(c), 7, 0, 6, lanes=lanes)).equals(ref)
 
 
-def test_tile_widths_the_host_runs(native, subwarp):
+def test_tile_widths_the_host_runs(native, widths):
     from mcexplore.engines.pack import pack
 
     plain, _ = native
     P = pack(load_scenario("thread-2018", SHRUNK).compile("drop"))
-    with pytest.raises(ValueError, match=r"lanes: 8 needs a library built with -DMCX_HOST_SUBWARP_TILE"):
+    with pytest.raises(ValueError, match=r"lanes: 8 needs a library built with -DMCX_HOST_TILE_WIDTHS"):
         plain.lib.simulate_tile(P, 1, 0, 2, lanes=8)
-    with pytest.raises(ValueError, match=r"lanes: 5 is not a tile width the host runs; valid: 8, 32"):
-        subwarp.simulate_tile(P, 1, 0, 2, lanes=5)
+    with pytest.raises(ValueError, match=r"lanes: 5 is not a tile width the host runs; valid: 8, 32, 64"):
+        widths.simulate_tile(P, 1, 0, 2, lanes=5)
     # The sub-warp build runs the warp's tile too, to the same records.
-    assert np.array_equal(subwarp.simulate_tile(P, 1, 0, 3), plain.lib.simulate_tile(P, 1, 0, 3))
+    assert np.array_equal(widths.simulate_tile(P, 1, 0, 3), plain.lib.simulate_tile(P, 1, 0, 3))
 
 
 @pytest.mark.parametrize("sets, lanes", [(["page.mapcount=4", "page.active=3"], 4),
@@ -120,9 +124,14 @@ def test_tile_widths_the_host_runs(native, subwarp):
                                          (["page.mapcount=9", "page.active=5"], 8),
                                          (["page.mapcount=16", "page.active=16"], 16),
                                          (["page.mapcount=40", "page.active=17"], 32),
-                                         ([], 32)])
+                                         ([], 32),
+                                         (["page.mapcount=1024"], 32),
+                                         (["page.mapcount=1025"], 64),
+                                         (["page.mapcount=4096"], 128),
+                                         (["page.mapcount=5000"], 128)])
 def test_device_tile_width_follows_the_active_tasks(sets, lanes):
-    """cupy's tile width (importable without cupy): a lane for every active task, at most a warp."""
+    """cupy's tile width (importable without cupy): a lane for every active task up to a warp, then
+    at most 32 tasks a lane, up to the widest tile."""
     from mcexplore.constants import TILE_LANES
     from mcexplore.engines.cupy_engine import tile_lanes
     from mcexplore.engines.pack import pack

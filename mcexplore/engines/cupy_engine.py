@@ -118,23 +118,31 @@ def installed_cupy_wheels() -> list[str]:
 # How the device runs a trial (``CupyEngine(sched=...)``, ``$MCEXPLORE_GPU_SCHED``; never changes a
 # result): "trial", one thread per trial (every trial; the default), or "tile", one tile of lanes
 # per trial, the trial's tasks split over its lanes (kernels/lanes.h, simulate_records_tile<W>):
-# a warp, or for a page of few tasks the narrowest power-of-two part of one that gives each task
-# a lane (tile_lanes), so that a warp runs several trials. The tile runs page-level, untilted
+# a warp; for a page of few tasks the narrowest power-of-two part of one that gives each task a
+# lane, so that a warp runs several trials; for a page of over 1024 tasks several warps (a block),
+# so that a lane owns at most 32 (tile_lanes). The tile runs page-level, untilted
 # trials (lock_noref's global order too: the lanes share each pick); block level and tilted runs
 # stay per trial. The tile is checked bit for bit on the host (tests/test_lanes.py runs its code
-# with coroutines as lanes, at 32 and 8 lanes) and by tests/test_gpu.py on a device; it becomes
+# with coroutines as lanes, at 32, 8 and 64 lanes) and by tests/test_gpu.py on a device; it becomes
 # the default once a device has measured it.
 GPU_SCHEDS = ("trial", "tile")
 TILE_WARPS_PER_SM = 24  # persistent warps per multiprocessor (at 64 registers a lane, 32 would fit)
-TILE_BLOCK = 128  # threads per block of simulate_records_tile: 4 warps
+TILE_BLOCK = 128  # threads per block of simulate_records_tile up to a warp's width: 4 warps
+
+
+TILE_TASKS_PER_LANE = 32  # most tasks a lane of a warp's tile owns before the tile takes more warps
 
 
 def tile_lanes(P) -> int:
-    """The tile width for P's page: the narrowest of TILE_LANES with a lane for each of its active
-    tasks, a warp from 17 tasks on (lanes then own several tasks each)."""
+    """The tile width for P's page: up to 32 active tasks, the narrowest of TILE_LANES with a lane
+    for each; then a warp, up to TILE_TASKS_PER_LANE tasks a lane; then as many warps as keep a
+    lane at that many (the issue's "several warps per trial for M above about 1000"), at most the
+    widest tile."""
     off, n = int(P[Header.CLASS_OFF]), int(P[Header.NCLASSES])
     tasks = max((int(P[off + k * CLASS_WORDS + ClassWord.ACTIVE]) for k in range(n)), default=0)
-    return next((w for w in TILE_LANES if w >= tasks), TILE_LANES[-1])
+    if tasks <= 32:
+        return next(w for w in TILE_LANES if w >= tasks)
+    return next((w for w in TILE_LANES if w >= 32 and w * TILE_TASKS_PER_LANE >= tasks), TILE_LANES[-1])
 
 
 class CupyEngine(Engine):
@@ -199,14 +207,16 @@ class CupyEngine(Engine):
         if self._tiled(P):
             w = tile_lanes(P)
             sms = int(cupy.cuda.Device().attributes["MultiProcessorCount"])
-            # Persistent tiles: enough warps to fill the device, no more tiles than trials.
-            tiles = max(1, min(m, sms * TILE_WARPS_PER_SM * (32 // w)))
-            per_block = TILE_BLOCK // w
+            # Persistent tiles: enough warps to fill the device, no more tiles than trials. A tile
+            # of several warps is a block of its own (its collectives are __syncthreads).
+            tiles = max(1, min(m, sms * TILE_WARPS_PER_SM * 32 // w))
+            block = TILE_BLOCK if w <= 32 else w
+            per_block = block // w
             blocks = (tiles + per_block - 1) // per_block
             scratch = cupy.empty(max(1, blocks * per_block * sw), dtype=cupy.int64)
             nxt = cupy.zeros(1, dtype=cupy.uint64)
             get_module(tile_lanes=w).get_function(tile_kernel(w))(
-                (blocks,), (TILE_BLOCK,), (dP, seed, np.int64(t0), np.int64(m), out, scratch, nxt))
+                (blocks,), (block,), (dP, seed, np.int64(t0), np.int64(m), out, scratch, nxt))
         else:
             scratch = cupy.empty(max(1, m * sw), dtype=cupy.int64)
             mod.get_function("simulate_records")(

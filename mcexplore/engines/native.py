@@ -234,8 +234,9 @@ class NativeLibrary:
                       lane_stats: np.ndarray | None = None) -> np.ndarray:
         """Records (NFIELDS per row) of trials [t0, t1) by the device tile's code on the host: each
         trial run by ``lanes`` coroutines standing in for the lanes of a tile (kernels/lanes.h):
-        LANE_W, a warp, or 8, a sub-warp tile, in a library built with -DMCX_HOST_SUBWARP_TILE
-        (``CXX="g++ -DMCX_HOST_SUBWARP_TILE"``; HOST_TILE_LANES). Slow: for tests of the tile
+        LANE_W, a warp, or in a library built with -DMCX_HOST_TILE_WIDTHS
+        (``CXX="g++ -DMCX_HOST_TILE_WIDTHS"``) also 8, a sub-warp tile, and 64, a tile of two warps
+        (HOST_TILE_LANES). Slow: for tests of the tile
         formulation without a GPU, and for the tile's lane counters (lane_stats, as in
         ``simulate``)."""
         if lanes not in HOST_TILE_LANES:
@@ -248,8 +249,8 @@ class NativeLibrary:
         if rc == -4:
             raise ValueError("a tile runs page-level, untilted trials")
         if rc == -5:
-            raise ValueError(f"lanes: {lanes} needs a library built with -DMCX_HOST_SUBWARP_TILE "
-                             f"(CXX=\"g++ -DMCX_HOST_SUBWARP_TILE\"); this one runs {LANE_W}")
+            raise ValueError(f"lanes: {lanes} needs a library built with -DMCX_HOST_TILE_WIDTHS "
+                             f"(CXX=\"g++ -DMCX_HOST_TILE_WIDTHS\"); this one runs {LANE_W}")
         return _records(rc, "mcx_simulate_tile", out, t0)
 
 
