@@ -292,12 +292,13 @@ extern "C" int mcx_philox_lanes(int simd, mcx_i64 n, mcx_u32 c0, mcx_u32 c1, con
 // The device tile's code on the host: trials [t0, t1) into out ((t1 - t0) x MCX_NFIELDS), each
 // run by `lanes` coroutines standing in for the lanes of a tile (lanes.h), the device's own
 // template instance (mcx_trial_page<-1, false, W>, as simulate_records_tile<W> runs it): the
-// warp's 32 lanes, or in a build with -DMCX_HOST_SUBWARP_TILE also the 8 of a sub-warp tile (the
-// other device widths differ from it only in a constant; the instance adds about 8 s to a build,
-// so only the tests that run it ask for it). For tests (the lanes take turns on the calling thread). lane_stats (null, or
-// MCX_NLANE_STATS words): the tile's lane counters (page.h, advance_tile and run_global), counted
-// only when given. Returns 0, -1 if P is not a parameter block of this version, -4 if P cannot
-// run on a tile (block level, or tilted), -5 for a lane count this build does not run.
+// warp's 32 lanes, or in a build with -DMCX_HOST_TILE_WIDTHS also the 8 of a sub-warp tile and the
+// 64 of a two-warp one (the other device widths differ from those only in a constant; each
+// instance adds about 8 s to a build, so only the tests that run them ask for them). For tests
+// (the lanes take turns on the calling thread). lane_stats (null, or MCX_NLANE_STATS words): the
+// tile's lane counters (page.h, advance_tile and run_global), counted only when given. Returns 0,
+// -1 if P is not a parameter block of this version, -4 if P cannot run on a tile (block level, or
+// tilted), -5 for a lane count this build does not run.
 template <int W>
 static void mcx_tile_run(const mcx_i64* P, mcx_u64 seed, mcx_i64 t0, mcx_i64 t1, mcx_i64* out,
                          mcx_i64* lane_stats) {
