@@ -144,49 +144,34 @@ static __device__ __forceinline__ unsigned mcx_tile_mask() {
 // __syncthreads; the first also makes every write before it, task words of other lanes included,
 // seen by the whole tile.
 template <int OP>
-static __device__ __forceinline__ mcx_i64 mcx_warp_fold(mcx_i64 v) {
-    if constexpr (OP == 2) {
-        return __any_sync(0xffffffffu, v != 0 ? 1 : 0) != 0;
-    } else {
-        for (int o = 16; o; o >>= 1) {
-            const mcx_i64 u = __shfl_xor_sync(0xffffffffu, v, o);
-            v = OP == 0 ? v + u : (u > v ? u : v);
-        }
-        return v;
-    }
-}
-template <int OP>
 static __device__ __forceinline__ mcx_i64 mcx_fold_op(mcx_i64 a, mcx_i64 b) {
     return OP == 0 ? a + b : OP == 1 ? (b > a ? b : a) : (a | b);
 }
 #endif
 
 // The tile's fold of every lane's v (OP 0 sum, 1 max, 2 or): on the device a butterfly of warp
-// shuffles within the tile (a vote for or), across the warps of a wider tile through shared
-// memory; on the host the coroutines' turn (mcx_tile_emu::reduce).
+// shuffles within the tile, or within each warp of a wider tile and then across its warps through
+// shared memory (a vote for or); on the host the coroutines' turn (mcx_tile_emu::reduce).
 template <int W, int OP>
 MCX_FN mcx_i64 mcx_lanes_fold(const mcx_lane_ctx& lc, mcx_i64 v) {
 #if defined(MCX_CUDA)
     (void)lc;
     const unsigned m = mcx_tile_mask<W>();
+    constexpr int WW = W > 32 ? 32 : W;  // the butterfly's width: the tile, or each of its warps
+    if constexpr (OP == 2) {
+        v = __any_sync(m, v != 0 ? 1 : 0) != 0;
+    } else {
+        for (int o = WW / 2; o; o >>= 1) v = mcx_fold_op<OP>(v, __shfl_xor_sync(m, v, o, WW));
+    }
     if constexpr (W > 32) {
         __shared__ mcx_i64 part[W / 32];
-        v = mcx_warp_fold<OP>(v);
         __syncthreads();
         if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = v;
         __syncthreads();
-        mcx_i64 r = part[0];
-        for (int j = 1; j < W / 32; ++j) r = mcx_fold_op<OP>(r, part[j]);
-        return r;
-    } else if constexpr (OP == 2) {
-        return __any_sync(m, v != 0 ? 1 : 0) != 0;
-    } else {
-        for (int o = W / 2; o; o >>= 1) {
-            const mcx_i64 u = __shfl_xor_sync(m, v, o, W);
-            v = OP == 0 ? v + u : (u > v ? u : v);
-        }
-        return v;
+        v = part[0];
+        for (int j = 1; j < W / 32; ++j) v = mcx_fold_op<OP>(v, part[j]);
     }
+    return v;
 #else
     return lc.emu->reduce(lc.lane, v, OP);
 #endif

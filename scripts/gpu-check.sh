@@ -32,6 +32,11 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1
 export MCEXPLORE_CACHE=${MCEXPLORE_CACHE:-/tmp/mcexplore-cache}
 START=$(date +%s)
+BUDGET=${GPU_CHECK_BUDGET:-285}
+if ! [[ "$BUDGET" =~ ^[0-9]+$ ]] || [ "$BUDGET" -lt 1 ]; then
+    echo "gpu-check: GPU_CHECK_BUDGET: '$BUDGET' is not valid: a whole number of seconds >= 1" >&2
+    exit 2
+fi
 
 if [ -n "${MCX_WHEELS:-}" ] && ls "$MCX_WHEELS"/*.whl >/dev/null 2>&1; then
     $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
@@ -40,7 +45,6 @@ fi
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > "$DEST/gpu-info.txt" 2>&1
 
-BUDGET=${GPU_CHECK_BUDGET:-285}
 RESERVE=10  # the budget's last seconds: the steps' list into the summary
 STEPS="$DEST/gpu-steps.txt"
 : > "$STEPS"

@@ -48,3 +48,14 @@ def test_gpu_check_keeps_to_its_budget(tmp_path):
     assert p.returncode != 0
     summary = json.loads((tmp_path / "gpu-check.json").read_text())
     assert summary["steps"] == lines
+
+
+@pytest.mark.parametrize("budget", ["abc", "0", "-5", "2.5"])
+def test_gpu_check_refuses_a_bad_budget(tmp_path, budget):
+    env = dict(os.environ, OUT=str(tmp_path), GPU_CHECK_BUDGET=budget, PYTHON=sys.executable)
+    p = subprocess.run(["bash", str(ROOT / "scripts" / "gpu-check.sh")], env=env, cwd=ROOT,
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2, (p.stdout, p.stderr)
+    assert p.stderr.strip() == (f"gpu-check: GPU_CHECK_BUDGET: '{budget}' is not valid: "
+                                "a whole number of seconds >= 1")
+    assert not (tmp_path / "gpu-steps.txt").exists()

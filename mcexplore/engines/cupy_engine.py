@@ -128,8 +128,6 @@ def installed_cupy_wheels() -> list[str]:
 GPU_SCHEDS = ("trial", "tile")
 TILE_WARPS_PER_SM = 24  # persistent warps per multiprocessor (at 64 registers a lane, 32 would fit)
 TILE_BLOCK = 128  # threads per block of simulate_records_tile up to a warp's width: 4 warps
-
-
 TILE_TASKS_PER_LANE = 32  # most tasks a lane of a warp's tile owns before the tile takes more warps
 
 

@@ -236,9 +236,8 @@ class NativeLibrary:
         trial run by ``lanes`` coroutines standing in for the lanes of a tile (kernels/lanes.h):
         LANE_W, a warp, or in a library built with -DMCX_HOST_TILE_WIDTHS
         (``CXX="g++ -DMCX_HOST_TILE_WIDTHS"``) also 8, a sub-warp tile, and 64, a tile of two warps
-        (HOST_TILE_LANES). Slow: for tests of the tile
-        formulation without a GPU, and for the tile's lane counters (lane_stats, as in
-        ``simulate``)."""
+        (HOST_TILE_LANES). Slow: for tests of the tile formulation without a GPU, and for the
+        tile's lane counters (lane_stats, as in ``simulate``)."""
         if lanes not in HOST_TILE_LANES:
             raise ValueError(f"lanes: {lanes!r} is not a tile width the host runs; valid: "
                              f"{', '.join(map(str, HOST_TILE_LANES))}")
